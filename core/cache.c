@@ -1,0 +1,152 @@
+/* cache.c - see cache.h. A chained hash table (power of two, grown at load
+ * factor 1) plus an intrusive doubly linked list in batch order. */
+#include <stdlib.h>
+
+#include "core/cache.h"
+#include "core/err.h"
+
+static uint32_t
+hash(int dbi, const void *k, size_t kl)
+{
+    const unsigned char *p = k;
+    uint32_t h = 2166136261u ^ (uint32_t)dbi;
+    for (size_t i = 0; i < kl; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static void
+unlink_entry(hf_cache *c, hf_centry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->oldest = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->newest = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void
+append_entry(hf_cache *c, hf_centry *e)
+{
+    e->next = NULL;
+    e->prev = c->newest;
+    if (c->newest)
+        c->newest->next = e;
+    else
+        c->oldest = e;
+    c->newest = e;
+}
+
+hf_centry *
+hf_cache_get(hf_cache *c, int dbi, const void *k, size_t kl)
+{
+    uint32_t h;
+
+    if (c->n == 0)
+        return NULL;
+    h = hash(dbi, k, kl);
+    for (hf_centry *e = c->tab[h & c->mask]; e != NULL; e = e->hnext)
+        if (e->hash == h && e->dbi == dbi && e->klen == kl &&
+            memcmp(e->key, k, kl) == 0)
+            return e;
+    return NULL;
+}
+
+static int
+grow(hf_cache *c)
+{
+    uint32_t nsize = c->mask ? (c->mask + 1) * 2 : 8;
+    hf_centry **nt = calloc(nsize, sizeof(*nt));
+
+    if (nt == NULL)
+        return HF_EINTERNAL;
+    for (uint32_t i = 0; c->mask && i <= c->mask; i++) {
+        hf_centry *e = c->tab[i], *nx;
+        for (; e != NULL; e = nx) {
+            nx = e->hnext;
+            e->hnext = nt[e->hash & (nsize - 1)];
+            nt[e->hash & (nsize - 1)] = e;
+        }
+    }
+    free(c->tab);
+    c->tab = nt;
+    c->mask = nsize - 1;
+    return 0;
+}
+
+int
+hf_cache_set(hf_cache *c, int dbi, const void *k, size_t kl, const void *v,
+             size_t vl, int tomb, uint64_t batch)
+{
+    hf_centry *e = hf_cache_get(c, dbi, k, kl);
+    char *nv = NULL;
+
+    if (!tomb && vl > 0) {
+        if ((nv = malloc(vl)) == NULL)
+            return HF_EINTERNAL;
+        memcpy(nv, v, vl);
+    }
+    if (e == NULL) {
+        if ((c->mask == 0 || c->n > c->mask) && grow(c) != 0) {
+            free(nv);
+            return HF_EINTERNAL;
+        }
+        if ((e = malloc(sizeof(*e) + kl)) == NULL) {
+            free(nv);
+            return HF_EINTERNAL;
+        }
+        memset(e, 0, sizeof(*e));
+        e->hash = hash(dbi, k, kl);
+        e->klen = (uint16_t)kl;
+        e->dbi = (uint8_t)dbi;
+        memcpy(e->key, k, kl);
+        e->hnext = c->tab[e->hash & c->mask];
+        c->tab[e->hash & c->mask] = e;
+        c->n++;
+    } else {
+        free(e->val);
+        unlink_entry(c, e);
+    }
+    e->val = nv;
+    e->vlen = tomb ? 0 : (uint32_t)vl;
+    e->tomb = (uint8_t)(tomb != 0);
+    e->batch = batch;
+    append_entry(c, e);
+    return 0;
+}
+
+static void
+remove_entry(hf_cache *c, hf_centry *e)
+{
+    hf_centry **pp = &c->tab[e->hash & c->mask];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    unlink_entry(c, e);
+    c->n--;
+    free(e->val);
+    free(e);
+}
+
+void
+hf_cache_prune(hf_cache *c, uint64_t batch)
+{
+    while (c->oldest != NULL && c->oldest->batch <= batch)
+        remove_entry(c, c->oldest);
+}
+
+void
+hf_cache_clear(hf_cache *c)
+{
+    while (c->oldest != NULL)
+        remove_entry(c, c->oldest);
+    free(c->tab);
+    c->tab = NULL;
+    c->mask = 0;
+}

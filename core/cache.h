@@ -1,0 +1,61 @@
+/*
+ * cache.h - an actor's overlay of writes that are not yet durable.
+ *
+ * Every write an actor's handler makes lands here (tagged with the worker
+ * batch that carries it to LMDB) and in the batch. Reads look here first,
+ * then in LMDB. When a batch's commit is durable and the worker has begun a
+ * read snapshot that includes it, hf_cache_prune drops the entries that
+ * batch carried (unless a later batch wrote the key again), so the cache
+ * holds only writes in flight and stays small.
+ *
+ * Entries are kept in a hash table for lookups and in a list ordered by
+ * batch for pruning. Thread affinity: owned by the actor's worker.
+ */
+#ifndef HF_CORE_CACHE_H
+#define HF_CORE_CACHE_H
+
+#include <stdint.h>
+
+#include "core/buf.h"
+
+typedef struct hf_centry {
+    struct hf_centry *hnext;
+    struct hf_centry *prev, *next; /* batch order, oldest first */
+    uint64_t batch;
+    uint32_t hash;
+    uint32_t vlen;
+    uint16_t klen;
+    uint8_t dbi;
+    uint8_t tomb; /* a delete */
+    char *val;
+    char key[];
+} hf_centry;
+
+typedef struct hf_cache {
+    hf_centry **tab;
+    uint32_t mask; /* table size - 1, or 0 when no table yet */
+    uint32_t n;
+    hf_centry *oldest, *newest;
+} hf_cache;
+
+/* The entry for (dbi, key), or NULL. Valid until the next set or prune. */
+hf_centry *hf_cache_get(hf_cache *c, int dbi, const void *k, size_t kl);
+
+/* Records a write (tomb = delete) carried by batch. Returns 0 or
+ * HF_EINTERNAL (memory; the cache is then unchanged). */
+int hf_cache_set(hf_cache *c, int dbi, const void *k, size_t kl,
+                 const void *v, size_t vl, int tomb, uint64_t batch);
+
+/* Drops entries carried by batches <= batch. */
+void hf_cache_prune(hf_cache *c, uint64_t batch);
+
+/* Drops everything (used to reset an actor after a failed commit). */
+void hf_cache_clear(hf_cache *c);
+
+static inline int
+hf_cache_empty(const hf_cache *c)
+{
+    return c->n == 0;
+}
+
+#endif

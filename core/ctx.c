@@ -1,0 +1,867 @@
+/*
+ * ctx.c - the handler context: the API of actor.h.
+ *
+ * Design notes: a handler's effects are staged in the context (ctx->tw
+ * writes, tev events, tsend sends, talarm alarms, tout output records) and
+ * touch nothing else until hf__ctx_commit, which moves them, in one go,
+ * into the actor's cache and in-memory metadata and into the worker's
+ * current batch. hf__ctx_abort simply forgets them. That is what makes a
+ * handler one atomic unit without undo logs.
+ *
+ * Reads see, newest first: this handler's staged writes, the actor's cache
+ * (earlier handlers' writes not yet durable), then the store's snapshot.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/addr.h"
+#include "core/env.h"
+#include "core/host_int.h"
+#include "core/metrics.h"
+
+#define TW_HDR 8
+
+static const msgpack_object nilobj = {.type = MSGPACK_OBJECT_NIL};
+
+void
+hf__ctx_begin(struct worker *w, struct actor *a, const char *caller,
+              unsigned role)
+{
+    struct hf_ctx *c = &w->ctx;
+
+    c->w = w;
+    c->a = a;
+    c->caller = caller ? caller : "";
+    c->role = role;
+    c->now = hf_now_ms();
+    c->stage.len = 0;
+    c->result.len = 0;
+    c->has_result = 0;
+    c->errmsg[0] = '\0';
+    c->tw.len = c->tev.len = c->tsend.len = c->talarm.len = 0;
+    c->tout.len = 0;
+    c->ntw = c->nev = 0;
+    msgpack_packer_init(&c->pk, &c->stage, hf_buf_mpwrite);
+}
+
+void
+hf__ctx_free(struct hf_ctx *c)
+{
+    hf_buf_free(&c->stage);
+    hf_buf_free(&c->result);
+    hf_buf_free(&c->tw);
+    hf_buf_free(&c->tev);
+    hf_buf_free(&c->tsend);
+    hf_buf_free(&c->talarm);
+    hf_buf_free(&c->tout);
+    hf_buf_free(&c->tmp);
+}
+
+/* Takes the staged object (nil when nothing is staged) into dst. */
+static void
+take_stage(struct hf_ctx *c, hf_buf *dst)
+{
+    static const char nil = (char)0xc0;
+    if (c->stage.len == 0)
+        MUST(hf_buf_append(dst, &nil, 1));
+    else
+        MUST(hf_buf_append(dst, c->stage.data, c->stage.len));
+    c->stage.len = 0;
+}
+
+/* ---- who, what, when ---- */
+
+const char *
+hf_self(hf_ctx *c)
+{
+    return c->a->addr;
+}
+
+const char *
+hf_self_name(hf_ctx *c)
+{
+    return c->a->addr + c->a->klen + 1;
+}
+
+const char *
+hf_caller(hf_ctx *c)
+{
+    return c->caller;
+}
+
+unsigned
+hf_caller_role(hf_ctx *c)
+{
+    return c->role;
+}
+
+int64_t
+hf_now(hf_ctx *c)
+{
+    return c->now;
+}
+
+uint64_t
+hf_seq(hf_ctx *c)
+{
+    return c->a->seq + c->nev;
+}
+
+/* ---- state ---- */
+
+struct twrec {
+    int dbi, tomb;
+    const char *k, *v;
+    size_t kl, vl;
+};
+
+static size_t
+tw_read(const hf_buf *b, size_t pos, struct twrec *r)
+{
+    const unsigned char *p = (const unsigned char *)b->data + pos;
+    uint16_t kl;
+    uint32_t vl;
+    memcpy(&kl, p + 2, 2);
+    memcpy(&vl, p + 4, 4);
+    r->dbi = p[0];
+    r->tomb = p[1];
+    r->k = (const char *)p + TW_HDR;
+    r->kl = kl;
+    r->v = r->k + kl;
+    r->vl = vl;
+    return pos + TW_HDR + kl + vl;
+}
+
+/* The newest staged write of (dbi, key), or 0. Linear: handlers write few
+ * keys, and the newest match wins. */
+static int
+tw_find(struct hf_ctx *c, int dbi, const void *k, size_t kl,
+        struct twrec *out)
+{
+    int found = 0;
+    struct twrec r;
+    for (size_t pos = 0; pos < c->tw.len;) {
+        pos = tw_read(&c->tw, pos, &r);
+        if (r.dbi == dbi && r.kl == kl && memcmp(r.k, k, kl) == 0) {
+            *out = r;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+int
+hf__ctx_stage_write(struct hf_ctx *c, int dbi, const void *k, size_t kl,
+                    const void *v, size_t vl, int tomb)
+{
+    unsigned char h[TW_HDR];
+    uint16_t k16 = (uint16_t)kl;
+    uint32_t v32 = (uint32_t)vl;
+
+    h[0] = (unsigned char)dbi;
+    h[1] = (unsigned char)tomb;
+    memcpy(h + 2, &k16, 2);
+    memcpy(h + 4, &v32, 4);
+    MUST(hf_buf_append(&c->tw, h, TW_HDR));
+    MUST(hf_buf_append(&c->tw, k, kl));
+    MUST(hf_buf_append(&c->tw, v, vl));
+    c->ntw++;
+    return 0;
+}
+
+/* Reads (dbi, key) through the three layers. */
+int
+hf__ctx_read(struct hf_ctx *c, int dbi, const void *k, size_t kl,
+             hf_slice *val)
+{
+    struct actor *a = c->a;
+    struct twrec r;
+    hf_centry *e;
+    char key[HF_KEYBUF];
+    size_t n;
+
+    if (tw_find(c, dbi, k, kl, &r)) {
+        if (r.tomb)
+            return HF_ENOTFOUND;
+        val->data = r.v;
+        val->len = r.vl;
+        return 0;
+    }
+    if ((e = hf_cache_get(&a->cache, dbi, k, kl)) != NULL) {
+        if (e->tomb)
+            return HF_ENOTFOUND;
+        val->data = e->val;
+        val->len = e->vlen;
+        return 0;
+    }
+    if ((n = hf_key_actor(key, a->addr, a->alen, k, kl)) == 0)
+        return HF_ETOOLARGE;
+    return c->w->host->st.ops->get(c->w->host->st.self, c->w->idx, dbi,
+                                   (hf_slice){key, n}, val);
+}
+
+int
+hf_get(hf_ctx *c, const void *key, size_t klen, hf_slice *val)
+{
+    if (klen == 0 || klen > HF_USERKEY_MAX)
+        return HF_EBADREQ;
+    return hf__ctx_read(c, HF_DB_KV, key, klen, val);
+}
+
+int
+hf_put(hf_ctx *c, const void *key, size_t klen, const void *val,
+       size_t vlen)
+{
+    if (klen == 0 || klen > HF_USERKEY_MAX)
+        return hf_fail(c, HF_EBADREQ, "key length %zu out of range", klen);
+    if (vlen > (64u << 20))
+        return hf_fail(c, HF_ETOOLARGE, "value over 64 MiB");
+    return hf__ctx_stage_write(c, HF_DB_KV, key, klen, val, vlen, 0);
+}
+
+int
+hf_del(hf_ctx *c, const void *key, size_t klen)
+{
+    if (klen == 0 || klen > HF_USERKEY_MAX)
+        return hf_fail(c, HF_EBADREQ, "key length %zu out of range", klen);
+    return hf__ctx_stage_write(c, HF_DB_KV, key, klen, NULL, 0, 1);
+}
+
+/* ---- hf_list: the store's range merged with the overlay ---- */
+
+struct ov {
+    const char *k, *v;
+    size_t kl, vl;
+    int tomb;
+    size_t order; /* later writes win */
+};
+
+static int
+keycmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int r = memcmp(a, b, al < bl ? al : bl);
+    if (r != 0)
+        return r;
+    return (al > bl) - (al < bl);
+}
+
+static int
+ovcmp(const void *x, const void *y)
+{
+    const struct ov *a = x, *b = y;
+    int r = keycmp(a->k, a->kl, b->k, b->kl);
+    if (r != 0)
+        return r;
+    return (a->order > b->order) - (a->order < b->order);
+}
+
+static int
+inrange(const char *k, size_t kl, hf_slice lo, hf_slice hi)
+{
+    if (keycmp(k, kl, lo.data, lo.len) < 0)
+        return 0;
+    return hi.len == 0 || keycmp(k, kl, hi.data, hi.len) < 0;
+}
+
+struct merge {
+    struct ov *ov;
+    size_t nov, i;
+    int reverse;
+    size_t limit, count;
+    size_t prefix; /* bytes of "addr\0" to strip from store keys */
+    hf_scan_fn fn;
+    void *arg;
+    int stopped;
+};
+
+static int
+emit1(struct merge *m, const char *k, size_t kl, const char *v, size_t vl)
+{
+    if (m->fn(m->arg, (hf_slice){k, kl}, (hf_slice){v, vl}) != 0 ||
+        (m->limit && ++m->count >= m->limit))
+        m->stopped = 1;
+    return m->stopped;
+}
+
+/* Emits overlay entries that come before key (all when key is NULL). */
+static int
+emit_overlay_before(struct merge *m, const char *k, size_t kl)
+{
+    while (!m->stopped && m->i < m->nov) {
+        struct ov *o = &m->ov[m->reverse ? m->nov - 1 - m->i : m->i];
+        int c = k ? keycmp(o->k, o->kl, k, kl) : -1;
+        if (m->reverse && k)
+            c = -c;
+        if (c >= 0)
+            break;
+        m->i++;
+        if (!o->tomb)
+            emit1(m, o->k, o->kl, o->v, o->vl);
+    }
+    return m->stopped;
+}
+
+static int
+merge_cb(void *arg, hf_slice key, hf_slice val)
+{
+    struct merge *m = arg;
+    const char *k = (const char *)key.data + m->prefix;
+    size_t kl = key.len - m->prefix;
+
+    if (emit_overlay_before(m, k, kl))
+        return 1;
+    if (m->i < m->nov) {
+        struct ov *o = &m->ov[m->reverse ? m->nov - 1 - m->i : m->i];
+        if (keycmp(o->k, o->kl, k, kl) == 0) {
+            m->i++;
+            if (o->tomb)
+                return 0;
+            return emit1(m, o->k, o->kl, o->v, o->vl);
+        }
+    }
+    return emit1(m, k, kl, val.data, val.len);
+}
+
+int
+hf_list(hf_ctx *c, hf_slice lo, hf_slice hi, int reverse, size_t limit,
+        hf_scan_fn fn, void *arg)
+{
+    struct actor *a = c->a;
+    struct merge m = {.reverse = reverse, .limit = limit, .fn = fn,
+                      .arg = arg, .prefix = a->alen + 1};
+    size_t n = 0, cap = 0, order = 0, j;
+    struct ov *ov = NULL;
+    char klo[HF_KEYBUF], khi[HF_KEYBUF];
+    size_t llo, lhi;
+    struct twrec r;
+    int rv;
+
+    if (lo.len > HF_USERKEY_MAX || hi.len > HF_USERKEY_MAX)
+        return HF_EBADREQ;
+    /* Collect the overlay in range: cache first, then staged writes. */
+    for (hf_centry *e = a->cache.oldest; e != NULL; e = e->next) {
+        if (e->dbi != HF_DB_KV || !inrange(e->key, e->klen, lo, hi))
+            continue;
+        if (n == cap && (ov = realloc(ov, (cap = cap ? cap * 2 : 16) *
+                                              sizeof(*ov))) == NULL)
+            hf__oom();
+        ov[n++] = (struct ov){e->key, e->val, e->klen, e->vlen, e->tomb,
+                              order++};
+    }
+    for (size_t pos = 0; pos < c->tw.len;) {
+        pos = tw_read(&c->tw, pos, &r);
+        if (r.dbi != HF_DB_KV || !inrange(r.k, r.kl, lo, hi))
+            continue;
+        if (n == cap && (ov = realloc(ov, (cap = cap ? cap * 2 : 16) *
+                                              sizeof(*ov))) == NULL)
+            hf__oom();
+        ov[n++] = (struct ov){r.k, r.v, r.kl, r.vl, r.tomb, order++};
+    }
+    qsort(ov, n, sizeof(*ov), ovcmp);
+    /* Keep the newest of each key: it sorts last among equals. */
+    for (size_t i = j = 0; i < n; i++) {
+        if (i + 1 < n && keycmp(ov[i].k, ov[i].kl, ov[i + 1].k,
+                                ov[i + 1].kl) == 0)
+            continue;
+        ov[j++] = ov[i];
+    }
+    m.ov = ov;
+    m.nov = n ? j : 0;
+
+    llo = hf_key_actor(klo, a->addr, a->alen, lo.data, lo.len);
+    if (hi.len > 0)
+        lhi = hf_key_actor(khi, a->addr, a->alen, hi.data, hi.len);
+    else
+        lhi = hf_key_actor_end(khi, a->addr, a->alen);
+    rv = c->w->host->st.ops->scan(c->w->host->st.self, c->w->idx, HF_DB_KV,
+                                  (hf_slice){klo, llo}, (hf_slice){khi, lhi},
+                                  reverse, merge_cb, &m);
+    if (rv == 0)
+        emit_overlay_before(&m, NULL, 0);
+    free(ov);
+    return rv;
+}
+
+/* ---- outputs ---- */
+
+msgpack_packer *
+hf_pk(hf_ctx *c)
+{
+    return &c->pk;
+}
+
+int
+hf_reply(hf_ctx *c)
+{
+    c->result.len = 0;
+    take_stage(c, &c->result);
+    c->has_result = 1;
+    return 0;
+}
+
+int
+hf_fail(hf_ctx *c, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+int
+hf_emit(hf_ctx *c, const char *type, uint64_t *seqp)
+{
+    struct actor *a = c->a;
+    uint64_t seq = a->seq + c->nev + 1;
+    msgpack_packer pk;
+    size_t start;
+    uint32_t len;
+
+    if (type == NULL || *type == '\0' || strlen(type) > 64)
+        return hf_fail(c, HF_EBADREQ, "bad event type");
+    /* The log value: map{type, data, at}. Kept in tev behind its length. */
+    c->tmp.len = 0;
+    msgpack_packer_init(&pk, &c->tmp, hf_buf_mpwrite);
+    msgpack_pack_map(&pk, 3);
+    hf_pack_cstr(&pk, "type");
+    hf_pack_cstr(&pk, type);
+    hf_pack_cstr(&pk, "data");
+    take_stage(c, &c->tmp);
+    hf_pack_cstr(&pk, "at");
+    msgpack_pack_int64(&pk, c->now);
+    len = (uint32_t)c->tmp.len;
+    MUST(hf_buf_append(&c->tev, &len, 4));
+    MUST(hf_buf_append(&c->tev, c->tmp.data, c->tmp.len));
+
+    /* The live envelope: map{op, from, seq} + the log value's 3 fields. */
+    start = c->tmp.len;
+    msgpack_pack_map(&pk, 6);
+    hf_pack_cstr(&pk, "op");
+    msgpack_pack_uint64(&pk, HF_OUT_EVENT);
+    hf_pack_cstr(&pk, "from");
+    hf_pack_str(&pk, a->addr, a->alen);
+    hf_pack_cstr(&pk, "seq");
+    msgpack_pack_uint64(&pk, seq);
+    /* Append the log value minus its map header; reserve first so the
+     * source does not move under the copy. */
+    MUST(hf_buf_reserve(&c->tmp, len));
+    memcpy(c->tmp.data + c->tmp.len, c->tmp.data + 1, len - 1);
+    c->tmp.len += len - 1;
+    hf__rec_fanout(&c->tout, a, c->tmp.data + start, c->tmp.len - start);
+    c->nev++;
+    if (seqp)
+        *seqp = seq;
+    return 0;
+}
+
+int
+hf_signal(hf_ctx *c, const char *type)
+{
+    struct actor *a = c->a;
+    msgpack_packer pk;
+    hf_buf data = {0};
+
+    if (type == NULL || *type == '\0' || strlen(type) > 64)
+        return hf_fail(c, HF_EBADREQ, "bad signal type");
+    take_stage(c, &data);
+    c->tmp.len = 0;
+    msgpack_packer_init(&pk, &c->tmp, hf_buf_mpwrite);
+    hf_env_pack_signal(&pk, (hf_slice){a->addr, a->alen},
+                       (hf_slice){type, strlen(type)},
+                       (hf_slice){c->caller, strlen(c->caller)},
+                       (hf_slice){data.data, data.len});
+    hf_buf_free(&data);
+    hf__rec_fanout(&c->tout, a, c->tmp.data, c->tmp.len);
+    return 0;
+}
+
+static void
+put_lstr(hf_buf *b, const void *s, size_t n)
+{
+    uint32_t l = (uint32_t)n;
+    MUST(hf_buf_append(b, &l, 4));
+    MUST(hf_buf_append(b, s, n));
+}
+
+int
+hf_send(hf_ctx *c, const char *to, const char *method)
+{
+    size_t tl = to ? strlen(to) : 0, kl;
+    uint32_t l;
+
+    if (to == NULL || hf_addr_check(to, tl, &kl) != 0)
+        return hf_fail(c, HF_EBADREQ, "bad address '%s'", to ? to : "");
+    if (hf__kind_find(c->w->host, to, kl) == NULL)
+        return hf_fail(c, HF_ENOTFOUND, "no kind for '%s'", to);
+    if (method == NULL || *method == '\0' || strlen(method) > 64)
+        return hf_fail(c, HF_EBADREQ, "bad method");
+    put_lstr(&c->tsend, to, tl);
+    put_lstr(&c->tsend, method, strlen(method));
+    l = (uint32_t)(c->stage.len ? c->stage.len : 1);
+    MUST(hf_buf_append(&c->tsend, &l, 4));
+    take_stage(c, &c->tsend);
+    return 0;
+}
+
+static int
+alarm_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n > 0 && n <= 64;
+}
+
+int
+hf_alarm_set(hf_ctx *c, const char *name, int64_t at_ms)
+{
+    if (!alarm_name_ok(name))
+        return hf_fail(c, HF_EBADREQ, "bad alarm name");
+    if (at_ms < 0)
+        at_ms = 0;
+    MUST(hf_buf_append(&c->talarm, &at_ms, 8));
+    put_lstr(&c->talarm, name, strlen(name));
+    return 0;
+}
+
+int
+hf_alarm_cancel(hf_ctx *c, const char *name)
+{
+    int64_t cancel = -1;
+    if (!alarm_name_ok(name))
+        return hf_fail(c, HF_EBADREQ, "bad alarm name");
+    MUST(hf_buf_append(&c->talarm, &cancel, 8));
+    put_lstr(&c->talarm, name, strlen(name));
+    return 0;
+}
+
+int
+hf_alarm_get(hf_ctx *c, const char *name, int64_t *at_ms)
+{
+    int found = 0;
+    int64_t at = -1;
+    size_t nl = name ? strlen(name) : 0;
+
+    for (size_t pos = 0; pos < c->talarm.len;) {
+        uint32_t l;
+        memcpy(&at, c->talarm.data + pos, 8);
+        memcpy(&l, c->talarm.data + pos + 8, 4);
+        if (l == nl && memcmp(c->talarm.data + pos + 12, name, nl) == 0)
+            found = 1, *at_ms = at;
+        pos += 12 + l;
+    }
+    if (found)
+        return *at_ms < 0 ? HF_ENOTFOUND : 0;
+    for (struct alarm *al = c->a->alarms; al != NULL; al = al->next)
+        if (strcmp(al->name, name) == 0) {
+            *at_ms = al->at;
+            return 0;
+        }
+    return HF_ENOTFOUND;
+}
+
+/* ---- argument helpers ---- */
+
+const msgpack_object *
+hf_arg(const msgpack_object *args, const char *key)
+{
+    size_t kl = strlen(key);
+    if (args == NULL || args->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < args->via.map.size; i++) {
+        const msgpack_object *k = &args->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
+            memcmp(k->via.str.ptr, key, kl) == 0)
+            return &args->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+int
+hf_arg_str(hf_ctx *c, const msgpack_object *args, const char *key,
+           int required, size_t maxlen, const char **s, size_t *len)
+{
+    const msgpack_object *v = hf_arg(args, key);
+
+    *s = NULL;
+    *len = 0;
+    if (v == NULL || v->type == MSGPACK_OBJECT_NIL)
+        return required ? hf_fail(c, HF_EBADREQ, "'%s' is required", key)
+                        : 0;
+    if (v->type != MSGPACK_OBJECT_STR)
+        return hf_fail(c, HF_EBADREQ, "'%s' must be a string", key);
+    if (v->via.str.size == 0 || v->via.str.size > maxlen)
+        return hf_fail(c, HF_EBADREQ, "'%s' must be 1 to %zu bytes", key,
+                       maxlen);
+    *s = v->via.str.ptr;
+    *len = v->via.str.size;
+    return 0;
+}
+
+int
+hf_arg_int(hf_ctx *c, const msgpack_object *args, const char *key,
+           int required, int64_t min, int64_t max, int64_t *out)
+{
+    const msgpack_object *v = hf_arg(args, key);
+    int64_t n;
+
+    if (v == NULL || v->type == MSGPACK_OBJECT_NIL)
+        return required ? hf_fail(c, HF_EBADREQ, "'%s' is required", key)
+                        : 0;
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
+        n = (int64_t)v->via.u64;
+    else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        n = v->via.i64;
+    else if (v->type == MSGPACK_OBJECT_FLOAT64 &&
+             v->via.f64 == (double)(int64_t)v->via.f64)
+        n = (int64_t)v->via.f64;
+    else
+        return hf_fail(c, HF_EBADREQ, "'%s' must be an integer", key);
+    if (n < min || n > max)
+        return hf_fail(c, HF_EBADREQ,
+                       "'%s' must be between %lld and %lld", key,
+                       (long long)min, (long long)max);
+    *out = n;
+    return 0;
+}
+
+const msgpack_object *
+hf__nil(void)
+{
+    return &nilobj;
+}
+
+/* ---- commit: the unit becomes part of the worker's current batch ---- */
+
+static struct alarm *
+alarm_find(struct actor *a, const char *name, size_t nl, struct alarm ***pp)
+{
+    struct alarm **p = &a->alarms;
+    for (; *p != NULL; p = &(*p)->next)
+        if (strlen((*p)->name) == nl && memcmp((*p)->name, name, nl) == 0)
+            break;
+    if (pp)
+        *pp = p;
+    return *p;
+}
+
+void
+hf__alarm_write(struct worker *w, struct actor *a, struct alarm *al,
+                int64_t old_at)
+{
+    struct batch *b = hf__cur(w);
+    char key[HF_KEYBUF], mk[HF_KEYBUF], v[12];
+    size_t nl = strlen(al->name), n;
+    char mname[80];
+    struct r_alarm ra = {.at = al->at, .hash = a->hash,
+                         .alen = (uint32_t)a->alen, .nlen = (uint32_t)nl};
+
+    if (old_at >= 0) {
+        n = hf_key_alarm(key, old_at, a->addr, a->alen, al->name, nl);
+        MUST(hf_wbatch_del(&b->wb, HF_DB_ALARMS, key, n));
+    }
+    n = hf_key_alarm(key, al->at, a->addr, a->alen, al->name, nl);
+    MUST(hf_wbatch_put(&b->wb, HF_DB_ALARMS, key, n, "", 0));
+    snprintf(mname, sizeof(mname), "a:%s", al->name);
+    n = hf_key_actor(mk, a->addr, a->alen, mname, strlen(mname));
+    hf_put_be64(v, (uint64_t)al->at);
+    hf_put_be32(v + 8, al->attempt);
+    MUST(hf_wbatch_put(&b->wb, HF_DB_META, mk, n, v, sizeof(v)));
+    hf__rec(&b->held, R_ALARM, &ra, sizeof(ra), a->addr, a->alen, al->name,
+            nl, NULL, 0);
+}
+
+static void
+commit_alarms(struct worker *w, struct actor *a, const hf_buf *ta)
+{
+    struct batch *b = hf__cur(w);
+
+    for (size_t pos = 0; pos < ta->len;) {
+        int64_t at;
+        uint32_t nl;
+        const char *name;
+        struct alarm **pp, *al;
+        char key[HF_KEYBUF], mname[80];
+        size_t n;
+
+        memcpy(&at, ta->data + pos, 8);
+        memcpy(&nl, ta->data + pos + 8, 4);
+        name = ta->data + pos + 12;
+        pos += 12 + nl;
+        al = alarm_find(a, name, nl, &pp);
+        if (at >= 0) {
+            int64_t old_at = al ? al->at : -1;
+            if (al == NULL) {
+                if ((al = calloc(1, sizeof(*al) + nl + 1)) == NULL)
+                    hf__oom();
+                memcpy(al->name, name, nl);
+                *pp = al;
+            }
+            al->at = at;
+            al->attempt = 0;
+            hf__alarm_write(w, a, al, old_at);
+        } else if (al != NULL) {
+            n = hf_key_alarm(key, al->at, a->addr, a->alen, al->name, nl);
+            MUST(hf_wbatch_del(&b->wb, HF_DB_ALARMS, key, n));
+            snprintf(mname, sizeof(mname), "a:%s", al->name);
+            n = hf_key_actor(key, a->addr, a->alen, mname, strlen(mname));
+            MUST(hf_wbatch_del(&b->wb, HF_DB_META, key, n));
+            *pp = al->next;
+            free(al);
+        }
+    }
+}
+
+static void
+commit_events(struct worker *w, struct actor *a, struct hf_ctx *c)
+{
+    struct batch *b = hf__cur(w);
+    uint64_t retain = (uint64_t)w->host->cfg.log_retain;
+    char key[HF_KEYBUF], v[8];
+    size_t n;
+
+    for (size_t pos = 0; pos < c->tev.len;) {
+        uint32_t len;
+        memcpy(&len, c->tev.data + pos, 4);
+        a->seq++;
+        n = hf_key_seq(key, a->addr, a->alen, a->seq);
+        MUST(hf_wbatch_put(&b->wb, HF_DB_LOG, key, n, c->tev.data + pos + 4,
+                           len));
+        if (a->seq > retain) {
+            n = hf_key_seq(key, a->addr, a->alen, a->seq - retain);
+            MUST(hf_wbatch_del(&b->wb, HF_DB_LOG, key, n));
+        }
+        pos += 4 + len;
+    }
+    HF_ADD(events, c->nev);
+    n = hf_key_actor(key, a->addr, a->alen, "seq", 3);
+    hf_put_be64(v, a->seq);
+    MUST(hf_wbatch_put(&b->wb, HF_DB_META, key, n, v, 8));
+    if (!a->epoch_saved) {
+        n = hf_key_actor(key, a->addr, a->alen, "epoch", 5);
+        MUST(hf_wbatch_put(&b->wb, HF_DB_META, key, n, a->epoch, 16));
+        a->epoch_saved = 1;
+    }
+}
+
+static void
+commit_sends(struct worker *w, struct actor *a, struct hf_ctx *c)
+{
+    struct batch *b = hf__cur(w);
+    char key[HF_KEYBUF], v[8], idem[HF_ADDR_MAX + 32];
+    size_t n;
+    msgpack_packer pk;
+
+    for (size_t pos = 0; pos < c->tsend.len;) {
+        const char *to, *m, *args;
+        uint32_t tl, ml, al;
+        hf_env e = {0};
+        struct r_outbox ro;
+        size_t kl;
+
+        memcpy(&tl, c->tsend.data + pos, 4);
+        to = c->tsend.data + pos + 4;
+        pos += 4 + tl;
+        memcpy(&ml, c->tsend.data + pos, 4);
+        m = c->tsend.data + pos + 4;
+        pos += 4 + ml;
+        memcpy(&al, c->tsend.data + pos, 4);
+        args = c->tsend.data + pos + 4;
+        pos += 4 + al;
+
+        a->obx++;
+        kl = hf_key_seq(key, a->addr, a->alen, a->obx);
+        e.op = HF_OP_CALL;
+        e.to = (hf_slice){to, tl};
+        e.method = (hf_slice){m, ml};
+        e.key = (hf_slice){idem, (size_t)snprintf(idem, sizeof(idem),
+                                                  "ob:%s:%llu", a->addr,
+                                                  (unsigned long long)a->obx)};
+        e.sub = (hf_slice){a->addr, a->alen};
+        e.role = HF_ROLE_ACTOR;
+        c->tmp.len = 0;
+        msgpack_packer_init(&pk, &c->tmp, hf_buf_mpwrite);
+        hf_env_pack_request(&pk, &e, (hf_slice){args, al});
+        MUST(hf_wbatch_put(&b->wb, HF_DB_OUTBOX, key, kl, c->tmp.data,
+                           c->tmp.len));
+        ro = (struct r_outbox){.hash = hf_addr_hash(to, tl), .alen = tl,
+                               .envlen = (uint32_t)c->tmp.len,
+                               .keylen = (uint32_t)kl};
+        hf__rec(&b->held, R_OUTBOX, &ro, sizeof(ro), to, tl, c->tmp.data,
+                c->tmp.len, key, kl);
+        HF_INC(outbox_sent);
+    }
+    n = hf_key_actor(key, a->addr, a->alen, "obx", 3);
+    hf_put_be64(v, a->obx);
+    MUST(hf_wbatch_put(&b->wb, HF_DB_META, key, n, v, 8));
+}
+
+/* Registers that batch b carries writes of actor a (for pruning). */
+void
+hf__batch_touch(struct batch *b, struct actor *a)
+{
+    if (a->write_batch == b->wb.id)
+        return;
+    a->write_batch = b->wb.id;
+    if (b->nacts == b->capacts) {
+        b->capacts = b->capacts ? b->capacts * 2 : 16;
+        if ((b->acts = realloc(b->acts, b->capacts * sizeof(*b->acts))) ==
+            NULL)
+            hf__oom();
+    }
+    b->acts[b->nacts++] = a;
+}
+
+void
+hf__ctx_commit(struct worker *w)
+{
+    struct hf_ctx *c = &w->ctx;
+    struct actor *a = c->a;
+    struct batch *b = hf__cur(w);
+    char key[HF_KEYBUF];
+    struct twrec r;
+    size_t n;
+
+    for (size_t pos = 0; pos < c->tw.len;) {
+        pos = tw_read(&c->tw, pos, &r);
+        n = hf_key_actor(key, a->addr, a->alen, r.k, r.kl);
+        if (r.tomb)
+            MUST(hf_wbatch_del(&b->wb, r.dbi, key, n));
+        else
+            MUST(hf_wbatch_put(&b->wb, r.dbi, key, n, r.v, r.vl));
+        MUST(hf_cache_set(&a->cache, r.dbi, r.k, r.kl, r.v, r.vl, r.tomb,
+                          b->wb.id));
+    }
+    if (c->tev.len > 0)
+        commit_events(w, a, c);
+    if (c->tsend.len > 0)
+        commit_sends(w, a, c);
+    if (c->talarm.len > 0)
+        commit_alarms(w, a, &c->talarm);
+    if (c->tw.len > 0 || c->tev.len > 0 || c->tsend.len > 0 ||
+        c->talarm.len > 0)
+        hf__batch_touch(b, a);
+    MUST(hf_buf_append(&b->held, c->tout.data, c->tout.len));
+    b->wb.nhandlers++;
+    a->last_batch = b->wb.id;
+}
+
+void
+hf__ctx_abort(struct worker *w)
+{
+    struct hf_ctx *c = &w->ctx;
+    /* Nothing staged has touched the actor, the cache or the batch; the
+     * sink references taken by staged records must be returned. */
+    for (size_t pos = 0; pos < c->tout.len;) {
+        struct rhdr h;
+        memcpy(&h, c->tout.data + pos, sizeof(h));
+        if (h.type == R_REPLY) {
+            struct r_reply rr;
+            memcpy(&rr, c->tout.data + pos + sizeof(h), sizeof(rr));
+            if (rr.sink)
+                hf_sink_unref(rr.sink);
+        }
+        pos += sizeof(h) + h.len;
+    }
+    c->tout.len = 0;
+}

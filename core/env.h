@@ -1,0 +1,92 @@
+/*
+ * env.h - envelopes: the messages between gateways and the actor host.
+ *
+ * An envelope is a msgpack map with short string keys. Requests go to the
+ * host, outputs come back; both travel in batches (concatenated maps).
+ *
+ *   key    request ops                 output ops
+ *   op     CALL SUB UNSUB SIGNAL        REPLY EVENT SIGNAL PRESENCE
+ *   id     client's id (echoed)         id (REPLY)
+ *   c      connection id in the sink    c (REPLY; EVENT when unicast)
+ *   to     "kind/name"                  from
+ *   m      method (CALL), type (SIGNAL) type (EVENT, SIGNAL)
+ *   a      args / signal data / presence  res (REPLY ok), data, who
+ *   k      idempotency key (CALL)       ok, code, msg (REPLY)
+ *   s, r   caller subject and role bits seq (EVENT), by (SIGNAL)
+ *   since, ep  SUB recovery point       action "join"|"leave" (PRESENCE)
+ *
+ * Pure functions, any thread.
+ */
+#ifndef HF_CORE_ENV_H
+#define HF_CORE_ENV_H
+
+#include <msgpack.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+enum hf_op {
+    HF_OP_CALL       = 1,
+    HF_OP_SUB        = 2,
+    HF_OP_UNSUB      = 3,
+    HF_OP_SIGNAL     = 4,
+    HF_OUT_REPLY     = 16,
+    HF_OUT_EVENT     = 17,
+    HF_OUT_SIGNAL    = 18,
+    HF_OUT_PRESENCE  = 19,
+};
+
+typedef struct hf_env {
+    int op;
+    uint64_t id;
+    uint64_t conn;
+    int has_conn;
+    hf_slice to;      /* "to" (requests) or "from" (outputs) */
+    hf_slice method;  /* "m" (CALL) or "type" */
+    hf_slice key;     /* "k" */
+    hf_slice sub;     /* "s" (requests) or "by" (SIGNAL output) */
+    unsigned role;    /* "r" */
+    int64_t since;    /* "since", valid when has_since */
+    int has_since;
+    hf_slice epoch;   /* "ep" */
+    int ok;           /* REPLY */
+    hf_slice code;    /* REPLY error code name */
+    hf_slice msg;     /* REPLY error message */
+    hf_slice action;  /* PRESENCE */
+    uint64_t seq;     /* EVENT */
+    const msgpack_object *val; /* "a", "res", "data" or "who"; NULL if absent */
+} hf_env;
+
+/* Decodes a map into *e (zeroed first). Slices point into obj's storage.
+ * Returns 0 or HF_EBADREQ (not a map, wrong field type, no or unknown op). */
+int hf_env_decode(const msgpack_object *obj, hf_env *e);
+
+/* Packs a request envelope from e's request fields; val_raw, when
+ * non-empty, is the msgpack of "a" (e->val is ignored). */
+int hf_env_pack_request(msgpack_packer *pk, const hf_env *e,
+                        hf_slice val_raw);
+
+/* Output envelopes. raw values are msgpack bytes (empty slice: nil). */
+void hf_env_pack_reply_ok(msgpack_packer *pk, uint64_t conn, uint64_t id,
+                          hf_slice res_raw);
+void hf_env_pack_reply_err(msgpack_packer *pk, uint64_t conn, uint64_t id,
+                           int err, const char *msg, size_t msglen);
+void hf_env_pack_signal(msgpack_packer *pk, hf_slice from, hf_slice type,
+                        hf_slice by, hf_slice data_raw);
+void hf_env_pack_presence(msgpack_packer *pk, hf_slice from, int join,
+                          hf_slice who_raw);
+
+/* Packs a msgpack string from a slice / C string. */
+void hf_pack_str(msgpack_packer *pk, const void *s, size_t len);
+void hf_pack_cstr(msgpack_packer *pk, const char *s);
+
+/* Packs a raw msgpack object, or nil when raw is empty. */
+void hf_pack_raw(msgpack_packer *pk, hf_slice raw);
+
+/* Slice equality with a C string. */
+int hf_slice_is(hf_slice s, const char *str);
+
+/* Packs obj (a decoded msgpack object) back to bytes onto pk. */
+int hf_pack_obj(msgpack_packer *pk, const msgpack_object *obj);
+
+#endif

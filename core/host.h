@@ -1,0 +1,82 @@
+/*
+ * host.h - the actor host: worker pool, mailboxes, output gate, alarms.
+ *
+ * The host owns W worker threads and one timer thread. An actor kind/name
+ * is owned by worker hf_addr_hash(addr) % W for its whole life; only that
+ * thread touches it. Requests arrive as batches of msgpack envelopes
+ * (core/env.h) through hf_host_submit; replies and events leave as batches
+ * of envelopes handed to a sink.
+ *
+ * Thread-safety: hf_host_submit and the sink functions are safe from any
+ * thread. hf_host_open/hf_host_close are called once each, from one thread.
+ */
+#ifndef HF_CORE_HOST_H
+#define HF_CORE_HOST_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "core/actor.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/store.h"
+
+/*
+ * A sink receives output batches: concatenated msgpack envelopes (replies,
+ * events, signals, presence). It is whoever submitted requests: a gateway
+ * thread, or an in-process driver. deliver is called on worker threads,
+ * concurrently from several, and must not block; it takes ownership of
+ * out->data (free() it when done). Per worker, batches arrive in order.
+ *
+ * Sinks are reference counted: the host holds a reference for every reply
+ * it owes and every subscription it keeps, and release is called (on any
+ * thread) when the last one goes. The creator holds the first reference.
+ */
+typedef struct hf_sink hf_sink;
+struct hf_sink {
+    void (*deliver)(hf_sink *s, hf_buf *out);
+    void (*release)(hf_sink *s);
+    atomic_int refs;
+};
+
+void hf_sink_init(hf_sink *s, void (*deliver)(hf_sink *, hf_buf *),
+                  void (*release)(hf_sink *));
+void hf_sink_ref(hf_sink *s);
+void hf_sink_unref(hf_sink *s);
+
+typedef struct hf_host hf_host;
+
+struct hf_host_opts {
+    const hf_config *cfg;            /* workers, idle_ms, log_retain, ... */
+    hf_store store;                  /* opened with cfg->workers + 2 readers */
+    const struct hf_kind *const *kinds;
+    size_t nkinds;
+};
+
+/* Starts the workers and the timer, re-queues undelivered outbox messages
+ * and loads persisted alarms (those already due fire at once). The store
+ * must stay open until hf_host_close returns. Returns 0, HF_EBADREQ (bad
+ * kinds table) or HF_EINTERNAL. */
+int hf_host_open(hf_host **out, const struct hf_host_opts *o);
+
+/* Stops accepting requests, lets every worker finish what it has queued,
+ * waits until every held output is resolved (its commit durable or
+ * failed) and delivered, then stops the threads and frees the host. The
+ * store is the caller's to close afterwards. NULL is fine. */
+void hf_host_close(hf_host *h);
+
+/*
+ * Routes a batch of request envelopes to the owning workers (one lock per
+ * worker touched, whatever the batch size). Each reply, and each event of a
+ * subscription made here, goes to sink. Envelopes that cannot be routed
+ * (bad address, unknown kind, full mailbox, host closing) get an error
+ * reply at once. Returns 0, or HF_EBADREQ when the buffer is not a
+ * sequence of msgpack maps (nothing from it is submitted).
+ * The buffer is the caller's; it is copied.
+ */
+int hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len);
+
+/* The number of workers. */
+int hf_host_workers(const hf_host *h);
+
+#endif

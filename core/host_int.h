@@ -1,0 +1,246 @@
+/*
+ * host_int.h - the host's private types, shared by host.c (threads,
+ * routing, the output gate) and ctx.c (the handler API). Not for use
+ * outside core/.
+ *
+ * Thread affinity: a worker's fields marked "mu" are guarded by w->mu; all
+ * others, and every actor and batch the worker owns, are touched only by
+ * the worker's own thread.
+ */
+#ifndef HF_CORE_HOST_INT_H
+#define HF_CORE_HOST_INT_H
+
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/cache.h"
+#include "core/host.h"
+#include "core/keys.h"
+
+#define HF_USERKEY_MAX (HF_KEY_MAX - 200)
+#define HF_IDEMKEY_MAX 200
+
+/* ---- messages on a worker's queue ---- */
+enum mtype { M_REQ = 1, M_OUTBOX, M_ALARM };
+
+/* data = address (alen) + envelope (len) + aux (auxlen). aux is the outbox
+ * key for M_OUTBOX and the alarm name for M_ALARM. */
+struct msg {
+    struct msg *next;
+    int type;
+    hf_sink *sink; /* M_REQ: reply-to, a reference; else NULL */
+    int64_t at;    /* M_ALARM: the due time it was set for */
+    uint64_t hash;
+    uint32_t alen, len, auxlen;
+    char data[];
+};
+
+/* ---- actors ---- */
+struct alarm {
+    struct alarm *next;
+    int64_t at;
+    uint32_t attempt;
+    char name[];
+};
+
+struct subscr {
+    hf_sink *sink; /* a reference */
+    uint64_t conn;
+    hf_buf who; /* presence object, msgpack */
+};
+
+struct sinkcount {
+    hf_sink *sink;
+    uint32_t n;
+};
+
+struct actor {
+    struct actor *hnext;         /* worker hash chain */
+    struct actor *lprev, *lnext; /* LRU list, least recent first */
+    struct actor *rnext;         /* run queue */
+    int queued;                  /* on the run queue */
+    struct msg *mhead, *mtail;   /* mailbox */
+    uint32_t nmsg;
+    const struct hf_kind *kind;
+    uint64_t hash;
+    uint64_t seq;     /* last event sequence number (incl. uncommitted) */
+    uint64_t obx;     /* last outbox id */
+    char epoch[17];   /* 16 hex digits */
+    int epoch_saved;  /* epoch is in LMDB (or in a batch on its way) */
+    struct alarm *alarms;
+    hf_cache cache;
+    uint64_t last_batch;  /* newest batch holding anything of this actor */
+    uint64_t write_batch; /* newest batch holding its writes */
+    uint64_t used_ns;
+    struct subscr *subs;
+    uint32_t nsubs, capsubs;
+    struct sinkcount *sinks;
+    uint32_t nsinks, capsinks;
+    size_t alen, klen; /* address length, kind length */
+    char addr[];       /* "kind/name", NUL-terminated */
+};
+
+/* ---- batches: what one worker produced in one pass ---- */
+struct batch {
+    hf_wbatch wb;         /* first member: the store sees only this */
+    struct batch *pnext;  /* the worker's pending list */
+    int resolved;         /* its commit is durable or failed */
+    int submitted;        /* went to the store (it had writes) */
+    hf_buf held;          /* held output records, see host.c */
+    struct actor **acts;  /* actors whose writes it carries */
+    uint32_t nacts, capacts;
+};
+
+/* ---- the handler context ---- */
+struct hf_ctx {
+    struct worker *w;
+    struct actor *a;
+    const char *caller;
+    unsigned role;
+    int64_t now;
+    hf_buf stage;
+    msgpack_packer pk;
+    hf_buf result;   /* staged reply result */
+    int has_result;
+    char errmsg[256];
+    hf_buf tw;       /* writes: u8 dbi, u8 tomb, u16 klen, u32 vlen, k, v */
+    uint32_t ntw;
+    hf_buf tev;      /* events: u32 len, stored log value */
+    uint32_t nev;
+    hf_buf tsend;    /* sends: u32 len + to, u32 len + method, u32 + args */
+    hf_buf talarm;   /* alarms: i64 at (-1: cancel), u32 len + name */
+    hf_buf tout;     /* held output records, appended to the batch */
+    hf_buf tmp;
+};
+
+struct out {
+    hf_sink *sink; /* a reference */
+    hf_buf buf;
+};
+
+struct worker {
+    hf_host *host;
+    int idx;
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct msg *qhead, *qtail; /* mu */
+    hf_wbatch *dhead, *dtail;  /* mu: batches back from the store */
+    int stopping;              /* mu */
+
+    struct actor **tab;
+    uint32_t tabmask, nactors;
+    struct actor *rhead, *rtail; /* run queue */
+    struct actor *lhead, *ltail; /* LRU */
+    struct batch *cur;           /* being filled this pass */
+    struct batch *phead, *ptail; /* sealed, awaiting release, in order */
+    struct batch *pool;
+    uint64_t nextid;
+    uint64_t gen;
+    uint64_t released; /* id of the newest released batch */
+    struct out *outs;
+    uint32_t nouts, capouts;
+    msgpack_zone zone;
+    struct hf_ctx ctx;
+    hf_buf tmp;
+    uint64_t now_ns;
+    uint64_t next_evict_ns;
+};
+
+struct tent {
+    int64_t at;
+    uint64_t hash;
+    uint32_t alen, nlen;
+    char data[]; /* addr, name */
+};
+
+struct hf_host {
+    hf_config cfg;
+    hf_store st;
+    const struct hf_kind *const *kinds;
+    size_t nkinds;
+    struct worker *w;
+    int nw;
+    atomic_int closing;
+
+    pthread_t tthr;
+    pthread_mutex_t tmu;
+    pthread_cond_t tcv;
+    int tstop;           /* tmu */
+    struct tent **heap;  /* tmu: min-heap by at */
+    size_t nheap, capheap;
+};
+
+/* ---- held output records (batch->held, ctx->tout) ----
+ * A record is a header, a fixed struct and up to three variable parts. */
+enum rtype { R_REPLY = 1, R_FANOUT, R_SUB, R_UNSUB, R_OUTBOX, R_ALARM };
+
+struct rhdr {
+    uint32_t type;
+    uint32_t len; /* bytes after the header */
+};
+struct r_reply { /* + result msgpack (ok) or message text (error) */
+    hf_sink *sink; /* a reference, or NULL: nobody to tell */
+    uint64_t conn, id;
+    int32_t err;
+};
+struct r_fanout { /* + output envelope */
+    struct actor *a;
+};
+struct r_sub { /* + who (presence msgpack) */
+    struct actor *a;
+    hf_sink *sink; /* a reference, passed on to the subscription */
+    uint64_t conn, id, seq_at;
+    int64_t since;
+    int32_t has_since, epoch_ok;
+};
+struct r_unsub {
+    struct actor *a;
+    hf_sink *sink; /* a reference */
+    uint64_t conn, id;
+};
+struct r_outbox { /* + target address + request envelope + outbox key */
+    uint64_t hash;
+    uint32_t alen, envlen, keylen;
+};
+struct r_alarm { /* + address + name */
+    int64_t at;
+    uint64_t hash;
+    uint32_t alen, nlen;
+};
+
+void hf__rec(hf_buf *dst, int type, const void *fixed, size_t flen,
+             const void *v1, size_t l1, const void *v2, size_t l2,
+             const void *v3, size_t l3);
+
+/* host.c, for ctx.c */
+const struct hf_kind *hf__kind_find(hf_host *h, const char *addr,
+                                    size_t klen);
+struct batch *hf__cur(struct worker *w);
+void hf__rec_fanout(hf_buf *dst, struct actor *a, const void *env,
+                    size_t len);
+void hf__oom(void) __attribute__((noreturn));
+
+/* ctx.c, for host.c */
+void hf__ctx_begin(struct worker *w, struct actor *a, const char *caller,
+                   unsigned role);
+void hf__ctx_commit(struct worker *w);
+void hf__ctx_abort(struct worker *w);
+void hf__ctx_free(struct hf_ctx *c);
+int hf__ctx_read(struct hf_ctx *c, int dbi, const void *k, size_t kl,
+                 hf_slice *val);
+int hf__ctx_stage_write(struct hf_ctx *c, int dbi, const void *k, size_t kl,
+                        const void *v, size_t vl, int tomb);
+const msgpack_object *hf__nil(void);
+void hf__alarm_write(struct worker *w, struct actor *a, struct alarm *al,
+                     int64_t old_at);
+void hf__batch_touch(struct batch *b, struct actor *a);
+
+#define MUST(x)                                                              \
+    do {                                                                     \
+        if ((x) != 0)                                                        \
+            hf__oom();                                                       \
+    } while (0)
+
+#endif

@@ -1,0 +1,105 @@
+/* metrics.c - see metrics.h. */
+#include <inttypes.h>
+
+#include "core/metrics.h"
+
+struct hf_metrics hf_metrics;
+
+void
+hf_hist_add(hf_hist *h, uint64_t v)
+{
+    int b = 0;
+    while (b < HF_HIST_N && v > ((uint64_t)1 << b))
+        b++;
+    atomic_fetch_add_explicit(&h->bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
+}
+
+uint64_t
+hf_hist_quantile(const hf_hist *h, double q)
+{
+    uint64_t n = atomic_load(&h->count), seen = 0;
+    if (n == 0)
+        return 0;
+    for (int b = 0; b <= HF_HIST_N; b++) {
+        seen += atomic_load(&h->bucket[b]);
+        if ((double)seen >= q * (double)n)
+            return (uint64_t)1 << (b < HF_HIST_N ? b : HF_HIST_N);
+    }
+    return (uint64_t)1 << HF_HIST_N;
+}
+
+static void
+counter(FILE *out, const char *name, const char *help, uint64_t v)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name,
+            help, name, name, v);
+}
+
+static void
+gauge(FILE *out, const char *name, const char *help, int64_t v)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRId64 "\n", name,
+            help, name, name, v);
+}
+
+static void
+hist(FILE *out, const char *name, const char *help, const hf_hist *h)
+{
+    uint64_t cum = 0;
+    fprintf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (int b = 0; b < HF_HIST_N; b++) {
+        cum += atomic_load(&h->bucket[b]);
+        fprintf(out, "%s_bucket{le=\"%" PRIu64 "\"} %" PRIu64 "\n", name,
+                (uint64_t)1 << b, cum);
+    }
+    cum += atomic_load(&h->bucket[HF_HIST_N]);
+    fprintf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
+    fprintf(out, "%s_sum %" PRIu64 "\n%s_count %" PRIu64 "\n", name,
+            (uint64_t)atomic_load(&h->sum), name,
+            (uint64_t)atomic_load(&h->count));
+}
+
+void
+hf_metrics_write(FILE *out)
+{
+    fprintf(out, "# HELP holdfast_calls_total Calls by outcome.\n"
+                 "# TYPE holdfast_calls_total counter\n");
+    for (int i = 0; i < HF_ECOUNT_; i++)
+        fprintf(out, "holdfast_calls_total{outcome=\"%s\"} %" PRIu64 "\n",
+                hf_err_name(-i), (uint64_t)HF_GET(calls[i]));
+    counter(out, "holdfast_commits_total", "LMDB write transactions.",
+            HF_GET(commits));
+    counter(out, "holdfast_commit_failures_total", "Failed commits.",
+            HF_GET(commit_failures));
+    counter(out, "holdfast_commit_ops_total", "Write operations committed.",
+            HF_GET(commit_ops));
+    counter(out, "holdfast_map_grows_total", "LMDB map size increases.",
+            HF_GET(map_grows));
+    gauge(out, "holdfast_actors_active", "Actors in memory.",
+          HF_GET(actors_active));
+    counter(out, "holdfast_activations_total", "Actor activations.",
+            HF_GET(activations));
+    counter(out, "holdfast_evictions_total", "Actor evictions.",
+            HF_GET(evictions));
+    gauge(out, "holdfast_mailbox_depth", "Messages queued to actors.",
+          HF_GET(mailbox_depth));
+    counter(out, "holdfast_overloaded_total",
+            "Messages refused because a mailbox was full.",
+            HF_GET(overloaded));
+    counter(out, "holdfast_events_total", "Events emitted.", HF_GET(events));
+    counter(out, "holdfast_alarms_fired_total", "Alarm handler runs.",
+            HF_GET(alarms_fired));
+    counter(out, "holdfast_alarms_failed_total", "Alarm handler failures.",
+            HF_GET(alarms_failed));
+    counter(out, "holdfast_outbox_sent_total", "Actor-to-actor sends.",
+            HF_GET(outbox_sent));
+    counter(out, "holdfast_idempotent_hits_total",
+            "Calls answered from a stored idempotent reply.",
+            HF_GET(idem_hits));
+    hist(out, "holdfast_commit_handlers", "Handlers per group commit.",
+         &hf_metrics.commit_handlers_hist);
+    hist(out, "holdfast_commit_latency_us", "Group commit latency.",
+         &hf_metrics.commit_us_hist);
+}

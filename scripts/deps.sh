@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages holdfast needs to build, run and test, when
+# any are missing. Safe to run repeatedly: with everything present it only
+# checks and exits. Runs apt-get through sudo when not root.
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config
+      libwebsockets-dev libnng-dev liblmdb-dev libmsgpack-dev libcmocka-dev
+      libjansson-dev libjwt-dev)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done" >&2

@@ -1,0 +1,767 @@
+/*
+ * lmdb.c - core/store.h on LMDB: readers, a group-commit writer, map growth.
+ *
+ * Design notes
+ *
+ * Threads. Workers read through numbered readers and hand write batches to
+ * submit; one writer thread (writer()) owns every write transaction. The
+ * environment is opened with MDB_NOTLS so a read transaction belongs to its
+ * reader, not to a thread: each reader's txn is created once at open and is
+ * then only renewed (rd_begin) and reset (rd_end), which costs no
+ * allocation and keeps its lock-table slot.
+ *
+ * Group commit. submit appends to an intrusive FIFO (linked through
+ * wb->next, so enqueueing allocates nothing) under mu. The writer takes the
+ * whole queue at once, applies every operation of every batch in one write
+ * txn, commits once (one fsync in sync mode) and only then calls done for
+ * each batch in queue order. It reads wb->next before calling done: from
+ * that moment the batch is its owner's again and may be resubmitted.
+ *
+ * Map growth. mdb_env_set_mapsize may only be called with no transaction
+ * active in the process. LMDB checks for a write txn but not for readers,
+ * so readers hold rw for reading from rd_begin to rd_end and the writer,
+ * with its own txn aborted, takes rw for writing around the resize. The
+ * rwlock prefers writers: a steady stream of readers cannot starve growth.
+ * This is why store.h forbids blocking while a reader is begun, and why one
+ * thread must not begin two readers at once (the lock is not recursive).
+ * After growing, the whole group is retried from the start.
+ *
+ * Fencing. When a group fails, none of it was written, and the engine
+ * resets the affected actors from LMDB. A later batch of the same worker
+ * generation was built on top of the lost writes, so it must not land:
+ * fence[w] = (highest gen of w in the failed group) + 1, and any batch of w
+ * with gen < fence[w] fails with the same status without being written, in
+ * its queue order. The engine moves a worker to a new generation once it
+ * has reset; those batches are written normally. Fences only grow and are
+ * touched only by the writer thread.
+ *
+ * Lock order: rw before nothing, mu before nothing; no path holds both.
+ * done callbacks run with no store lock held.
+ *
+ * Limits. A group has no size cap of its own: it is whatever was queued.
+ * LMDB bounds one txn's dirty pages (MDB_TXN_FULL, 128Ki pages), so a group
+ * beyond ~512 MiB of changed pages fails with HF_EINTERNAL; the engine's
+ * backpressure keeps the queue far below that. Worker indexes are capped
+ * at HF_LMDB_MAX_WORKERS so the fence table is a fixed array.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "storage/lmdb.h"
+
+#define MOD "storage"
+
+/* Lock-table slots beyond our readers: the writer and tools such as
+ * mdb_stat attaching to a live environment. */
+#define SPARE_READERS 8
+
+/* wb->status of a batch that goes into this group's txn (never an HF_E*). */
+#define PENDING 1
+
+static const char *const dbnames[HF_DB_COUNT_] = {
+    [HF_DB_KV] = "kv",         [HF_DB_LOG] = "log",
+    [HF_DB_META] = "meta",     [HF_DB_ALARMS] = "alarms",
+    [HF_DB_IDEM] = "idem",     [HF_DB_OUTBOX] = "outbox",
+};
+
+/* A reader's txn lives from open to close, reset between uses. */
+struct reader {
+    MDB_txn *txn;
+    int begun; /* catches a double begin (it would deadlock) or end */
+};
+
+struct fence {
+    uint64_t gen; /* batches with a lower gen fail; 0 = no fence */
+    int status;   /* ... with this status */
+};
+
+struct lmdb {
+    MDB_env *env;
+    MDB_dbi dbi[HF_DB_COUNT_];
+    int nrd;
+    struct reader *rd; /* [nrd]; rd[r] touched only by reader r's user */
+
+    /* Read-held from rd_begin to rd_end, write-held by the writer while it
+     * resizes the map. */
+    pthread_rwlock_t rw;
+
+    pthread_mutex_t mu; /* protects the fields down to done_arg */
+    pthread_cond_t cv;  /* signalled when the queue becomes non-empty and on
+                           close */
+    hf_wbatch *q_head, *q_tail;
+    int closing;
+    hf_store_done_fn done;
+    void *done_arg;
+
+    pthread_t thr;
+    struct fence fence[HF_LMDB_MAX_WORKERS]; /* writer thread only */
+
+    atomic_int fail_next;  /* test hook, see hf_lmdb_fail_next */
+    atomic_size_t mapsize; /* written by the writer under rw, read anywhere */
+    atomic_int broken;     /* the map could not be remapped: fail all */
+
+    /* What open got as far as, so one teardown serves every failure. */
+    unsigned rw_ok : 1, mu_ok : 1, cv_ok : 1, thr_ok : 1;
+};
+
+/* LMDB and errno codes to ours: a full disk is storage_full, the rest is
+ * unexpected. */
+static int
+status_of(int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case ENOSPC:
+    case EDQUOT:
+    case MDB_MAP_FULL:
+        return HF_ESTORAGE;
+    default:
+        return HF_EINTERNAL;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Readers                                                             */
+
+static int
+rd_begin(void *self, int r)
+{
+    struct lmdb *s = self;
+    int rc;
+
+    if (r < 0 || r >= s->nrd) {
+        hf_error(MOD, "rd_begin: no reader %d (have %d)", r, s->nrd);
+        return HF_EINTERNAL;
+    }
+    if (s->rd[r].begun) {
+        hf_error(MOD, "rd_begin: reader %d is already begun", r);
+        return HF_EINTERNAL;
+    }
+    if ((rc = pthread_rwlock_rdlock(&s->rw)) != 0) {
+        hf_error(MOD, "rd_begin: rwlock: %s", mdb_strerror(rc));
+        return HF_EINTERNAL;
+    }
+    if (atomic_load(&s->broken)) {
+        pthread_rwlock_unlock(&s->rw);
+        return HF_EINTERNAL;
+    }
+    if ((rc = mdb_txn_renew(s->rd[r].txn)) != 0) {
+        pthread_rwlock_unlock(&s->rw);
+        hf_error(MOD, "rd_begin: mdb_txn_renew: %s", mdb_strerror(rc));
+        return HF_EINTERNAL;
+    }
+    s->rd[r].begun = 1;
+    return 0;
+}
+
+static void
+rd_end(void *self, int r)
+{
+    struct lmdb *s = self;
+
+    if (r < 0 || r >= s->nrd || !s->rd[r].begun)
+        return;
+    mdb_txn_reset(s->rd[r].txn);
+    s->rd[r].begun = 0;
+    pthread_rwlock_unlock(&s->rw);
+}
+
+static int
+get(void *self, int r, int dbi, hf_slice key, hf_slice *val)
+{
+    struct lmdb *s = self;
+    MDB_val k = {.mv_size = key.len, .mv_data = (void *)key.data};
+    MDB_val v;
+    int rc;
+
+    if (r < 0 || r >= s->nrd || dbi < 0 || dbi >= HF_DB_COUNT_)
+        return HF_EINTERNAL;
+    rc = mdb_get(s->rd[r].txn, s->dbi[dbi], &k, &v);
+    if (rc == MDB_NOTFOUND || rc == MDB_BAD_VALSIZE)
+        return HF_ENOTFOUND; /* an empty or overlong key is never stored */
+    if (rc != 0) {
+        hf_error(MOD, "get: %s", mdb_strerror(rc));
+        return HF_EINTERNAL;
+    }
+    val->data = v.mv_data;
+    val->len = v.mv_size;
+    return 0;
+}
+
+/*
+ * Positions c on the first key of the range, walking forward from lo or
+ * backward from below hi. Returns 0, MDB_NOTFOUND or an error.
+ */
+static int
+scan_first(MDB_cursor *c, hf_slice lo, hf_slice hi, int reverse, MDB_val *k,
+           MDB_val *v)
+{
+    int rc;
+
+    if (!reverse) {
+        if (lo.len == 0)
+            return mdb_cursor_get(c, k, v, MDB_FIRST);
+        k->mv_size = lo.len;
+        k->mv_data = (void *)lo.data;
+        return mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+    }
+    if (hi.len == 0)
+        return mdb_cursor_get(c, k, v, MDB_LAST);
+    /* The first key >= hi, then one step back. If there is none, every key
+     * is below hi and the range starts at the last one. */
+    k->mv_size = hi.len;
+    k->mv_data = (void *)hi.data;
+    rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        return mdb_cursor_get(c, k, v, MDB_LAST);
+    if (rc != 0)
+        return rc;
+    return mdb_cursor_get(c, k, v, MDB_PREV);
+}
+
+static int
+scan(void *self, int r, int dbi, hf_slice lo, hf_slice hi, int reverse,
+     hf_scan_fn fn, void *arg)
+{
+    struct lmdb *s = self;
+    MDB_cursor *c;
+    MDB_val k, v;
+    MDB_val lov = {.mv_size = lo.len, .mv_data = (void *)lo.data};
+    MDB_val hiv = {.mv_size = hi.len, .mv_data = (void *)hi.data};
+    MDB_txn *txn;
+    int rc;
+
+    if (r < 0 || r >= s->nrd || dbi < 0 || dbi >= HF_DB_COUNT_)
+        return HF_EINTERNAL;
+    txn = s->rd[r].txn;
+    if ((rc = mdb_cursor_open(txn, s->dbi[dbi], &c)) != 0) {
+        hf_error(MOD, "scan: mdb_cursor_open: %s", mdb_strerror(rc));
+        return HF_EINTERNAL;
+    }
+    for (rc = scan_first(c, lo, hi, reverse, &k, &v); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, reverse ? MDB_PREV : MDB_NEXT)) {
+        /* Stop at the far bound, compared as LMDB orders keys. */
+        if (!reverse && hi.len && mdb_cmp(txn, s->dbi[dbi], &k, &hiv) >= 0)
+            break;
+        if (reverse && lo.len && mdb_cmp(txn, s->dbi[dbi], &k, &lov) < 0)
+            break;
+        if (fn(arg, (hf_slice){k.mv_data, k.mv_size},
+               (hf_slice){v.mv_data, v.mv_size}) != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        hf_error(MOD, "scan: %s", mdb_strerror(rc));
+        return HF_EINTERNAL;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Submission                                                          */
+
+static int
+submit(void *self, hf_wbatch *wb)
+{
+    struct lmdb *s = self;
+    int rv = 0;
+
+    if (wb->worker < 0 || wb->worker >= HF_LMDB_MAX_WORKERS) {
+        hf_error(MOD, "submit: worker %d out of range (max %d)", wb->worker,
+                 HF_LMDB_MAX_WORKERS);
+        return HF_EINTERNAL;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        rv = HF_EUNAVAIL;
+    } else if (s->done == NULL) {
+        hf_error(MOD, "submit before set_done");
+        rv = HF_EINTERNAL;
+    } else {
+        wb->next = NULL;
+        if (s->q_tail)
+            s->q_tail->next = wb;
+        else
+            s->q_head = wb;
+        s->q_tail = wb;
+        if (s->q_head == wb)
+            pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rv;
+}
+
+static void
+set_done(void *self, hf_store_done_fn fn, void *arg)
+{
+    struct lmdb *s = self;
+
+    pthread_mutex_lock(&s->mu);
+    s->done = fn;
+    s->done_arg = arg;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writer                                                              */
+
+/* What a failed attempt reports, so the group logs one line. */
+struct failure {
+    const char *step;
+    int rc; /* LMDB/errno code, or 0 when status says it all */
+};
+
+/* Puts every operation of every pending batch into txn. */
+static int
+apply(struct lmdb *s, MDB_txn *txn, hf_wbatch *head, struct failure *f)
+{
+    for (hf_wbatch *wb = head; wb; wb = wb->next) {
+        size_t pos = 0;
+        hf_wop op;
+
+        if (wb->status != PENDING)
+            continue;
+        while (hf_wbatch_next(wb, &pos, &op)) {
+            MDB_val k = {.mv_size = op.key.len, .mv_data = (void *)op.key.data};
+            MDB_val v = {.mv_size = op.val.len, .mv_data = (void *)op.val.data};
+            int rc;
+
+            if (op.dbi < 0 || op.dbi >= HF_DB_COUNT_) {
+                f->step = "apply (bad dbi)";
+                return EINVAL;
+            }
+            if (op.kind == HF_WOP_PUT) {
+                rc = mdb_put(txn, s->dbi[op.dbi], &k, &v, 0);
+                f->step = "mdb_put";
+            } else if (op.kind == HF_WOP_DEL) {
+                rc = mdb_del(txn, s->dbi[op.dbi], &k, NULL);
+                if (rc == MDB_NOTFOUND)
+                    rc = 0;
+                f->step = "mdb_del";
+            } else {
+                f->step = "apply (bad op kind)";
+                return EINVAL;
+            }
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Doubles the map with no transaction active in the process: the writer's
+ * own is aborted, and holding rw for writing means no reader is begun.
+ * Returns 0, or an LMDB/errno code (E2BIG past the cap).
+ */
+static int
+grow(struct lmdb *s)
+{
+    size_t old = atomic_load(&s->mapsize), want;
+    int rc;
+
+    if (old > HF_LMDB_MAP_MAX / 2)
+        return E2BIG;
+    want = old * 2;
+    pthread_rwlock_wrlock(&s->rw);
+    rc = mdb_env_set_mapsize(s->env, want);
+    if (rc != 0 && mdb_env_set_mapsize(s->env, old) != 0) {
+        /* The old mapping is gone and no new one exists: nothing may touch
+         * the environment again. */
+        atomic_store(&s->broken, 1);
+        hf_error(MOD, "map resize to %zu failed and the old size could not "
+                 "be restored; storage is unusable", want);
+    }
+    if (rc == 0)
+        atomic_store(&s->mapsize, want);
+    pthread_rwlock_unlock(&s->rw);
+    if (rc == 0) {
+        HF_INC(map_grows);
+        hf_info(MOD, "map full: grew from %zu to %zu bytes", old, want);
+    }
+    return rc;
+}
+
+/*
+ * Writes the pending batches of a group in one transaction, growing the
+ * map and retrying as often as needed. Returns 0 or an HF_E* status; on
+ * failure *f says where.
+ */
+static int
+commit(struct lmdb *s, hf_wbatch *head, struct failure *f)
+{
+    uint64_t nb = 0, nops = 0, nh = 0;
+    uint64_t t0;
+    MDB_txn *txn;
+    int rc, hook;
+
+    for (hf_wbatch *wb = head; wb; wb = wb->next) {
+        if (wb->status == PENDING) {
+            nb++;
+            nops += wb->nops;
+            nh += wb->nhandlers;
+        }
+    }
+    for (;;) {
+        if (atomic_load(&s->broken)) {
+            f->step = "storage unusable after a failed map resize";
+            f->rc = 0;
+            return HF_EINTERNAL;
+        }
+        t0 = hf_mono_ns();
+        if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+            f->step = "mdb_txn_begin";
+            f->rc = rc;
+            return status_of(rc);
+        }
+        rc = apply(s, txn, head, f);
+        if (rc == 0 && (hook = atomic_exchange(&s->fail_next, 0)) != 0) {
+            mdb_txn_abort(txn);
+            f->step = "injected by hf_lmdb_fail_next";
+            f->rc = 0;
+            return hook;
+        }
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+        } else {
+            f->step = "mdb_txn_commit"; /* frees txn whatever it returns */
+            rc = mdb_txn_commit(txn);
+        }
+        if (rc == 0)
+            break;
+        f->rc = rc;
+        if (rc != MDB_MAP_FULL)
+            return status_of(rc);
+        if ((rc = grow(s)) != 0) {
+            f->step = rc == E2BIG ? "map growth (cap reached)"
+                                  : "mdb_env_set_mapsize";
+            f->rc = rc == E2BIG ? MDB_MAP_FULL : rc;
+            return HF_ESTORAGE; /* the map is full and cannot grow */
+        }
+    }
+    HF_INC(commits);
+    HF_ADD(commit_batches, nb);
+    HF_ADD(commit_ops, nops);
+    HF_ADD(commit_handlers, nh);
+    hf_hist_add(&hf_metrics.commit_handlers_hist, nh);
+    hf_hist_add(&hf_metrics.commit_us_hist, (hf_mono_ns() - t0) / 1000);
+    return 0;
+}
+
+static int
+fenced(const struct lmdb *s, const hf_wbatch *wb)
+{
+    return wb->gen < s->fence[wb->worker].gen;
+}
+
+/* Handles one group: fenced batches fail, the rest share one commit, and
+ * every batch goes back through done in queue order. */
+static void
+group(struct lmdb *s, hf_wbatch *head, hf_store_done_fn done, void *arg)
+{
+    struct failure f = {"", 0};
+    int npending = 0, st = 0, nfenced = 0;
+    hf_wbatch *wb, *next;
+
+    for (wb = head; wb; wb = wb->next) {
+        if (fenced(s, wb)) {
+            wb->status = s->fence[wb->worker].status;
+            nfenced++;
+        } else {
+            wb->status = PENDING;
+            npending++;
+        }
+    }
+    if (npending > 0)
+        st = commit(s, head, &f);
+    if (st != 0) {
+        HF_INC(commit_failures);
+        hf_error(MOD, "commit of %d batches failed (%s): %s: %s", npending,
+                 hf_err_name(st), f.step,
+                 f.rc ? mdb_strerror(f.rc) : "no LMDB error");
+        for (wb = head; wb; wb = wb->next) {
+            struct fence *fe = &s->fence[wb->worker];
+            if (wb->gen + 1 > fe->gen) {
+                fe->gen = wb->gen + 1;
+                fe->status = st;
+            }
+        }
+    }
+    if (nfenced > 0)
+        hf_debug(MOD, "%d fenced batches failed without being written",
+                 nfenced);
+    for (wb = head; wb; wb = next) {
+        next = wb->next; /* done hands wb back: read the link first */
+        if (wb->status == PENDING)
+            wb->status = st;
+        wb->next = NULL;
+        done(arg, wb);
+    }
+}
+
+static void *
+writer(void *p)
+{
+    struct lmdb *s = p;
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        hf_wbatch *head;
+        hf_store_done_fn done;
+        void *arg;
+
+        while (s->q_head == NULL && !s->closing)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->q_head == NULL)
+            break; /* closing and drained */
+        head = s->q_head;
+        s->q_head = s->q_tail = NULL;
+        done = s->done;
+        arg = s->done_arg;
+        pthread_mutex_unlock(&s->mu);
+        group(s, head, done, arg);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                           */
+
+/* Frees whatever open got as far as. The writer must be stopped. */
+static void
+destroy(struct lmdb *s)
+{
+    if (s == NULL)
+        return;
+    if (s->rd) {
+        for (int r = 0; r < s->nrd; r++)
+            if (s->rd[r].txn)
+                mdb_txn_abort(s->rd[r].txn);
+        free(s->rd);
+    }
+    if (s->env)
+        mdb_env_close(s->env);
+    if (s->cv_ok)
+        pthread_cond_destroy(&s->cv);
+    if (s->mu_ok)
+        pthread_mutex_destroy(&s->mu);
+    if (s->rw_ok)
+        pthread_rwlock_destroy(&s->rw);
+    free(s);
+}
+
+static void
+lmdb_close(void *self)
+{
+    struct lmdb *s = self;
+
+    if (s == NULL)
+        return;
+    if (s->thr_ok) {
+        pthread_mutex_lock(&s->mu);
+        s->closing = 1;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thr, NULL);
+    }
+    destroy(s);
+}
+
+static const struct hf_store_ops lmdb_ops = {
+    .rd_begin = rd_begin,
+    .rd_end = rd_end,
+    .get = get,
+    .scan = scan,
+    .submit = submit,
+    .set_done = set_done,
+    .close = lmdb_close,
+};
+
+static int
+init_locks(struct lmdb *s)
+{
+    pthread_rwlockattr_t ra;
+    int rc;
+
+    if (pthread_rwlockattr_init(&ra) != 0)
+        return -1;
+    pthread_rwlockattr_setkind_np(&ra,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    rc = pthread_rwlock_init(&s->rw, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    if (rc != 0)
+        return -1;
+    s->rw_ok = 1;
+    if (pthread_mutex_init(&s->mu, NULL) != 0)
+        return -1;
+    s->mu_ok = 1;
+    if (pthread_cond_init(&s->cv, NULL) != 0)
+        return -1;
+    s->cv_ok = 1;
+    return 0;
+}
+
+/* Creates (or opens) every named database in one write transaction. */
+static int
+open_dbs(struct lmdb *s)
+{
+    MDB_txn *txn;
+    int rc;
+
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return rc;
+    for (int i = 0; i < HF_DB_COUNT_; i++) {
+        if ((rc = mdb_dbi_open(txn, dbnames[i], MDB_CREATE, &s->dbi[i])) != 0) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+    }
+    return mdb_txn_commit(txn);
+}
+
+/* Whether dir already holds an LMDB data file with something in it. */
+static int
+has_data(const char *dir)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >=
+        sizeof(path))
+        return 0;
+    return stat(path, &sb) == 0 && sb.st_size > 0;
+}
+
+int
+hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o)
+{
+    struct lmdb *s = NULL;
+    unsigned flags = MDB_NOTLS;
+    MDB_envinfo info;
+    const char *step;
+    int rc = 0, st = HF_EINTERNAL, existing;
+
+    out->ops = NULL;
+    out->self = NULL;
+    if (o == NULL || o->dir == NULL || o->dir[0] == '\0' ||
+        o->nreaders < 0 || o->nreaders > 100000 ||
+        (o->durability != HF_DURABLE_SYNC &&
+         o->durability != HF_DURABLE_NONE)) {
+        hf_error(MOD, "open: invalid options");
+        return HF_EINTERNAL;
+    }
+    if (mkdir(o->dir, 0750) != 0 && errno != EEXIST) {
+        rc = errno;
+        step = "mkdir";
+        goto fail;
+    }
+    step = "allocation";
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        goto fail;
+    s->nrd = o->nreaders;
+    if (s->nrd > 0 && (s->rd = calloc((size_t)s->nrd, sizeof(*s->rd))) == NULL)
+        goto fail;
+    step = "lock initialisation";
+    if (init_locks(s) != 0)
+        goto fail;
+
+    if (o->durability == HF_DURABLE_NONE)
+        flags |= MDB_NOSYNC;
+    step = "mdb_env_create";
+    if ((rc = mdb_env_create(&s->env)) != 0)
+        goto fail;
+    step = "mdb_env_set_maxdbs";
+    if ((rc = mdb_env_set_maxdbs(s->env, HF_DB_COUNT_)) != 0)
+        goto fail;
+    step = "mdb_env_set_maxreaders";
+    if ((rc = mdb_env_set_maxreaders(
+             s->env, (unsigned)s->nrd + SPARE_READERS)) != 0)
+        goto fail;
+    /* A new environment starts at map_size. An existing one records the
+     * size it last grew to; configuring a smaller size before opening would
+     * shrink the map back (to the space in use, at best), so it is opened
+     * at its recorded size and only raised to map_size. */
+    existing = has_data(o->dir);
+    step = "mdb_env_set_mapsize";
+    if (!existing && o->map_size > 0 &&
+        (rc = mdb_env_set_mapsize(s->env, o->map_size)) != 0)
+        goto fail;
+    step = "mdb_env_open";
+    if ((rc = mdb_env_open(s->env, o->dir, flags, 0640)) != 0)
+        goto fail;
+    step = "mdb_env_info";
+    if ((rc = mdb_env_info(s->env, &info)) != 0)
+        goto fail;
+    step = "mdb_env_set_mapsize";
+    if (existing && o->map_size > info.me_mapsize &&
+        (rc = mdb_env_set_mapsize(s->env, o->map_size)) != 0)
+        goto fail;
+    step = "creating the databases";
+    if ((rc = open_dbs(s)) != 0)
+        goto fail;
+    step = "mdb_env_info";
+    if ((rc = mdb_env_info(s->env, &info)) != 0)
+        goto fail;
+    atomic_store(&s->mapsize, info.me_mapsize);
+
+    step = "creating the readers";
+    for (int r = 0; r < s->nrd; r++) {
+        if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rd[r].txn)) != 0)
+            goto fail;
+        mdb_txn_reset(s->rd[r].txn);
+    }
+
+    step = "pthread_create";
+    if ((rc = pthread_create(&s->thr, NULL, writer, s)) != 0)
+        goto fail;
+    s->thr_ok = 1;
+
+    if (o->durability == HF_DURABLE_NONE)
+        hf_warn(MOD, "DURABILITY IS OFF (--durability none): commits are not "
+                "fsynced and acknowledged writes CAN BE LOST on a crash; use "
+                "only for throwaway benchmarks");
+    hf_info(MOD, "opened %s: map %zu bytes, %d readers, durability %s",
+            o->dir, info.me_mapsize, s->nrd,
+            o->durability == HF_DURABLE_NONE ? "none" : "sync");
+    out->ops = &lmdb_ops;
+    out->self = s;
+    return 0;
+
+fail:
+    if (rc != 0) {
+        st = status_of(rc);
+        hf_error(MOD, "open %s: %s: %s", o->dir, step, mdb_strerror(rc));
+    } else {
+        hf_error(MOD, "open %s: %s failed", o->dir, step);
+    }
+    lmdb_close(s);
+    return st;
+}
+
+void
+hf_lmdb_fail_next(hf_store *st, int err)
+{
+    struct lmdb *s = st->self;
+
+    atomic_store(&s->fail_next, err);
+}
+
+size_t
+hf_lmdb_map_size(hf_store *st)
+{
+    struct lmdb *s = st->self;
+
+    return atomic_load(&s->mapsize);
+}

@@ -1,0 +1,83 @@
+/*
+ * lmdb.h - the LMDB implementation of the store interface (core/store.h).
+ *
+ * One LMDB environment in a data directory, one named database per
+ * HF_DB_* value ("kv", "log", "meta", "alarms", "idem", "outbox"), a fixed
+ * set of readers and a single writer thread that group-commits every batch
+ * submitted since its previous commit.
+ *
+ * Thread-safety, beyond what core/store.h states for the ops table:
+ *   - hf_lmdb_open and the store's close are not thread-safe: call them from
+ *     one thread, with no reader begun and (for close) no other thread still
+ *     using the store.
+ *   - submit, hf_lmdb_fail_next and hf_lmdb_map_size are safe from any
+ *     thread while the store is open.
+ *   - Reader r is used by one thread at a time; a thread must not have two
+ *     readers begun at once (rd_begin takes a read lock that the writer
+ *     needs exclusively to grow the map, and the lock is not recursive).
+ *   - done callbacks run on the writer thread, one at a time.
+ *
+ * Errors, beyond core/store.h: rd_begin returns HF_EINTERNAL for a bad
+ * index, a reader already begun, or an LMDB failure (rd_end of a reader
+ * not begun is ignored); get and scan return HF_EINTERNAL for a bad reader
+ * or database index. A batch's status is HF_ESTORAGE when the disk is full
+ * or the map cannot grow (see HF_LMDB_MAP_MAX), HF_EINTERNAL for anything
+ * else, and after a failure the worker's batches of that generation and
+ * older fail too (the fencing rule in lmdb.c's design notes).
+ *
+ * Ownership: the store owns everything hf_lmdb_open allocates; close frees
+ * it. A submitted batch belongs to the store until its done callback is
+ * called; the store never frees a batch. Slices returned by get and scan
+ * point into LMDB's memory map and stay valid until that reader's rd_end.
+ */
+#ifndef HF_STORAGE_LMDB_H
+#define HF_STORAGE_LMDB_H
+
+#include <stddef.h>
+
+#include "core/store.h"
+
+/* Batches must come from workers 0 .. HF_LMDB_MAX_WORKERS - 1: the writer
+ * keeps one commit-failure fence per worker in a fixed table. submit
+ * returns HF_EINTERNAL (and logs) for any other worker index. */
+#define HF_LMDB_MAX_WORKERS 1024
+
+/* The map never grows past this; a group that would need more fails with
+ * HF_ESTORAGE. */
+#define HF_LMDB_MAP_MAX ((size_t)1 << 40)
+
+struct hf_lmdb_opts {
+    const char *dir;  /* data directory; created (one level, mode 0750) if
+                         missing */
+    int nreaders;     /* number of readers (indexes 0 .. nreaders - 1) */
+    int durability;   /* HF_DURABLE_SYNC or HF_DURABLE_NONE (core/config.h) */
+    size_t map_size;  /* initial map size in bytes; 0 = LMDB's default. An
+                         existing environment keeps its larger size. */
+};
+
+/*
+ * Opens the environment in o->dir, creates the named databases and the
+ * readers, and starts the writer thread; on success fills *out, which the
+ * caller later closes with out->ops->close(out->self). o is not kept.
+ *
+ * With HF_DURABLE_NONE the environment is opened with MDB_NOSYNC and a
+ * warning is logged: an acknowledged write can be lost on a crash.
+ *
+ * Returns 0; HF_ESTORAGE when the disk is full; HF_EINTERNAL for bad
+ * options or any other failure. Every failure is logged and leaves nothing
+ * behind (*out is zeroed) except a directory that mkdir created.
+ */
+int hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o);
+
+/*
+ * Test hook: the next commit fails with err (HF_ESTORAGE or HF_EINTERNAL)
+ * instead of committing: the transaction is aborted, nothing is written,
+ * and the group fails (and fences) exactly as a real failure would. err =
+ * 0 disarms. Safe from any thread.
+ */
+void hf_lmdb_fail_next(hf_store *st, int err);
+
+/* The current map size in bytes. Safe from any thread. */
+size_t hf_lmdb_map_size(hf_store *st);
+
+#endif
