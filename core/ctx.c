@@ -240,7 +240,8 @@ struct ov {
 static int
 keycmp(const char *a, size_t al, const char *b, size_t bl)
 {
-    int r = memcmp(a, b, al < bl ? al : bl);
+    size_t n = al < bl ? al : bl;
+    int r = n ? memcmp(a, b, n) : 0;
     if (r != 0)
         return r;
     return (al > bl) - (al < bl);
@@ -358,7 +359,8 @@ hf_list(hf_ctx *c, hf_slice lo, hf_slice hi, int reverse, size_t limit,
             hf__oom();
         ov[n++] = (struct ov){r.k, r.v, r.kl, r.vl, r.tomb, order++};
     }
-    qsort(ov, n, sizeof(*ov), ovcmp);
+    if (n > 1)
+        qsort(ov, n, sizeof(*ov), ovcmp);
     /* Keep the newest of each key: it sorts last among equals. */
     for (size_t i = j = 0; i < n; i++) {
         if (i + 1 < n && keycmp(ov[i].k, ov[i].kl, ov[i + 1].k,

@@ -150,8 +150,7 @@ hf_drv_poll(hf_drv *d, int timeout_ms,
         hf_env e;
 
         while (off < n->b.len &&
-               msgpack_unpack(n->b.data, n->b.len, &off, &zone, &obj) ==
-                   MSGPACK_UNPACK_SUCCESS) {
+               hf_unpack_next(n->b.data, n->b.len, &off, &zone, &obj) == 0) {
             if (hf_env_decode(&obj, &e) == 0) {
                 fn(arg, &e);
                 count++;
@@ -184,8 +183,7 @@ enqueue(hf_drv *d, hf_buf *b)
         hf_drv_msg *m;
 
         msgpack_zone_init(&z, 256);
-        if (msgpack_unpack(b->data, b->len, &off, &z, &obj) !=
-            MSGPACK_UNPACK_SUCCESS) {
+        if (hf_unpack_next(b->data, b->len, &off, &z, &obj) != 0) {
             msgpack_zone_destroy(&z);
             return;
         }
@@ -197,7 +195,7 @@ enqueue(hf_drv *d, hf_buf *b)
         m->len = len;
         msgpack_zone_init(&m->zone, 1024);
         start = 0;
-        msgpack_unpack(m->data, len, &start, &m->zone, &obj);
+        hf_unpack_next(m->data, len, &start, &m->zone, &obj);
         if (hf_env_decode(&obj, &m->e) != 0) {
             hf_drv_msg_free(m);
             continue;

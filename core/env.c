@@ -10,6 +10,16 @@
 #include "core/err.h"
 
 int
+hf_unpack_next(const void *buf, size_t len, size_t *off, msgpack_zone *zone,
+               msgpack_object *obj)
+{
+    msgpack_unpack_return r = msgpack_unpack(buf, len, off, zone, obj);
+    return (r == MSGPACK_UNPACK_SUCCESS || r == MSGPACK_UNPACK_EXTRA_BYTES)
+               ? 0
+               : HF_EBADREQ;
+}
+
+int
 hf_slice_is(hf_slice s, const char *str)
 {
     size_t n = strlen(str);

@@ -83,6 +83,12 @@ void hf_pack_cstr(msgpack_packer *pk, const char *s);
 /* Packs a raw msgpack object, or nil when raw is empty. */
 void hf_pack_raw(msgpack_packer *pk, hf_slice raw);
 
+/* Unpacks the next object of a batch at *off into zone. msgpack-c calls
+ * a success with bytes left over "extra bytes"; this treats it as the
+ * success it is. Returns 0, or HF_EBADREQ (malformed or truncated). */
+int hf_unpack_next(const void *buf, size_t len, size_t *off,
+                   msgpack_zone *zone, msgpack_object *obj);
+
 /* Slice equality with a C string. */
 int hf_slice_is(hf_slice s, const char *str);
 

@@ -1316,8 +1316,7 @@ process(struct worker *w, struct actor *a, struct msg *m)
         do_alarm(w, a, m);
         goto done;
     }
-    if (msgpack_unpack(m->data + m->alen, m->len, &off, &w->zone, &obj) !=
-            MSGPACK_UNPACK_SUCCESS ||
+    if (hf_unpack_next(m->data + m->alen, m->len, &off, &w->zone, &obj) != 0 ||
         hf_env_decode(&obj, &e) != 0) {
         hf_env bad = {0};
         reply_err(w, m->sink, &bad, HF_EBADREQ, "malformed envelope");
@@ -1362,8 +1361,8 @@ dispatch(struct worker *w, struct msg *m)
         msgpack_object obj;
         size_t off = 0;
         hf_env e = {0};
-        if (msgpack_unpack(m->data + m->alen, m->len, &off, &w->zone,
-                           &obj) == MSGPACK_UNPACK_SUCCESS)
+        if (hf_unpack_next(m->data + m->alen, m->len, &off, &w->zone,
+                           &obj) == 0)
             hf_env_decode(&obj, &e);
         if (e.op == HF_OP_CALL || e.op == HF_OP_SUB || e.op == HF_OP_UNSUB) {
             msgpack_packer pk;
@@ -1529,8 +1528,7 @@ hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len)
         int wi, err = 0;
         const char *why = NULL;
 
-        if (msgpack_unpack(buf, len, &off, &zone, &obj) !=
-                MSGPACK_UNPACK_SUCCESS ||
+        if (hf_unpack_next(buf, len, &off, &zone, &obj) != 0 ||
             obj.type != MSGPACK_OBJECT_MAP) {
             rv = HF_EBADREQ;
             break;
@@ -1635,8 +1633,7 @@ outbox_load_cb(void *arg, hf_slice key, hf_slice val)
     hf_env e;
 
     msgpack_zone_init(&zone, 1024);
-    if (msgpack_unpack(val.data, val.len, &off, &zone, &obj) ==
-            MSGPACK_UNPACK_SUCCESS &&
+    if (hf_unpack_next(val.data, val.len, &off, &zone, &obj) == 0 &&
         hf_env_decode(&obj, &e) == 0 && e.to.len > 0) {
         post(s->h, msg_new(M_OUTBOX, hf_addr_hash(e.to.data, e.to.len),
                            e.to.data, e.to.len, val.data, val.len, key.data,
@@ -1718,6 +1715,7 @@ hf_host_open(hf_host **out, const struct hf_host_opts *o)
         msgpack_zone_init(&w->zone, 8192);
     }
     h->st.ops->set_done(h->st.self, on_done, h);
+    s.h = h;
 
     /* Re-queue what was sent but not delivered, and arm the alarms. The
      * host's own reader is index nw. */
