@@ -17,8 +17,9 @@
  *
  * The verdict. A benchmark that lies is worse than none, so a run only
  * counts when the engine's state matches what it acknowledged:
- *   - every incr reply of actor a carried a distinct value 1..k_a, where
- *     k_a is the number of ok replies (checked through count, sum, max);
+ *   - the ok incr replies of actor a carried the values 1..k_a, k_a being
+ *     their number (checked as count, sum and max: cheap, and it catches
+ *     lost, repeated and stale values, though not every combination);
  *   - get on every actor returns k_a, and the sum over actors equals the
  *     acknowledged total, first on the live host, then again after the
  *     host and store are closed and reopened (so the writes are in LMDB,
@@ -66,7 +67,7 @@ struct opts {
     int has_actors, has_ops, has_duration;
 };
 
-/* "counter/a<i>" for every actor, built once, read by every client. */
+/* "counter/a<i>" for every actor, built once, then read-only. */
 struct name {
     char s[24];
     size_t len;
@@ -77,6 +78,8 @@ struct seen {
     uint64_t acks, sum, max;
 };
 
+/* Shared by the main thread and the clients: the plain fields are set
+ * before the clients start and only read afterwards; the rest are atomics. */
 struct run {
     const struct opts *o;
     uint32_t nactors;
@@ -88,6 +91,8 @@ struct run {
     atomic_int finished; /* clients that have returned */
 };
 
+/* Touched only by its own thread from pthread_create to pthread_join,
+ * then read by the main thread. */
 struct client {
     pthread_t thr;
     struct run *run;

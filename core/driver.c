@@ -45,8 +45,8 @@ deliver(hf_sink *s, hf_buf *out)
     else
         d->head = n;
     d->tail = n;
-    pthread_mutex_unlock(&d->mu);
     pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
 }
 
 static void

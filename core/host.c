@@ -161,9 +161,11 @@ push_msgs(struct worker *w, struct msg *head, struct msg *tail)
     else
         w->qhead = head;
     w->qtail = tail;
-    pthread_mutex_unlock(&w->mu);
+    /* Signal before unlocking: once the lock is dropped the worker may
+     * finish, and the host may destroy the condition variable. */
     if (wake)
         pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* The store's done callback, on the writer thread. */
@@ -182,9 +184,9 @@ on_done(void *arg, hf_wbatch *wb)
     else
         w->dhead = wb;
     w->dtail = wb;
-    pthread_mutex_unlock(&w->mu);
-    if (wake)
+    if (wake) /* under the lock: see push_msgs */
         pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }
 
 static struct msg *
@@ -263,8 +265,8 @@ timer_add(hf_host *h, int64_t at, uint64_t hash, const char *addr,
         heap_swap(&h->heap[(i - 1) / 2], &h->heap[i]);
         i = (i - 1) / 2;
     }
-    pthread_mutex_unlock(&h->tmu);
     pthread_cond_signal(&h->tcv);
+    pthread_mutex_unlock(&h->tmu);
 }
 
 static struct tent *
