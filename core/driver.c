@@ -383,3 +383,23 @@ hf_drv_unsub(hf_drv *d, uint64_t conn, const char *to, int timeout_ms,
         return rv;
     return wait_reply(d, conn, e.id, timeout_ms, reply);
 }
+
+int
+hf_drv_history(hf_drv *d, const char *to, uint64_t after, unsigned limit,
+               int timeout_ms, hf_drv_msg **reply)
+{
+    hf_env e = {.op = HF_OP_HISTORY, .id = ++d->nextid, .has_conn = 1,
+                .since = (int64_t)after, .has_since = 1};
+    char lim[9];
+    msgpack_packer pk;
+    hf_buf b = {.data = lim, .cap = sizeof(lim)};
+    int rv;
+
+    e.to = (hf_slice){to, strlen(to)};
+    msgpack_packer_init(&pk, &b, hf_buf_mpwrite);
+    msgpack_pack_uint32(&pk, limit);
+    hf_drv_add(d, &e, limit ? b.data : NULL, limit ? b.len : 0);
+    if ((rv = hf_drv_flush(d)) != 0)
+        return rv;
+    return wait_reply(d, 0, e.id, timeout_ms, reply);
+}

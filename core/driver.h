@@ -69,4 +69,9 @@ int hf_drv_sub(hf_drv *d, uint64_t conn, const char *to, int64_t since,
 int hf_drv_unsub(hf_drv *d, uint64_t conn, const char *to, int timeout_ms,
                  hf_drv_msg **reply);
 
+/* Reads the event history after `after`, at most limit events (0: the
+ * host's default), synchronously. */
+int hf_drv_history(hf_drv *d, const char *to, uint64_t after,
+                   unsigned limit, int timeout_ms, hf_drv_msg **reply);
+
 #endif

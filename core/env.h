@@ -5,7 +5,7 @@
  * host, outputs come back; both travel in batches (concatenated maps).
  *
  *   key    request ops                 output ops
- *   op     CALL SUB UNSUB SIGNAL        REPLY EVENT SIGNAL PRESENCE
+ *   op     CALL SUB UNSUB SIGNAL HISTORY  REPLY EVENT SIGNAL PRESENCE
  *   id     client's id (echoed)         id (REPLY)
  *   c      connection id in the sink    c (REPLY; EVENT when unicast)
  *   to     "kind/name"                  from
@@ -13,7 +13,9 @@
  *   a      args / signal data / presence  res (REPLY ok), data, who
  *   k      idempotency key (CALL)       ok, code, msg (REPLY)
  *   s, r   caller subject and role bits seq (EVENT), by (SIGNAL)
- *   since, ep  SUB recovery point       action "join"|"leave" (PRESENCE)
+ *   since, ep  SUB recovery point;      action "join"|"leave" (PRESENCE)
+ *          HISTORY: events after since,
+ *          "a" = max count (integer)
  *
  * Pure functions, any thread.
  */
@@ -30,6 +32,7 @@ enum hf_op {
     HF_OP_SUB        = 2,
     HF_OP_UNSUB      = 3,
     HF_OP_SIGNAL     = 4,
+    HF_OP_HISTORY    = 5, /* events after "since", at most "k"... see host.h */
     HF_OUT_REPLY     = 16,
     HF_OUT_EVENT     = 17,
     HF_OUT_SIGNAL    = 18,

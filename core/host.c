@@ -886,6 +886,75 @@ release_unsub(struct worker *w, const struct r_unsub *ru, int status)
     hf_buf_free(&who);
 }
 
+struct hist {
+    hf_buf *buf;
+    uint64_t first, n;
+    uint32_t limit;
+};
+
+static int
+history_cb(void *arg, hf_slice key, hf_slice val)
+{
+    struct hist *hs = arg;
+    uint64_t seq = hf_get_be64((const char *)key.data + key.len - 8);
+    msgpack_packer pk;
+
+    if (val.len < 1 || (unsigned char)*(const char *)val.data != 0x83)
+        return 0; /* not an event record: skip it */
+    if (hs->n == 0)
+        hs->first = seq;
+    msgpack_packer_init(&pk, hs->buf, hf_buf_mpwrite);
+    msgpack_pack_map(&pk, 4);
+    hf_pack_cstr(&pk, "seq");
+    msgpack_pack_uint64(&pk, seq);
+    pk.callback(pk.data, (const char *)val.data + 1, val.len - 1);
+    return ++hs->n >= hs->limit;
+}
+
+static void
+release_history(struct worker *w, const struct r_history *rh, int status)
+{
+    struct actor *a = rh->a;
+    const hf_store *st = &w->host->st;
+    hf_buf *out = out_for(w, rh->sink);
+    hf_buf events = {0}, res = {0};
+    struct hist hs = {.buf = &events, .limit = rh->limit};
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, out, hf_buf_mpwrite);
+    if (status != 0) {
+        hf_env_pack_reply_err(&pk, rh->conn, rh->id, status, NULL, 0);
+    } else {
+        char lo[HF_KEYBUF], hi[HF_KEYBUF];
+        size_t ll = hf_key_seq(lo, a->addr, a->alen, rh->after + 1);
+        size_t hl = hf_key_seq(hi, a->addr, a->alen, rh->seq_at + 1);
+        if (rh->after < rh->seq_at)
+            st->ops->scan(st->self, w->idx, HF_DB_LOG, (hf_slice){lo, ll},
+                          (hf_slice){hi, hl}, 0, history_cb, &hs);
+        msgpack_packer_init(&pk, &res, hf_buf_mpwrite);
+        msgpack_pack_map(&pk, 4);
+        hf_pack_cstr(&pk, "seq");
+        msgpack_pack_uint64(&pk, rh->seq_at);
+        hf_pack_cstr(&pk, "epoch");
+        hf_pack_cstr(&pk, a->epoch);
+        hf_pack_cstr(&pk, "recovered");
+        if (rh->after >= rh->seq_at || (hs.n > 0 && hs.first == rh->after + 1))
+            msgpack_pack_true(&pk);
+        else
+            msgpack_pack_false(&pk);
+        hf_pack_cstr(&pk, "events");
+        msgpack_pack_array(&pk, (uint32_t)hs.n);
+        MUST(hf_buf_append(&res, events.data, events.len));
+        msgpack_packer_init(&pk, out, hf_buf_mpwrite);
+        hf_env_pack_reply_ok(&pk, rh->conn, rh->id,
+                             (hf_slice){res.data, res.len});
+    }
+    HF_INC(calls[-status]);
+    hf_sink_unref(rh->sink);
+    hf_buf_free(&events);
+    hf_buf_free(&res);
+}
+
 static void
 release_records(struct worker *w, struct batch *b, int status)
 {
@@ -943,6 +1012,12 @@ release_records(struct worker *w, struct batch *b, int status)
             struct r_unsub ru;
             memcpy(&ru, body, sizeof(ru));
             release_unsub(w, &ru, status);
+            break;
+        }
+        case R_HISTORY: {
+            struct r_history rh;
+            memcpy(&rh, body, sizeof(rh));
+            release_history(w, &rh, status);
             break;
         }
         case R_OUTBOX: {
@@ -1243,6 +1318,25 @@ do_unsub(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
 }
 
 static void
+do_history(struct worker *w, struct actor *a, struct msg *m, const hf_env *e)
+{
+    struct r_history rh = {.a = a, .sink = m->sink, .conn = e->conn,
+                           .id = e->id, .seq_at = a->seq, .limit = 100};
+
+    if (m->sink == NULL)
+        return;
+    if (e->has_since && e->since > 0)
+        rh.after = (uint64_t)e->since;
+    if (e->val && e->val->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        rh.limit = e->val->via.u64 == 0    ? 1
+                   : e->val->via.u64 > 1000 ? 1000
+                                           : (uint32_t)e->val->via.u64;
+    hf_sink_ref(m->sink);
+    hf__rec(&hf__cur(w)->held, R_HISTORY, &rh, sizeof(rh), NULL, 0, NULL, 0,
+            NULL, 0);
+}
+
+static void
 do_signal(struct worker *w, struct actor *a, const hf_env *e,
           const char *caller)
 {
@@ -1339,6 +1433,9 @@ process(struct worker *w, struct actor *a, struct msg *m)
     case HF_OP_SIGNAL:
         do_signal(w, a, &e, caller);
         break;
+    case HF_OP_HISTORY:
+        do_history(w, a, m, &e);
+        break;
     default:
         reply_err(w, m->sink, &e, HF_EBADREQ, "unknown op");
     }
@@ -1366,7 +1463,7 @@ dispatch(struct worker *w, struct msg *m)
         if (hf_unpack_next(m->data + m->alen, m->len, &off, &w->zone,
                            &obj) == 0)
             hf_env_decode(&obj, &e);
-        if (e.op == HF_OP_CALL || e.op == HF_OP_SUB || e.op == HF_OP_UNSUB) {
+        if (e.op != HF_OP_SIGNAL) {
             msgpack_packer pk;
             msgpack_packer_init(&pk, out_for(w, m->sink), hf_buf_mpwrite);
             hf_env_pack_reply_err(&pk, e.conn, e.id, HF_EOVERLOADED,
@@ -1536,7 +1633,7 @@ hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len)
             break;
         }
         if (hf_env_decode(&obj, &e) != 0 || e.op < HF_OP_CALL ||
-            e.op > HF_OP_SIGNAL) {
+            e.op > HF_OP_HISTORY) {
             err = HF_EBADREQ, why = "malformed envelope";
         } else if (hf_addr_check(e.to.data, e.to.len, &klen) != 0) {
             err = HF_EBADREQ, why = "bad address";

@@ -76,6 +76,16 @@ void hf_host_close(hf_host *h);
  */
 int hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len);
 
+/*
+ * Ops (core/env.h): CALL runs a method; SUB/UNSUB (un)subscribe connection
+ * "c" of the sink, with presence "a" and recovery point "since"/"ep";
+ * SIGNAL broadcasts "a" as type "m"; HISTORY replies, once everything the
+ * actor had emitted is durable, {seq, epoch, recovered, events: [{seq,
+ * type, data, at}...]} with the events after "since" (default 0), at most
+ * "a" of them (default 100, at most 1000); recovered is false when the log
+ * no longer reaches back to since + 1 (the events start at the oldest kept).
+ */
+
 /* The number of workers. */
 int hf_host_workers(const hf_host *h);
 

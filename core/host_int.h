@@ -174,7 +174,15 @@ struct hf_host {
 
 /* ---- held output records (batch->held, ctx->tout) ----
  * A record is a header, a fixed struct and up to three variable parts. */
-enum rtype { R_REPLY = 1, R_FANOUT, R_SUB, R_UNSUB, R_OUTBOX, R_ALARM };
+enum rtype {
+    R_REPLY = 1,
+    R_FANOUT,
+    R_SUB,
+    R_UNSUB,
+    R_OUTBOX,
+    R_ALARM,
+    R_HISTORY
+};
 
 struct rhdr {
     uint32_t type;
@@ -199,6 +207,12 @@ struct r_unsub {
     struct actor *a;
     hf_sink *sink; /* a reference */
     uint64_t conn, id;
+};
+struct r_history {
+    struct actor *a;
+    hf_sink *sink; /* a reference */
+    uint64_t conn, id, after, seq_at;
+    uint32_t limit;
 };
 struct r_outbox { /* + target address + request envelope + outbox key */
     uint64_t hash;

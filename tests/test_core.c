@@ -1046,6 +1046,34 @@ test_event_log_since_and_retention(void **state)
 }
 
 static void
+test_history_reads_after_a_seq_with_limit_and_retention(void **state)
+{
+    struct eng *e = eng_new(retain5);
+    hf_drv_msg *m = NULL;
+    (void)state;
+
+    call_ok(e, "tk/h", "emit", "{\"n\":12}", NULL);
+    assert_int_equal(hf_drv_history(e->drv, "tk/h", 9, 2, WAIT, &m), 0);
+    assert_true(m->e.ok);
+    assert_true(hf_arg(m->e.val, "recovered")->via.boolean);
+    assert_int_equal(hf_arg(m->e.val, "seq")->via.u64, 12);
+    assert_non_null(strstr(m->json, "\"events\":[{\"seq\":10,\"type\":\"e\""));
+    assert_non_null(strstr(m->json, "{\"seq\":11,"));
+    assert_int_equal(hf_arg(m->e.val, "events")->via.array.size, 2);
+    hf_drv_msg_free(m);
+    /* Only 8..12 are kept: asking from 0 is not a full recovery. */
+    assert_int_equal(hf_drv_history(e->drv, "tk/h", 0, 0, WAIT, &m), 0);
+    assert_false(hf_arg(m->e.val, "recovered")->via.boolean);
+    assert_int_equal(hf_arg(m->e.val, "events")->via.array.size, 5);
+    hf_drv_msg_free(m);
+    assert_int_equal(hf_drv_history(e->drv, "tk/h", 12, 0, WAIT, &m), 0);
+    assert_true(hf_arg(m->e.val, "recovered")->via.boolean);
+    assert_int_equal(hf_arg(m->e.val, "events")->via.array.size, 0);
+    hf_drv_msg_free(m);
+    eng_free(e);
+}
+
+static void
 test_events_reach_subscribers_once_per_sink_with_presence(void **state)
 {
     struct eng *e = eng_new(NULL);
@@ -1651,6 +1679,8 @@ main(int argc, char **argv)
         cmocka_unit_test(
             test_idempotent_repeat_returns_stored_reply_without_rerunning),
         cmocka_unit_test(test_event_log_since_and_retention),
+        cmocka_unit_test(
+            test_history_reads_after_a_seq_with_limit_and_retention),
         cmocka_unit_test(
             test_events_reach_subscribers_once_per_sink_with_presence),
         cmocka_unit_test(test_alarm_is_persisted_fired_and_retried_on_failure),

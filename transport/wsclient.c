@@ -1,0 +1,1 @@
+typedef int hf_placeholder_unused;
