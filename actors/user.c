@@ -1,4 +1,469 @@
-/* user.c - placeholder: the user kind is being written. */
-#include "actors/kinds.h"
+/*
+ * user.c - user/NAME: a user's notification inbox.
+ *
+ *   notify {title, message, priority: high|medium|low, type?, ...}
+ *                  (service, admin, or an actor) -> {id, unread}
+ *   list {unread_only?, limit?, before?}  -> {items, unread, more}
+ *   mark_read {id} | {all: true}          -> {marked, unread}
+ *   unread {}                             -> {count}
+ *
+ * Events: notification (the item), notification_read {ids, unread} or
+ * {all: true, unread}.
+ *
+ * Who may call: the gateway already keeps user/NAME to NAME, admins and
+ * services (DESIGN §6); inside, list, mark_read and unread check again
+ * that the caller is NAME unless it is an admin or a service, so the
+ * inbox does not rely on an ACL being configured right. notify is for
+ * services, admins and other actors (the device kind sends reminders here
+ * through its outbox; the engine deduplicates those deliveries).
+ *
+ * Design notes. Keys:
+ *   "last"        be64: the newest id (ids are 1, 2, ...)
+ *   "n:" be64 id  map{id, title, message, priority, type, at, read, from,
+ *                     read_at?, ...the notifier's extra fields}
+ *   "unread"      be64: how many items have read == false
+ *   "count"       be64: how many items are kept
+ * Items sort by id, so list is one reverse range scan. The counters move
+ * in the same unit as the items they count, so they are exact. An inbox
+ * keeps its newest INBOX_MAX items: notify drops the oldest beyond that.
+ */
+#include <stdlib.h>
+#include <string.h>
 
-const struct hf_kind hf_kind_user = {.name = "user"};
+#include "actors/kinds.h"
+#include "actors/util.h"
+#include "core/env.h"
+
+#define TITLE_MAX 200
+#define MESSAGE_MAX 4000
+#define TYPE_MAX 64
+#define EXTRA_MAX 16      /* extra fields a notifier may attach */
+#define ITEM_MAX 8192     /* bytes in a packed item */
+#define INBOX_MAX 1000    /* items kept per user */
+#define LIMIT_DEFAULT 50
+#define LIMIT_MAX 200
+#define NKEY_LEN 10
+
+static const char *const priorities[] = {"high", "medium", "low"};
+
+/* Fields notify reads itself, and fields the inbox sets: neither kind is
+ * copied from the arguments as an extra. */
+static const char *const own[] = {"title", "message", "priority", "type"};
+static const char *const reserved[] = {"id", "at", "read", "read_at",
+                                       "from"};
+
+static size_t
+nkey(char *out, uint64_t id)
+{
+    return hf_util_key_id(out, "n:", id);
+}
+
+static int
+is_one_of(const msgpack_object *k, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (k->via.str.size == strlen(names[i]) &&
+            memcmp(k->via.str.ptr, names[i], k->via.str.size) == 0)
+            return 1;
+    return 0;
+}
+
+/* list, mark_read and unread: the inbox's user, an admin or a service. */
+static int
+check_owner(hf_ctx *c)
+{
+    if (strcmp(hf_caller(c), hf_self_name(c)) == 0 || hf_util_privileged(c))
+        return 0;
+    return hf_fail(c, HF_EFORBIDDEN, "this inbox belongs to %s",
+                   hf_self_name(c));
+}
+
+/* Checks the notifier's extra fields: string keys of at most 64 bytes,
+ * none reserved, at most EXTRA_MAX. Returns how many there are in *n. */
+static int
+check_extras(hf_ctx *c, const msgpack_object *args, uint32_t *n)
+{
+    *n = 0;
+    for (uint32_t i = 0; i < args->via.map.size; i++) {
+        const msgpack_object *k = &args->via.map.ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 ||
+            k->via.str.size > 64)
+            return hf_fail(c, HF_EBADREQ, "field names must be strings of "
+                                          "1 to 64 bytes");
+        if (is_one_of(k, own, 4))
+            continue;
+        if (is_one_of(k, reserved, 5))
+            return hf_fail(c, HF_EBADREQ, "'%.*s' is set by the inbox",
+                           (int)k->via.str.size, k->via.str.ptr);
+        if (++*n > EXTRA_MAX)
+            return hf_fail(c, HF_EBADREQ, "at most %d extra fields",
+                           EXTRA_MAX);
+    }
+    return 0;
+}
+
+/* Drops the oldest item when the inbox holds more than INBOX_MAX. */
+struct oldest {
+    uint64_t id;
+    int unread;
+    msgpack_zone zone;
+};
+
+static int
+oldest_cb(void *arg, hf_slice key, hf_slice val)
+{
+    struct oldest *o = arg;
+    msgpack_object m;
+    size_t off = 0;
+    o->id = hf_util_key_id_of(key, 2);
+    if (hf_unpack_next(val.data, val.len, &off, &o->zone, &m) == 0)
+        o->unread = !hf_util_field_bool(&m, "read");
+    return 1;
+}
+
+static int
+trim(hf_ctx *c, uint64_t *unread, uint64_t *count)
+{
+    struct oldest o = {0};
+    char k[NKEY_LEN];
+    int rv;
+
+    if (*count <= INBOX_MAX)
+        return 0;
+    msgpack_zone_init(&o.zone, 1024);
+    rv = hf_list(c, (hf_slice){"n:", 2}, (hf_slice){"n;", 2}, 0, 1,
+                 oldest_cb, &o);
+    msgpack_zone_destroy(&o.zone);
+    if (rv != 0 || o.id == 0)
+        return rv;
+    if ((rv = hf_del(c, k, nkey(k, o.id))) != 0)
+        return rv;
+    (*count)--;
+    if (o.unread && *unread > 0)
+        (*unread)--;
+    return 0;
+}
+
+static int
+notify(hf_ctx *c, const msgpack_object *args)
+{
+    const char *title, *msg, *type;
+    size_t tl, ml, yl;
+    int prio = 0, rv;
+    uint32_t nextra;
+    uint64_t id, unread, count;
+    char k[NKEY_LEN];
+    hf_util_rec r = {0};
+    msgpack_packer *pk;
+
+    if ((rv = hf_arg_str(c, args, "title", 1, TITLE_MAX, &title, &tl)) ||
+        (rv = hf_arg_str(c, args, "message", 1, MESSAGE_MAX, &msg, &ml)) ||
+        (rv = hf_util_arg_enum(c, args, "priority", 1, priorities, 3,
+                               &prio)) ||
+        (rv = hf_arg_str(c, args, "type", 0, TYPE_MAX, &type, &yl)) ||
+        (rv = check_extras(c, args, &nextra)))
+        return rv;
+
+    id = hf_util_get_u64(c, "last") + 1;
+    unread = hf_util_get_u64(c, "unread") + 1;
+    count = hf_util_get_u64(c, "count") + 1;
+    pk = hf_util_rec_begin(&r);
+    msgpack_pack_map(pk, 8 + nextra);
+    hf_pack_cstr(pk, "id");
+    msgpack_pack_uint64(pk, id);
+    hf_pack_cstr(pk, "title");
+    hf_pack_str(pk, title, tl);
+    hf_pack_cstr(pk, "message");
+    hf_pack_str(pk, msg, ml);
+    hf_pack_cstr(pk, "priority");
+    hf_pack_cstr(pk, priorities[prio]);
+    hf_pack_cstr(pk, "type");
+    if (type)
+        hf_pack_str(pk, type, yl);
+    else
+        msgpack_pack_nil(pk);
+    hf_pack_cstr(pk, "at");
+    msgpack_pack_int64(pk, hf_now(c));
+    hf_pack_cstr(pk, "read");
+    msgpack_pack_false(pk);
+    hf_pack_cstr(pk, "from");
+    hf_pack_cstr(pk, hf_caller(c));
+    for (uint32_t i = 0; i < args->via.map.size; i++) {
+        const msgpack_object_kv *kv = &args->via.map.ptr[i];
+        if (is_one_of(&kv->key, own, 4))
+            continue;
+        msgpack_pack_object(pk, kv->key);
+        msgpack_pack_object(pk, kv->val);
+    }
+    if (r.buf.len > ITEM_MAX) {
+        rv = hf_fail(c, HF_EBADREQ, "the notification is over %d bytes",
+                     ITEM_MAX);
+        goto out;
+    }
+    if ((rv = hf_util_rec_put(c, &r, k, nkey(k, id))) != 0 ||
+        (rv = trim(c, &unread, &count)) != 0 ||
+        (rv = hf_util_put_u64(c, "last", id)) != 0 ||
+        (rv = hf_util_put_u64(c, "unread", unread)) != 0 ||
+        (rv = hf_util_put_u64(c, "count", count)) != 0)
+        goto out;
+    hf_pack_raw(hf_pk(c), (hf_slice){r.buf.data, r.buf.len});
+    if ((rv = hf_emit(c, "notification", NULL)) != 0)
+        goto out;
+    pk = hf_pk(c);
+    msgpack_pack_map(pk, 2);
+    hf_pack_cstr(pk, "id");
+    msgpack_pack_uint64(pk, id);
+    hf_pack_cstr(pk, "unread");
+    msgpack_pack_uint64(pk, unread);
+    rv = hf_reply(c);
+out:
+    hf_util_rec_free(&r);
+    return rv;
+}
+
+struct page {
+    hf_buf raw; /* the items, concatenated msgpack maps */
+    uint32_t n, want;
+    int unread_only, more;
+    msgpack_zone zone;
+};
+
+static int
+page_cb(void *arg, hf_slice key, hf_slice val)
+{
+    struct page *p = arg;
+    (void)key;
+    if (p->unread_only) {
+        msgpack_object m;
+        size_t off = 0;
+        int read = hf_unpack_next(val.data, val.len, &off, &p->zone, &m) ==
+                       0 &&
+                   hf_util_field_bool(&m, "read");
+        msgpack_zone_clear(&p->zone);
+        if (read)
+            return 0;
+    }
+    if (p->n == p->want) {
+        p->more = 1;
+        return 1;
+    }
+    if (hf_buf_append(&p->raw, val.data, val.len) != 0)
+        return 1;
+    p->n++;
+    return 0;
+}
+
+static int
+list(hf_ctx *c, const msgpack_object *args)
+{
+    int64_t limit = LIMIT_DEFAULT, before = 0;
+    struct page p = {0};
+    char hi[NKEY_LEN];
+    size_t hil = 2;
+    msgpack_packer *pk;
+    int rv;
+
+    if ((rv = check_owner(c)) ||
+        (rv = hf_util_arg_bool(c, args, "unread_only", 0, &p.unread_only)) ||
+        (rv = hf_arg_int(c, args, "limit", 0, 1, LIMIT_MAX, &limit)) ||
+        (rv = hf_arg_int(c, args, "before", 0, 1, INT64_MAX, &before)))
+        return rv;
+    p.want = (uint32_t)limit;
+    if (before > 0)
+        hil = nkey(hi, (uint64_t)before);
+    else
+        memcpy(hi, "n;", 2); /* just past every "n:" key */
+    msgpack_zone_init(&p.zone, 1024);
+    /* Unread-only pages stop at limit + 1 matches, not limit + 1 keys. */
+    rv = hf_list(c, (hf_slice){"n:", 2}, (hf_slice){hi, hil}, 1,
+                 p.unread_only ? 0 : (size_t)limit + 1, page_cb, &p);
+    msgpack_zone_destroy(&p.zone);
+    if (rv == 0) {
+        pk = hf_pk(c);
+        msgpack_pack_map(pk, 3);
+        hf_pack_cstr(pk, "items");
+        msgpack_pack_array(pk, p.n);
+        if (p.n > 0) /* the stored maps, as they are */
+            hf_pack_raw(pk, (hf_slice){p.raw.data, p.raw.len});
+        hf_pack_cstr(pk, "unread");
+        msgpack_pack_uint64(pk, hf_util_get_u64(c, "unread"));
+        hf_pack_cstr(pk, "more");
+        if (p.more)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        rv = hf_reply(c);
+    }
+    hf_buf_free(&p.raw);
+    return rv;
+}
+
+/* Rewrites item id with read = true. *was_unread tells whether it changed
+ * anything. HF_ENOTFOUND (with a message) for an unknown id. */
+static int
+mark_one(hf_ctx *c, uint64_t id, int *was_unread)
+{
+    static const char *const replaced[] = {"read", "read_at"};
+    char k[NKEY_LEN];
+    size_t kl = nkey(k, id);
+    msgpack_zone z;
+    msgpack_object m;
+    hf_util_rec r = {0};
+    msgpack_packer *pk;
+    int rv;
+
+    *was_unread = 0;
+    msgpack_zone_init(&z, 1024);
+    rv = hf_util_load(c, k, kl, &z, &m);
+    if (rv == HF_ENOTFOUND)
+        rv = hf_fail(c, HF_ENOTFOUND, "no notification %llu",
+                     (unsigned long long)id);
+    if (rv == 0 && !hf_util_field_bool(&m, "read")) {
+        *was_unread = 1;
+        pk = hf_util_rec_begin(&r);
+        hf_util_pack_map_except(pk, &m, replaced, 2, 2);
+        hf_pack_cstr(pk, "read");
+        msgpack_pack_true(pk);
+        hf_pack_cstr(pk, "read_at");
+        msgpack_pack_int64(pk, hf_now(c));
+        rv = hf_util_rec_put(c, &r, k, kl);
+    }
+    hf_util_rec_free(&r);
+    msgpack_zone_destroy(&z);
+    return rv;
+}
+
+/* Collects the ids of unread items (at most INBOX_MAX are kept). */
+struct ids {
+    uint64_t *v;
+    size_t n, cap;
+    msgpack_zone zone;
+};
+
+static int
+unread_ids_cb(void *arg, hf_slice key, hf_slice val)
+{
+    struct ids *s = arg;
+    msgpack_object m;
+    size_t off = 0;
+    int unread = hf_unpack_next(val.data, val.len, &off, &s->zone, &m) == 0 &&
+                 !hf_util_field_bool(&m, "read");
+    msgpack_zone_clear(&s->zone);
+    if (!unread)
+        return 0;
+    if (s->n == s->cap) {
+        uint64_t *v = realloc(s->v, (s->cap = s->cap ? s->cap * 2 : 64) *
+                                        sizeof(*v));
+        if (v == NULL)
+            return 1;
+        s->v = v;
+    }
+    s->v[s->n++] = hf_util_key_id_of(key, 2);
+    return 0;
+}
+
+static int
+mark_all(hf_ctx *c, uint64_t *marked)
+{
+    struct ids s = {0};
+    int rv, changed;
+
+    msgpack_zone_init(&s.zone, 1024);
+    /* Ids first, writes after: the scan must not see writes made under
+     * it, and staging a write may move what the scan is reading. */
+    rv = hf_list(c, (hf_slice){"n:", 2}, (hf_slice){"n;", 2}, 0, 0,
+                 unread_ids_cb, &s);
+    msgpack_zone_destroy(&s.zone);
+    *marked = 0;
+    for (size_t i = 0; rv == 0 && i < s.n; i++)
+        if ((rv = mark_one(c, s.v[i], &changed)) == 0 && changed)
+            (*marked)++;
+    free(s.v);
+    return rv;
+}
+
+static int
+mark_read(hf_ctx *c, const msgpack_object *args)
+{
+    int64_t id = 0;
+    int all = 0, changed, rv;
+    uint64_t marked = 0, unread;
+    msgpack_packer *pk;
+
+    if ((rv = check_owner(c)) ||
+        (rv = hf_arg_int(c, args, "id", 0, 1, INT64_MAX, &id)) ||
+        (rv = hf_util_arg_bool(c, args, "all", 0, &all)))
+        return rv;
+    if (hf_arg(args, "all") != NULL && !all)
+        return hf_fail(c, HF_EBADREQ, "'all' must be true when given");
+    if ((id > 0) == all)
+        return hf_fail(c, HF_EBADREQ,
+                       all ? "give 'id' or 'all', not both"
+                           : "'id' or 'all' is required");
+    unread = hf_util_get_u64(c, "unread");
+    if (all) {
+        rv = mark_all(c, &marked);
+    } else {
+        rv = mark_one(c, (uint64_t)id, &changed);
+        marked = (uint64_t)changed;
+    }
+    if (rv != 0)
+        return rv;
+    unread = marked > unread ? 0 : unread - marked;
+    if (marked > 0) {
+        if ((rv = hf_util_put_u64(c, "unread", unread)) != 0)
+            return rv;
+        pk = hf_pk(c);
+        msgpack_pack_map(pk, 2);
+        if (all) {
+            hf_pack_cstr(pk, "all");
+            msgpack_pack_true(pk);
+        } else {
+            hf_pack_cstr(pk, "ids");
+            msgpack_pack_array(pk, 1);
+            msgpack_pack_uint64(pk, (uint64_t)id);
+        }
+        hf_pack_cstr(pk, "unread");
+        msgpack_pack_uint64(pk, unread);
+        if ((rv = hf_emit(c, "notification_read", NULL)) != 0)
+            return rv;
+    }
+    pk = hf_pk(c);
+    msgpack_pack_map(pk, 2);
+    hf_pack_cstr(pk, "marked");
+    msgpack_pack_uint64(pk, marked);
+    hf_pack_cstr(pk, "unread");
+    msgpack_pack_uint64(pk, unread);
+    return hf_reply(c);
+}
+
+static int
+unread_count(hf_ctx *c, const msgpack_object *args)
+{
+    msgpack_packer *pk;
+    int rv;
+
+    (void)args;
+    if ((rv = check_owner(c)) != 0)
+        return rv;
+    pk = hf_pk(c);
+    msgpack_pack_map(pk, 1);
+    hf_pack_cstr(pk, "count");
+    msgpack_pack_uint64(pk, hf_util_get_u64(c, "unread"));
+    return hf_reply(c);
+}
+
+static const struct hf_method methods[] = {
+    {.name = "notify",
+     .fn = notify,
+     .roles = HF_ROLE_SERVICE | HF_ROLE_ADMIN | HF_ROLE_ACTOR},
+    {.name = "list", .fn = list, .roles = HF_ROLE_ANY},
+    {.name = "mark_read", .fn = mark_read, .roles = HF_ROLE_ANY},
+    {.name = "unread", .fn = unread_count, .roles = HF_ROLE_ANY},
+};
+
+const struct hf_kind hf_kind_user = {
+    .name = "user",
+    .methods = methods,
+    .nmethods = sizeof(methods) / sizeof(methods[0]),
+};

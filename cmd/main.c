@@ -3,31 +3,44 @@
  * storage, actors and (later) transport together.
  *
  *   holdfast serve [options]   run the server (see --help for options)
+ *   holdfast call ADDRESS METHOD ['JSON']   one call over WebSocket
+ *   holdfast tail ADDRESS [--since N]       print an actor's events
  *   holdfast version
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread and taken by
- * sigwait() on the main thread, which then shuts down in order: the host
+ * sigwait() on the main thread, which then shuts down in order: the
+ * gateway stops taking work and writes the replies it owes, the host
  * finishes and releases everything queued, then the store commits and
- * closes. Nothing acknowledged is lost on a clean stop.
+ * closes. Nothing acknowledged is lost, on a clean stop or a crash.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "actors/kinds.h"
+#include "cmd/client.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/host.h"
 #include "core/log.h"
 #include "storage/lmdb.h"
+#include "transport/gateway.h"
+#include "transport/nlink.h"
+
+/* Where gateways and the host meet over nng within this process. */
+#define NNG_BASE "inproc://holdfast"
 
 static void
 usage(FILE *out)
 {
     fprintf(out, "usage: holdfast serve [options]\n"
+                 "       holdfast call ADDRESS METHOD ['JSON'] [options]\n"
+                 "       holdfast tail ADDRESS [--since N] [options]\n"
                  "       holdfast version\n\n"
-                 "options (flag, environment variable, meaning):\n");
+                 "serve options (flag, environment variable, meaning):\n");
     hf_config_usage(out);
+    fprintf(out, "\n");
+    hf_cmd_client_usage(out);
 }
 
 static int
@@ -36,6 +49,8 @@ serve(int argc, char **argv)
     hf_config cfg;
     hf_store st;
     hf_host *host = NULL;
+    hf_nhost *link = NULL;
+    hf_gateway *gw = NULL;
     sigset_t sigs;
     int argi = 0, sig = 0, rv;
 
@@ -80,18 +95,34 @@ serve(int argc, char **argv)
         st.ops->close(st.self);
         return 1;
     }
+    if ((rv = hf_nhost_open(&link, host, NNG_BASE, cfg.gateways)) != 0 ||
+        (rv = hf_gateway_start(&gw, &cfg, NNG_BASE)) != 0) {
+        hf_error("main", "cannot start the gateway: %s", hf_err_name(rv));
+        hf_nhost_stop_recv(link);
+        hf_host_close(host);
+        hf_nhost_close(link);
+        st.ops->close(st.self);
+        return 1;
+    }
     hf_info("main",
-            "holdfast %s started: data %s, %d workers, durability %s, "
-            "%zu kinds",
-            HF_VERSION, cfg.data, cfg.workers,
-            cfg.durability == HF_DURABLE_SYNC ? "sync" : "NONE", hf_nkinds);
-    hf_info("main", "engine only: the network gateway (%s) is not built "
-                    "yet; stop with Ctrl-C",
-            cfg.listen);
+            "holdfast %s started: data %s, %d workers, %d gateways, "
+            "durability %s, %zu kinds",
+            HF_VERSION, cfg.data, cfg.workers, cfg.gateways,
+            cfg.durability == HF_DURABLE_SYNC ? "sync" : "NONE (no fsync)",
+            hf_nkinds);
+    hf_info("main", "open http://127.0.0.1:%d/ for the demo boards",
+            hf_gateway_port(gw));
 
     sigwait(&sigs, &sig);
+    /* Stop in dependency order: no new work, replies owed are written,
+     * connections close with 1001; then the host finishes and releases
+     * what it holds, and the store commits and closes. */
     hf_info("main", "%s received, stopping", strsignal(sig));
+    hf_gateway_drain(gw);
+    hf_nhost_stop_recv(link);
     hf_host_close(host);
+    hf_gateway_stop(gw);
+    hf_nhost_close(link);
     st.ops->close(st.self);
     hf_info("main", "stopped cleanly");
     return 0;
@@ -102,6 +133,10 @@ main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "serve") == 0)
         return serve(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "call") == 0)
+        return hf_cmd_call(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "tail") == 0)
+        return hf_cmd_tail(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "version") == 0) {
         printf("holdfast %s\n", HF_VERSION);
         return 0;

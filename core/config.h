@@ -31,6 +31,14 @@ typedef struct hf_config {
     int alarm_retry_ms;    /* --alarm-retry-ms: first retry delay */
     int log_level;         /* --log-level debug|info|warn|error|off */
     char jwt_secret[256];  /* --jwt-secret (HS256); empty = auth off */
+    int frame_max;         /* --frame-max: largest client frame, bytes */
+    int rate;              /* --rate: messages per second per connection */
+    int rate_burst;        /* --rate-burst: bucket size */
+    int outbuf_max;        /* --outbuf-max: bytes queued to a connection */
+    int max_conns;         /* --max-conns: connections per node */
+    int heartbeat_s;       /* --heartbeat-s: ping an idle connection */
+    int drain_ms;          /* --drain-ms: graceful stop waits this long */
+    char web_root[512];    /* --web-root: static files ("" = built in) */
 } hf_config;
 
 void hf_config_defaults(hf_config *cfg);

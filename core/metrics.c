@@ -98,6 +98,29 @@ hf_metrics_write(FILE *out)
     counter(out, "holdfast_idempotent_hits_total",
             "Calls answered from a stored idempotent reply.",
             HF_GET(idem_hits));
+    gauge(out, "holdfast_connections", "Open WebSocket connections.",
+          HF_GET(connections));
+    counter(out, "holdfast_connections_total", "WebSocket connections.",
+            HF_GET(connections_total));
+    counter(out, "holdfast_connections_refused_total",
+            "Connections refused over --max-conns.",
+            HF_GET(connections_refused));
+    counter(out, "holdfast_frames_in_total", "WebSocket frames received.",
+            HF_GET(frames_in));
+    counter(out, "holdfast_frames_out_total", "WebSocket frames sent.",
+            HF_GET(frames_out));
+    counter(out, "holdfast_messages_in_total", "Client messages received.",
+            HF_GET(messages_in));
+    counter(out, "holdfast_bad_messages_total",
+            "Client messages refused as malformed.", HF_GET(bad_messages));
+    counter(out, "holdfast_rate_limited_total",
+            "Client messages refused by the rate limit.",
+            HF_GET(rate_limited));
+    counter(out, "holdfast_slow_consumers_total",
+            "Connections closed for not reading (1013).",
+            HF_GET(slow_consumers));
+    counter(out, "holdfast_http_requests_total", "HTTP requests.",
+            HF_GET(http_requests));
     hist(out, "holdfast_commit_handlers", "Handlers per group commit.",
          &hf_metrics.commit_handlers_hist);
     hist(out, "holdfast_commit_latency_us", "Group commit latency.",

@@ -43,6 +43,16 @@ struct hf_metrics {
     atomic_uint_least64_t outbox_sent;
     atomic_uint_least64_t outbox_delivered;
     atomic_uint_least64_t idem_hits;
+    atomic_int_least64_t connections;       /* open WebSocket connections */
+    atomic_uint_least64_t connections_total;
+    atomic_uint_least64_t connections_refused;
+    atomic_uint_least64_t frames_in;
+    atomic_uint_least64_t frames_out;
+    atomic_uint_least64_t messages_in;
+    atomic_uint_least64_t bad_messages;
+    atomic_uint_least64_t rate_limited;
+    atomic_uint_least64_t slow_consumers;  /* closed with 1013 */
+    atomic_uint_least64_t http_requests;
     hf_hist commit_handlers_hist; /* handlers per commit */
     hf_hist commit_us_hist;       /* commit latency, microseconds */
 };

@@ -51,6 +51,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <stdio.h>
 
 #include "core/config.h"
 #include "core/err.h"
@@ -321,6 +322,7 @@ struct failure {
     int rc; /* LMDB/errno code, or 0 when status says it all */
 };
 
+static uint64_t prof_apply, prof_commit, prof_n;
 /* Puts every operation of every pending batch into txn. */
 static int
 apply(struct lmdb *s, MDB_txn *txn, hf_wbatch *head, struct failure *f)
@@ -424,7 +426,9 @@ commit(struct lmdb *s, hf_wbatch *head, struct failure *f)
             f->rc = rc;
             return status_of(rc);
         }
+        { uint64_t ta = hf_mono_ns();
         rc = apply(s, txn, head, f);
+        prof_apply += hf_mono_ns() - ta; }
         if (rc == 0 && (hook = atomic_exchange(&s->fail_next, 0)) != 0) {
             mdb_txn_abort(txn);
             f->step = "injected by hf_lmdb_fail_next";
@@ -435,7 +439,9 @@ commit(struct lmdb *s, hf_wbatch *head, struct failure *f)
             mdb_txn_abort(txn);
         } else {
             f->step = "mdb_txn_commit"; /* frees txn whatever it returns */
+            { uint64_t tc = hf_mono_ns();
             rc = mdb_txn_commit(txn);
+            prof_commit += hf_mono_ns() - tc; prof_n++; }
         }
         if (rc == 0)
             break;
@@ -569,6 +575,8 @@ lmdb_close(void *self)
 
     if (s == NULL)
         return;
+    if (prof_n) fprintf(stderr, "PROF commits %lu apply %.1f us commit %.1f us\n", (unsigned long)prof_n, prof_apply/1e3/prof_n, prof_commit/1e3/prof_n);
+    prof_apply = prof_commit = prof_n = 0;
     if (s->thr_ok) {
         pthread_mutex_lock(&s->mu);
         s->closing = 1;

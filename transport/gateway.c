@@ -1,0 +1,1748 @@
+/*
+ * gateway.c - WebSocket and HTTP connections, routed to actors over nng.
+ *
+ * Design notes
+ * ------------
+ * Threads. One acceptor thread owns the listening socket; it hands each
+ * accepted socket to a gateway thread (round robin) through that thread's
+ * locked queue and wakes it with lws_cancel_service(), the only lws call
+ * that is safe from another thread. Each gateway thread runs one lws
+ * context; everything about its connections (tables, subscriptions,
+ * buffers) is touched only by it. nng's receive callback, on an nng thread,
+ * likewise only queues the batch and wakes the gateway.
+ *
+ * Requests. A client frame is decoded (transport/wire.c), checked (auth,
+ * ACL, address, rate), and each message becomes a host envelope with a
+ * gateway-wide request id ("id") and the connection id ("c"). The client's
+ * own id, which may be any JSON scalar, waits in the pending table under
+ * the request id until the reply comes back. All envelopes produced while
+ * handling one lws callback are appended to the nng sender at once; the
+ * sender coalesces further while a send is in flight (transport/nlink.c).
+ *
+ * Fan-out. The host sends an event once per gateway that has subscribers
+ * of the actor; the gateway writes it to each local subscriber, encoding
+ * it once per format. A connection joins an actor's local subscriber list
+ * when the host's reply to its "sub" arrives: that reply precedes every
+ * event the subscription should see on the same ordered stream, and the
+ * backlog events (addressed to the connection alone) follow it.
+ *
+ * Output. Messages for a connection accumulate in its out buffer and are
+ * written when lws says it is writable, as many as fit in one frame (JSON
+ * joined by '\n', msgpack concatenated). A connection whose buffer passes
+ * --outbuf-max is a slow consumer: it is closed with 1013 and can recover
+ * with "since".
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/addr.h"
+#include "core/env.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/mpjson.h"
+#include "transport/auth.h"
+#include "transport/gateway.h"
+#include "transport/nlink.h"
+#include "transport/wire.h"
+
+#ifndef HF_WEB_ROOT
+#define HF_WEB_ROOT "transport/web"
+#endif
+
+#define MAX_MSGS_PER_FRAME 1000
+#define BAD_STREAK_CLOSE   16    /* consecutive bad messages: close 1008 */
+#define ID_MAX             64    /* bytes of a client id (msgpack) */
+#define FRAME_OUT_MAX      65536 /* target size of one outgoing frame */
+
+enum { C_WS = 1, C_HTTP };
+
+/* A request awaiting its reply, keyed by request id. */
+struct pend {
+    struct pend *next;
+    uint64_t rid;
+    uint64_t conn;
+    uint8_t op;
+    uint8_t idlen;
+    char id[ID_MAX];
+    uint16_t alen;
+    char addr[HF_ADDR_MAX + 1];
+};
+
+/* An actor's local subscribers on this gateway. */
+struct topic {
+    struct topic *next;
+    uint64_t hash;
+    struct conn **conns;
+    uint32_t n, cap;
+    size_t alen;
+    char addr[];
+};
+
+struct conn {
+    struct conn *hnext;
+    uint64_t id;
+    struct lws *wsi;
+    struct gw *gw;
+    int kind;
+    int fmt;
+    int authed;       /* who is valid */
+    hf_principal *who;
+    char **subs;      /* addresses subscribed or being subscribed */
+    uint32_t nsubs, capsubs;
+    uint32_t npend;
+    hf_buf rx;        /* a fragmented frame being reassembled */
+    hf_buf out;       /* queued output */
+    size_t outpos;    /* bytes of out already written */
+    double tokens;
+    uint64_t tok_ns;
+    int bad_streak;
+    int close_code;   /* close with this at the next writable */
+    /* HTTP */
+    int route;
+    hf_buf body;
+    int status;
+    const char *ctype;
+    int responded;
+    char target[HF_ADDR_MAX + 1];
+    char method[65];
+    char idem[HF_ADDR_MAX + 40];
+    uint64_t after;
+    unsigned limit;
+};
+
+struct gw {
+    int idx;
+    hf_gateway *g;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    pthread_t thr;
+    int started;
+    lws_retry_bo_t retry;
+
+    pthread_mutex_t mu;
+    int *fds;          /* mu: accepted sockets to adopt */
+    size_t nfds, capfds;
+    nng_msg **inbox;   /* mu: batches from the host */
+    size_t ninbox, capinbox;
+    int draining;      /* mu */
+    int closing;       /* mu */
+    int exiting;       /* mu */
+
+    struct conn **ctab;
+    uint32_t cmask, nconns;
+    struct topic **ttab;
+    uint32_t tmask, ntopics;
+    struct pend **ptab;
+    uint32_t pmask, npend;
+    struct pend *pfree;
+    atomic_int owed; /* pend entries: read by drain on the main thread */
+    atomic_int live; /* connections of this gateway */
+    uint64_t next_conn, next_rid;
+    int local_draining, local_closing;
+    hf_buf req;
+    hf_nsend send;
+    hf_nrecv recv;
+    int send_open, recv_open;
+    unsigned char *wbuf;
+    size_t wcap;
+    msgpack_zone zone;
+    hf_buf enc[2];
+};
+
+struct hf_gateway {
+    hf_config cfg;
+    int nw;
+    struct gw *gws;
+    int lfd;
+    int port;
+    pthread_t acc;
+    int acc_started;
+    int wake[2];
+    atomic_int stop_accept;
+    unsigned next;
+    char web_root[512];
+};
+
+/* ------------------------------------------------------------------ */
+/* small tables                                                        */
+
+static void *
+xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n, sz);
+    if (p == NULL) {
+        hf_error("gateway", "out of memory");
+        abort();
+    }
+    return p;
+}
+
+static void
+conn_insert(struct gw *gw, struct conn *c)
+{
+    if (gw->nconns >= gw->cmask) {
+        uint32_t ns = gw->cmask ? (gw->cmask + 1) * 2 : 1024;
+        struct conn **nt = xcalloc(ns, sizeof(*nt));
+        for (uint32_t i = 0; gw->cmask && i <= gw->cmask; i++) {
+            struct conn *x = gw->ctab[i], *nx;
+            for (; x; x = nx) {
+                nx = x->hnext;
+                x->hnext = nt[x->id & (ns - 1)];
+                nt[x->id & (ns - 1)] = x;
+            }
+        }
+        free(gw->ctab);
+        gw->ctab = nt;
+        gw->cmask = ns - 1;
+    }
+    c->hnext = gw->ctab[c->id & gw->cmask];
+    gw->ctab[c->id & gw->cmask] = c;
+    gw->nconns++;
+}
+
+static struct conn *
+conn_find(struct gw *gw, uint64_t id)
+{
+    if (gw->cmask == 0)
+        return NULL;
+    for (struct conn *c = gw->ctab[id & gw->cmask]; c; c = c->hnext)
+        if (c->id == id)
+            return c;
+    return NULL;
+}
+
+static void
+conn_remove(struct gw *gw, struct conn *c)
+{
+    struct conn **pp = &gw->ctab[c->id & gw->cmask];
+    while (*pp && *pp != c)
+        pp = &(*pp)->hnext;
+    if (*pp) {
+        *pp = c->hnext;
+        gw->nconns--;
+    }
+}
+
+static struct topic *
+topic_find(struct gw *gw, const char *addr, size_t alen, uint64_t h)
+{
+    if (gw->tmask == 0)
+        return NULL;
+    for (struct topic *t = gw->ttab[h & gw->tmask]; t; t = t->next)
+        if (t->hash == h && t->alen == alen && memcmp(t->addr, addr, alen) == 0)
+            return t;
+    return NULL;
+}
+
+static void
+topic_add(struct gw *gw, const char *addr, size_t alen, struct conn *c)
+{
+    uint64_t h = hf_addr_hash(addr, alen);
+    struct topic *t = topic_find(gw, addr, alen, h);
+
+    if (t == NULL) {
+        if (gw->ntopics >= gw->tmask) {
+            uint32_t ns = gw->tmask ? (gw->tmask + 1) * 2 : 1024;
+            struct topic **nt = xcalloc(ns, sizeof(*nt));
+            for (uint32_t i = 0; gw->tmask && i <= gw->tmask; i++) {
+                struct topic *x = gw->ttab[i], *nx;
+                for (; x; x = nx) {
+                    nx = x->next;
+                    x->next = nt[x->hash & (ns - 1)];
+                    nt[x->hash & (ns - 1)] = x;
+                }
+            }
+            free(gw->ttab);
+            gw->ttab = nt;
+            gw->tmask = ns - 1;
+        }
+        t = xcalloc(1, sizeof(*t) + alen + 1);
+        t->hash = h;
+        t->alen = alen;
+        memcpy(t->addr, addr, alen);
+        t->next = gw->ttab[h & gw->tmask];
+        gw->ttab[h & gw->tmask] = t;
+        gw->ntopics++;
+    }
+    for (uint32_t i = 0; i < t->n; i++)
+        if (t->conns[i] == c)
+            return;
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 4;
+        t->conns = realloc(t->conns, t->cap * sizeof(*t->conns));
+        if (t->conns == NULL)
+            abort();
+    }
+    t->conns[t->n++] = c;
+}
+
+static void
+topic_del(struct gw *gw, const char *addr, size_t alen, struct conn *c)
+{
+    uint64_t h = hf_addr_hash(addr, alen);
+    struct topic *t = topic_find(gw, addr, alen, h), **pp;
+
+    if (t == NULL)
+        return;
+    for (uint32_t i = 0; i < t->n; i++)
+        if (t->conns[i] == c) {
+            t->conns[i] = t->conns[--t->n];
+            break;
+        }
+    if (t->n > 0)
+        return;
+    pp = &gw->ttab[h & gw->tmask];
+    while (*pp != t)
+        pp = &(*pp)->next;
+    *pp = t->next;
+    gw->ntopics--;
+    free(t->conns);
+    free(t);
+}
+
+static struct pend *
+pend_add(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice addr)
+{
+    struct pend *p = gw->pfree;
+
+    if (gw->npend >= gw->pmask) {
+        uint32_t ns = gw->pmask ? (gw->pmask + 1) * 2 : 1024;
+        struct pend **nt = xcalloc(ns, sizeof(*nt));
+        for (uint32_t i = 0; gw->pmask && i <= gw->pmask; i++) {
+            struct pend *x = gw->ptab[i], *nx;
+            for (; x; x = nx) {
+                nx = x->next;
+                x->next = nt[x->rid & (ns - 1)];
+                nt[x->rid & (ns - 1)] = x;
+            }
+        }
+        free(gw->ptab);
+        gw->ptab = nt;
+        gw->pmask = ns - 1;
+    }
+    if (p != NULL)
+        gw->pfree = p->next;
+    else
+        p = xcalloc(1, sizeof(*p));
+    p->rid = ++gw->next_rid;
+    p->conn = c->id;
+    p->op = (uint8_t)op;
+    p->idlen = (uint8_t)id.len;
+    memcpy(p->id, id.data, id.len);
+    p->alen = (uint16_t)addr.len;
+    memcpy(p->addr, addr.data, addr.len);
+    p->addr[addr.len] = '\0';
+    p->next = gw->ptab[p->rid & gw->pmask];
+    gw->ptab[p->rid & gw->pmask] = p;
+    gw->npend++;
+    c->npend++;
+    atomic_fetch_add(&gw->owed, 1);
+    return p;
+}
+
+static struct pend *
+pend_take(struct gw *gw, uint64_t rid)
+{
+    struct pend **pp;
+
+    if (gw->pmask == 0)
+        return NULL;
+    for (pp = &gw->ptab[rid & gw->pmask]; *pp; pp = &(*pp)->next)
+        if ((*pp)->rid == rid) {
+            struct pend *p = *pp;
+            *pp = p->next;
+            gw->npend--;
+            atomic_fetch_sub(&gw->owed, 1);
+            return p;
+        }
+    return NULL;
+}
+
+static void
+pend_free(struct gw *gw, struct pend *p)
+{
+    p->next = gw->pfree;
+    gw->pfree = p;
+}
+
+/* ------------------------------------------------------------------ */
+/* output to a connection                                              */
+
+static void
+want_write(struct conn *c)
+{
+    if (c->wsi)
+        lws_callback_on_writable(c->wsi);
+}
+
+/* After appending to c->out: enforce the slow-consumer limit. */
+static void
+queued(struct conn *c)
+{
+    if (c->close_code)
+        return;
+    if (c->out.len - c->outpos > (size_t)c->gw->g->cfg.outbuf_max) {
+        HF_INC(slow_consumers);
+        hf_info("gateway", "conn %llu: slow consumer (%zu bytes queued), "
+                           "closing with 1013",
+                (unsigned long long)c->id, c->out.len - c->outpos);
+        c->close_code = 1013;
+        c->out.len = c->outpos = 0;
+    }
+    want_write(c);
+}
+
+/* Appends a message encoded alone (no leading '\n') to c->out. */
+static void
+append_encoded(struct conn *c, const hf_buf *enc)
+{
+    if (c->close_code)
+        return;
+    if (c->fmt == HF_WIRE_JSON && c->out.len > c->outpos)
+        hf_buf_append(&c->out, "\n", 1);
+    hf_buf_append(&c->out, enc->data, enc->len);
+    queued(c);
+}
+
+static void
+reply_err(struct conn *c, hf_slice id, int err, const char *msg)
+{
+    if (c->close_code)
+        return;
+    if (c->out.len == c->outpos)
+        c->out.len = c->outpos = 0;
+    hf_wire_reply_err(&c->out, c->fmt, id, err, msg, msg ? strlen(msg) : 0);
+    queued(c);
+}
+
+/* The length of the next frame's worth of c->out: whole messages, up to
+ * FRAME_OUT_MAX bytes unless a single message is larger. */
+static size_t
+next_chunk(struct conn *c)
+{
+    const char *p = c->out.data + c->outpos;
+    size_t left = c->out.len - c->outpos, n = 0;
+
+    if (left <= FRAME_OUT_MAX)
+        return left;
+    if (c->fmt == HF_WIRE_JSON) {
+        const char *nl = memrchr(p, '\n', FRAME_OUT_MAX);
+        if (nl != NULL)
+            return (size_t)(nl - p);
+        nl = memchr(p, '\n', left);
+        return nl ? (size_t)(nl - p) : left;
+    }
+    while (n < left) {
+        size_t m = hf_wire_mp_check(p + n, left - n, 64);
+        if (m == 0)
+            return left;
+        if (n > 0 && n + m > FRAME_OUT_MAX)
+            break;
+        n += m;
+    }
+    return n;
+}
+
+static int
+write_ws(struct gw *gw, struct conn *c)
+{
+    size_t n;
+    int rv;
+
+    if (c->close_code) {
+        unsigned char reason[] = "bye";
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         reason, 3);
+        return -1;
+    }
+    if (c->outpos >= c->out.len)
+        return 0;
+    n = next_chunk(c);
+    if (gw->wcap < LWS_PRE + n) {
+        gw->wcap = LWS_PRE + n;
+        if ((gw->wbuf = realloc(gw->wbuf, gw->wcap)) == NULL)
+            abort();
+    }
+    memcpy(gw->wbuf + LWS_PRE, c->out.data + c->outpos, n);
+    rv = lws_write(c->wsi, gw->wbuf + LWS_PRE, n,
+                   c->fmt == HF_WIRE_JSON ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
+    if (rv < (int)n)
+        return -1;
+    HF_INC(frames_out);
+    c->outpos += n;
+    if (c->fmt == HF_WIRE_JSON && c->outpos < c->out.len &&
+        c->out.data[c->outpos] == '\n')
+        c->outpos++;
+    if (c->outpos >= c->out.len)
+        c->out.len = c->outpos = 0;
+    else
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* requests to the host                                                */
+
+static void
+send_req(struct gw *gw)
+{
+    if (gw->req.len == 0)
+        return;
+    if (hf_nsend_append(&gw->send, gw->req.data, gw->req.len) != 0)
+        hf_warn("gateway", "gateway %d: cannot reach the host", gw->idx);
+    gw->req.len = 0;
+}
+
+static const hf_principal *
+principal(struct conn *c)
+{
+    return c->who;
+}
+
+/* Checks auth and ACL for a message to addr. 0 or an error code with
+ * *why set. */
+static int
+admit(struct conn *c, hf_slice addr, const char **why)
+{
+    const hf_principal *p = principal(c);
+
+    if (!c->authed || p == NULL) {
+        *why = "authenticate first: an auth message or ?token=";
+        return HF_EUNAUTH;
+    }
+    if (p->exp > 0 && p->exp <= (int64_t)time(NULL)) {
+        c->authed = 0;
+        *why = "token expired";
+        return HF_EUNAUTH;
+    }
+    if (hf_addr_check(addr.data, addr.len, NULL) != 0) {
+        *why = "bad address: kind/name";
+        return HF_EBADREQ;
+    }
+    if (hf_auth_allows(p, addr.data, addr.len) != 0) {
+        *why = "not allowed for this token";
+        return HF_EFORBIDDEN;
+    }
+    return 0;
+}
+
+/* Builds the host envelope for a request and files it as pending. */
+static void
+forward(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice to,
+        hf_slice method, hf_slice args, hf_slice key, const hf_wire_msg *m)
+{
+    const hf_principal *p = principal(c);
+    hf_env e = {.op = op, .conn = c->id, .has_conn = 1, .to = to,
+                .method = method, .key = key};
+    msgpack_packer pk;
+
+    if (op != HF_OP_SIGNAL)
+        e.id = pend_add(gw, c, op, id, to)->rid;
+    if (p != NULL) {
+        e.sub = (hf_slice){p->sub, strlen(p->sub)};
+        e.role = p->role;
+    }
+    if (m != NULL && m->has_since) {
+        e.since = m->since;
+        e.has_since = 1;
+    }
+    if (m != NULL && m->epoch.len)
+        e.epoch = m->epoch;
+    msgpack_packer_init(&pk, &gw->req, hf_buf_mpwrite);
+    hf_env_pack_request(&pk, &e, args);
+}
+
+static int
+has_sub(struct conn *c, hf_slice addr)
+{
+    for (uint32_t i = 0; i < c->nsubs; i++)
+        if (strlen(c->subs[i]) == addr.len &&
+            memcmp(c->subs[i], addr.data, addr.len) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void
+sub_note(struct conn *c, hf_slice addr)
+{
+    char *s;
+    if (has_sub(c, addr) >= 0)
+        return;
+    if (c->nsubs == c->capsubs) {
+        c->capsubs = c->capsubs ? c->capsubs * 2 : 4;
+        if ((c->subs = realloc(c->subs, c->capsubs * sizeof(*c->subs))) ==
+            NULL)
+            abort();
+    }
+    s = strndup(addr.data, addr.len);
+    if (s == NULL)
+        abort();
+    c->subs[c->nsubs++] = s;
+}
+
+static void
+sub_forget(struct gw *gw, struct conn *c, hf_slice addr)
+{
+    int i = has_sub(c, addr);
+    if (i < 0)
+        return;
+    topic_del(gw, c->subs[i], strlen(c->subs[i]), c);
+    free(c->subs[i]);
+    c->subs[i] = c->subs[--c->nsubs];
+}
+
+static int
+take_token(struct conn *c)
+{
+    const hf_config *cfg = &c->gw->g->cfg;
+    uint64_t now = (uint64_t)lws_now_usecs();
+
+    c->tokens += (double)(now - c->tok_ns) * cfg->rate / 1e6;
+    if (c->tokens > cfg->rate_burst)
+        c->tokens = cfg->rate_burst;
+    c->tok_ns = now;
+    if (c->tokens < 1.0)
+        return 0;
+    c->tokens -= 1.0;
+    return 1;
+}
+
+static void
+do_auth(struct conn *c, const hf_wire_msg *m)
+{
+    const hf_config *cfg = &c->gw->g->cfg;
+    hf_principal p;
+    msgpack_zone z;
+    msgpack_object res;
+    hf_buf b = {0};
+    msgpack_packer pk;
+    size_t off = 0;
+
+    if (cfg->jwt_secret[0] == '\0') {
+        reply_err(c, m->id, HF_EBADREQ, "auth is off on this server");
+        return;
+    }
+    if (hf_auth_verify(cfg->jwt_secret, m->token.data, m->token.len,
+                       (int64_t)time(NULL), &p) != 0) {
+        reply_err(c, m->id, HF_EUNAUTH, "invalid or expired token");
+        return;
+    }
+    if (c->who == NULL)
+        c->who = xcalloc(1, sizeof(*c->who));
+    *c->who = p;
+    c->authed = 1;
+    msgpack_packer_init(&pk, &b, hf_buf_mpwrite);
+    msgpack_pack_map(&pk, 2);
+    hf_pack_cstr(&pk, "sub");
+    hf_pack_cstr(&pk, p.sub);
+    hf_pack_cstr(&pk, "exp");
+    msgpack_pack_int64(&pk, p.exp);
+    msgpack_zone_init(&z, 256);
+    hf_unpack_next(b.data, b.len, &off, &z, &res);
+    if (c->out.len == c->outpos)
+        c->out.len = c->outpos = 0;
+    hf_wire_reply_ok(&c->out, c->fmt, m->id, &res);
+    msgpack_zone_destroy(&z);
+    hf_buf_free(&b);
+    queued(c);
+}
+
+/* Handles one decoded client message. Returns nonzero to close. */
+static int
+on_message(struct gw *gw, struct conn *c, const hf_wire_msg *m)
+{
+    const char *why = NULL;
+    int err;
+
+    HF_INC(messages_in);
+    if (m->err != 0) {
+        HF_INC(bad_messages);
+        reply_err(c, m->id, m->err, m->errmsg);
+        if (++c->bad_streak >= BAD_STREAK_CLOSE) {
+            c->close_code = 1008;
+            want_write(c);
+            return 1;
+        }
+        return 0;
+    }
+    c->bad_streak = 0;
+    if (!take_token(c)) {
+        HF_INC(rate_limited);
+        if (m->op != HF_W_SIGNAL)
+            reply_err(c, m->id, HF_ERATELIMIT, "slow down");
+        return 0;
+    }
+    if (m->id.len > ID_MAX) {
+        reply_err(c, (hf_slice){NULL, 0}, HF_EBADREQ, "id too long");
+        return 0;
+    }
+    if (gw->local_draining && m->op != HF_W_PING) {
+        reply_err(c, m->id, HF_EUNAVAIL, "server is shutting down");
+        return 0;
+    }
+    switch (m->op) {
+    case HF_W_PING:
+        if (c->out.len == c->outpos)
+            c->out.len = c->outpos = 0;
+        hf_wire_pong(&c->out, c->fmt, m->id);
+        queued(c);
+        return 0;
+    case HF_W_AUTH:
+        do_auth(c, m);
+        return 0;
+    default:
+        break;
+    }
+    if ((err = admit(c, m->to, &why)) != 0) {
+        reply_err(c, m->id, err, why);
+        return 0;
+    }
+    switch (m->op) {
+    case HF_W_CALL:
+        forward(gw, c, HF_OP_CALL, m->id, m->to, m->method, m->args, m->key,
+                NULL);
+        break;
+    case HF_W_SUB:
+        sub_note(c, m->to);
+        forward(gw, c, HF_OP_SUB, m->id, m->to, (hf_slice){0}, m->args,
+                (hf_slice){0}, m);
+        break;
+    case HF_W_UNSUB:
+        /* Stop delivering at once; the host's reply confirms. */
+        sub_forget(gw, c, m->to);
+        forward(gw, c, HF_OP_UNSUB, m->id, m->to, (hf_slice){0},
+                (hf_slice){0}, (hf_slice){0}, NULL);
+        break;
+    case HF_W_SIGNAL:
+        forward(gw, c, HF_OP_SIGNAL, m->id, m->to, m->type, m->args,
+                (hf_slice){0}, NULL);
+        break;
+    }
+    return 0;
+}
+
+static int
+on_frame(struct gw *gw, struct conn *c, const void *data, size_t len,
+         int binary)
+{
+    hf_wire_frame f = {0};
+    int close = 0;
+
+    HF_INC(frames_in);
+    if (hf_wire_decode(&f, binary ? HF_WIRE_MSGPACK : HF_WIRE_JSON, data, len,
+                       MAX_MSGS_PER_FRAME) != 0) {
+        hf_wire_frame_free(&f);
+        return -1;
+    }
+    for (size_t i = 0; i < f.n && !close; i++)
+        close = on_message(gw, c, &f.msgs[i]);
+    hf_wire_frame_free(&f);
+    send_req(gw);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* outputs from the host                                               */
+
+static void
+http_respond(struct conn *c, int status, const char *ctype, const void *body,
+             size_t len)
+{
+    c->status = status;
+    c->ctype = ctype;
+    c->body.len = 0;
+    hf_buf_append(&c->body, body, len);
+    c->responded = 1;
+    want_write(c);
+}
+
+static void
+http_reply(struct conn *c, struct pend *p, const hf_env *e)
+{
+    hf_buf b = {0};
+    int err = e->ok ? 0 : HF_EINTERNAL;
+
+    if (!e->ok) {
+        char code[32];
+        snprintf(code, sizeof(code), "%.*s", (int)e->code.len,
+                 (const char *)e->code.data);
+        err = hf_err_from_name(code);
+        hf_wire_http_err(&b, err, e->msg.data, e->msg.len);
+    } else if (p->op == HF_OP_HISTORY) {
+        if (e->val)
+            hf_wire_json(&b, e->val);
+    } else {
+        hf_wire_http_ok(&b, e->val);
+    }
+    http_respond(c, hf_err_http(err), "application/json", b.data, b.len);
+    hf_buf_free(&b);
+}
+
+static void
+on_reply(struct gw *gw, const hf_env *e)
+{
+    struct pend *p = pend_take(gw, e->id);
+    struct conn *c;
+
+    if (p == NULL)
+        return;
+    c = conn_find(gw, p->conn);
+    if (c == NULL) {
+        pend_free(gw, p);
+        return;
+    }
+    c->npend--;
+    if (c->kind == C_HTTP) {
+        http_reply(c, p, e);
+        pend_free(gw, p);
+        return;
+    }
+    if (p->op == HF_OP_SUB) {
+        hf_slice a = {p->addr, p->alen};
+        if (e->ok && has_sub(c, a) >= 0)
+            topic_add(gw, p->addr, p->alen, c);
+        else if (!e->ok)
+            sub_forget(gw, c, a);
+    }
+    if (!c->close_code) {
+        hf_slice id = {p->id, p->idlen};
+        if (c->out.len == c->outpos)
+            c->out.len = c->outpos = 0;
+        if (e->ok) {
+            hf_wire_reply_ok(&c->out, c->fmt, id, e->val);
+        } else {
+            char code[32];
+            snprintf(code, sizeof(code), "%.*s", (int)e->code.len,
+                     (const char *)e->code.data);
+            hf_wire_reply_err(&c->out, c->fmt, id, hf_err_from_name(code),
+                              e->msg.data, e->msg.len);
+        }
+        queued(c);
+    }
+    pend_free(gw, p);
+}
+
+/* Encodes an output envelope for format fmt into gw->enc[fmt] (once). */
+static const hf_buf *
+encode_out(struct gw *gw, const hf_env *e, const msgpack_object *obj,
+           int fmt, int *done)
+{
+    hf_buf *b = &gw->enc[fmt];
+    const msgpack_object *at;
+
+    if (done[fmt])
+        return b;
+    done[fmt] = 1;
+    b->len = 0;
+    switch (e->op) {
+    case HF_OUT_EVENT:
+        at = hf_arg(obj, "at");
+        hf_wire_event(b, fmt, e->to, e->seq, e->method, e->val,
+                      at && at->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                          ? (int64_t)at->via.u64
+                          : 0);
+        break;
+    case HF_OUT_SIGNAL:
+        hf_wire_signal(b, fmt, e->to, e->method, e->sub, e->val);
+        break;
+    case HF_OUT_PRESENCE:
+        hf_wire_presence(b, fmt, e->to, e->action, e->val);
+        break;
+    }
+    return b;
+}
+
+static void
+on_output(struct gw *gw, const hf_env *e, const msgpack_object *obj)
+{
+    int done[2] = {0, 0};
+
+    if (e->op == HF_OUT_REPLY) {
+        on_reply(gw, e);
+        return;
+    }
+    if (e->op == HF_OUT_EVENT && e->has_conn) { /* backlog: this conn */
+        struct conn *c = conn_find(gw, e->conn);
+        if (c != NULL && c->kind == C_WS)
+            append_encoded(c, encode_out(gw, e, obj, c->fmt, done));
+        return;
+    }
+    {
+        struct topic *t = topic_find(gw, e->to.data, e->to.len,
+                                     hf_addr_hash(e->to.data, e->to.len));
+        for (uint32_t i = 0; t && i < t->n; i++)
+            append_encoded(t->conns[i],
+                           encode_out(gw, e, obj, t->conns[i]->fmt, done));
+    }
+}
+
+static void
+on_batch(struct gw *gw, nng_msg *m)
+{
+    const char *buf = nng_msg_body(m);
+    size_t len = nng_msg_len(m), off = 0;
+    msgpack_object obj;
+    hf_env e;
+
+    while (off < len && hf_unpack_next(buf, len, &off, &gw->zone, &obj) == 0) {
+        if (hf_env_decode(&obj, &e) == 0)
+            on_output(gw, &e, &obj);
+        msgpack_zone_clear(&gw->zone);
+    }
+    nng_msg_free(m);
+}
+
+/* nng thread: queue the batch and wake the gateway thread. */
+static void
+from_host(void *arg, nng_msg *m)
+{
+    struct gw *gw = arg;
+
+    pthread_mutex_lock(&gw->mu);
+    if (gw->ninbox == gw->capinbox) {
+        gw->capinbox = gw->capinbox ? gw->capinbox * 2 : 64;
+        gw->inbox = realloc(gw->inbox, gw->capinbox * sizeof(*gw->inbox));
+        if (gw->inbox == NULL)
+            abort();
+    }
+    gw->inbox[gw->ninbox++] = m;
+    pthread_mutex_unlock(&gw->mu);
+    lws_cancel_service(gw->ctx);
+}
+
+/* ------------------------------------------------------------------ */
+/* connections                                                         */
+
+static struct conn *
+conn_new(struct gw *gw, struct lws *wsi, int kind)
+{
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->id = ++gw->next_conn;
+    c->wsi = wsi;
+    c->gw = gw;
+    c->kind = kind;
+    c->tokens = gw->g->cfg.rate_burst;
+    c->tok_ns = (uint64_t)lws_now_usecs();
+    conn_insert(gw, c);
+    return c;
+}
+
+static void
+conn_free(struct gw *gw, struct conn *c)
+{
+    hf_env e = {.op = HF_OP_UNSUB, .has_conn = 1};
+    msgpack_packer pk;
+
+    /* Tell the actors this connection is gone: presence leave. */
+    msgpack_packer_init(&pk, &gw->req, hf_buf_mpwrite);
+    e.conn = c->id;
+    for (uint32_t i = 0; i < c->nsubs; i++) {
+        topic_del(gw, c->subs[i], strlen(c->subs[i]), c);
+        e.to = (hf_slice){c->subs[i], strlen(c->subs[i])};
+        hf_env_pack_request(&pk, &e, (hf_slice){0});
+        free(c->subs[i]);
+    }
+    send_req(gw);
+    conn_remove(gw, c);
+    free(c->subs);
+    free(c->who);
+    hf_buf_free(&c->rx);
+    hf_buf_free(&c->out);
+    hf_buf_free(&c->body);
+    free(c);
+}
+
+/* The token of a request: ?token= or Authorization: Bearer. */
+static int
+request_token(struct lws *wsi, char *buf, size_t len, const char **tok)
+{
+    char hdr[2048];
+    const char *v;
+
+    if ((v = lws_get_urlarg_by_name(wsi, "token=", buf, (int)len)) != NULL &&
+        *v) {
+        *tok = v;
+        return 1;
+    }
+    if (lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION) >
+            7 &&
+        strncasecmp(hdr, "Bearer ", 7) == 0 && strlen(hdr + 7) < len) {
+        strcpy(buf, hdr + 7);
+        *tok = buf;
+        return 1;
+    }
+    return 0;
+}
+
+/* Authenticates a connection from its request. 0, or HF_EUNAUTH when a
+ * token was given and is bad (or none was given for HTTP with auth on). */
+static int
+authenticate(struct gw *gw, struct conn *c, struct lws *wsi, int required)
+{
+    const hf_config *cfg = &gw->g->cfg;
+    char buf[2048];
+    const char *tok;
+    hf_principal p;
+
+    if (cfg->jwt_secret[0] == '\0') {
+        /* Auth off: every role, and no subject (kinds that need one,
+         * such as a poll's voter, then ask for it explicitly). */
+        c->who = xcalloc(1, sizeof(*c->who));
+        hf_auth_anonymous(c->who, NULL);
+        c->who->sub[0] = '\0';
+        c->authed = 1;
+        return 0;
+    }
+    if (!request_token(wsi, buf, sizeof(buf), &tok))
+        return required ? HF_EUNAUTH : 0;
+    if (hf_auth_verify(cfg->jwt_secret, tok, strlen(tok),
+                       (int64_t)time(NULL), &p) != 0)
+        return HF_EUNAUTH;
+    c->who = xcalloc(1, sizeof(*c->who));
+    *c->who = p;
+    c->authed = 1;
+    return 0;
+}
+
+static void
+send_hello(struct conn *c)
+{
+    hf_wire_hello(&c->out, c->fmt, "holdfast/" HF_VERSION, c->id,
+                  c->gw->g->cfg.heartbeat_s);
+    queued(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* HTTP                                                                */
+
+enum { R_NONE, R_CALL, R_EVENTS, R_HEALTH, R_METRICS };
+
+static int
+parse_target(struct conn *c, const char *path, int with_method)
+{
+    /* kind/name[/method] */
+    const char *s1 = strchr(path, '/'), *s2;
+    size_t alen;
+
+    if (s1 == NULL)
+        return HF_EBADREQ;
+    s2 = with_method ? strchr(s1 + 1, '/') : NULL;
+    if (with_method && s2 == NULL)
+        return HF_EBADREQ;
+    alen = with_method ? (size_t)(s2 - path) : strlen(path);
+    if (alen > HF_ADDR_MAX || hf_addr_check(path, alen, NULL) != 0)
+        return HF_EBADREQ;
+    memcpy(c->target, path, alen);
+    c->target[alen] = '\0';
+    if (with_method) {
+        if (strlen(s2 + 1) == 0 || strlen(s2 + 1) >= sizeof(c->method) ||
+            strchr(s2 + 1, '/'))
+            return HF_EBADREQ;
+        strcpy(c->method, s2 + 1);
+    }
+    return 0;
+}
+
+static void
+http_error(struct conn *c, int err, const char *msg)
+{
+    hf_buf b = {0};
+    hf_wire_http_err(&b, err, msg, strlen(msg));
+    http_respond(c, hf_err_http(err), "application/json", b.data, b.len);
+    hf_buf_free(&b);
+}
+
+/* Sends the request an HTTP connection carries, now that it is whole. */
+static void
+http_dispatch(struct gw *gw, struct conn *c)
+{
+    const char *why = NULL;
+    hf_slice to = {c->target, strlen(c->target)};
+    hf_buf args = {0};
+    int err;
+
+    if (gw->local_draining) {
+        http_error(c, HF_EUNAVAIL, "server is shutting down");
+        return;
+    }
+    if ((err = admit(c, to, &why)) != 0) {
+        http_error(c, err, why);
+        return;
+    }
+    if (c->route == R_CALL) {
+        if (c->body.len > 0 &&
+            hf_json_to_mp(c->body.data, c->body.len, &args) != 0) {
+            http_error(c, HF_EBADREQ, "body is not valid JSON");
+            return;
+        }
+        forward(gw, c, HF_OP_CALL, (hf_slice){0}, to,
+                (hf_slice){c->method, strlen(c->method)},
+                (hf_slice){args.data, args.len},
+                (hf_slice){c->idem, strlen(c->idem)}, NULL);
+        hf_buf_free(&args);
+    } else {
+        hf_wire_msg m = {.has_since = 1, .since = (int64_t)c->after};
+        char lim[9];
+        hf_buf lb = {.data = lim, .cap = sizeof(lim)};
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &lb, hf_buf_mpwrite);
+        msgpack_pack_uint32(&pk, c->limit);
+        forward(gw, c, HF_OP_HISTORY, (hf_slice){0}, to, (hf_slice){0},
+                (hf_slice){lb.data, c->limit ? lb.len : 0}, (hf_slice){0},
+                &m);
+    }
+    send_req(gw);
+}
+
+static int
+serve_static(struct gw *gw, struct lws *wsi, const char *uri)
+{
+    char path[1100];
+    const char *mime = "application/octet-stream", *ext;
+    struct stat st;
+    static const struct {
+        const char *ext, *mime;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+    };
+
+    if (strstr(uri, "..") != NULL || uri[0] != '/')
+        return lws_return_http_status(wsi, 404, NULL) ? -1 : 0;
+    snprintf(path, sizeof(path), "%s%s%s", gw->g->web_root, uri,
+             uri[strlen(uri) - 1] == '/' ? "index.html" : "");
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (lws_return_http_status(wsi, 404, NULL) ||
+            lws_http_transaction_completed(wsi))
+            return -1;
+        return 0;
+    }
+    if ((ext = strrchr(path, '.')) != NULL)
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+            if (strcmp(ext, types[i].ext) == 0)
+                mime = types[i].mime;
+    {
+        int n = lws_serve_http_file(wsi, path, mime, NULL, 0);
+        if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
+            return -1;
+    }
+    return 0;
+}
+
+static int
+on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
+{
+    int post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    struct conn *c;
+    char q[64];
+    const char *v;
+
+    HF_INC(http_requests);
+    if (strncmp(uri, "/v1/call/", 9) != 0 &&
+        strncmp(uri, "/v1/events/", 11) != 0 && strcmp(uri, "/healthz") != 0 &&
+        strcmp(uri, "/metrics") != 0) {
+        if (strcmp(uri, "/v1/ws") == 0) {
+            return lws_return_http_status(wsi, 400,
+                                          "use a WebSocket upgrade here")
+                       ? -1
+                       : 0;
+        }
+        return serve_static(gw, wsi, uri);
+    }
+    c = conn_new(gw, wsi, C_HTTP);
+    *pss = c;
+    if (strcmp(uri, "/healthz") == 0) {
+        http_respond(c, 200, "application/json", "{\"ok\":true}", 11);
+        return 0;
+    }
+    if (strcmp(uri, "/metrics") == 0) {
+        char *text = NULL;
+        size_t tlen = 0;
+        FILE *f = open_memstream(&text, &tlen);
+        if (f != NULL) {
+            hf_metrics_write(f);
+            fclose(f);
+        }
+        http_respond(c, 200, "text/plain; version=0.0.4", text ? text : "",
+                     tlen);
+        free(text);
+        return 0;
+    }
+    if (authenticate(gw, c, wsi, 1) != 0) {
+        http_error(c, HF_EUNAUTH, "missing, invalid or expired token");
+        return 0;
+    }
+    if (strncmp(uri, "/v1/call/", 9) == 0) {
+        if (!post) {
+            http_error(c, HF_EBADREQ, "use POST");
+            return 0;
+        }
+        c->route = R_CALL;
+        if (parse_target(c, uri + 9, 1) != 0) {
+            http_error(c, HF_EBADREQ, "use /v1/call/{kind}/{name}/{method}");
+            return 0;
+        }
+        if (lws_hdr_custom_copy(wsi, c->idem, sizeof(c->idem),
+                                "idempotency-key:", 16) < 0)
+            c->idem[0] = '\0';
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+            http_dispatch(gw, c); /* no body: no args */
+        return 0;
+    }
+    c->route = R_EVENTS;
+    if (parse_target(c, uri + 11, 0) != 0) {
+        http_error(c, HF_EBADREQ, "use /v1/events/{kind}/{name}");
+        return 0;
+    }
+    if ((v = lws_get_urlarg_by_name(wsi, "after=", q, sizeof(q))) != NULL)
+        c->after = strtoull(v, NULL, 10);
+    if ((v = lws_get_urlarg_by_name(wsi, "limit=", q, sizeof(q))) != NULL)
+        c->limit = (unsigned)strtoul(v, NULL, 10);
+    http_dispatch(gw, c);
+    return 0;
+}
+
+static int
+write_http(struct conn *c)
+{
+    size_t need = LWS_PRE + 512 + c->body.len;
+    unsigned char *buf, *start, *p, *end;
+    int rv = 0;
+
+    if (!c->responded)
+        return 0;
+    if ((buf = malloc(need)) == NULL)
+        return -1;
+    start = p = buf + LWS_PRE;
+    end = buf + need;
+    if (lws_add_http_common_headers(c->wsi, (unsigned)c->status, c->ctype,
+                                    c->body.len, &p, end) ||
+        lws_finalize_write_http_header(c->wsi, start, &p, end))
+        rv = -1;
+    if (rv == 0) {
+        memcpy(buf + LWS_PRE, c->body.data, c->body.len);
+        if (lws_write(c->wsi, buf + LWS_PRE, c->body.len,
+                      LWS_WRITE_HTTP_FINAL) != (int)c->body.len)
+            rv = -1;
+    }
+    free(buf);
+    c->responded = 0;
+    if (rv == 0 && lws_http_transaction_completed(c->wsi))
+        rv = -1;
+    return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* the lws callback                                                    */
+
+static void
+drain_queues(struct gw *gw)
+{
+    int *fds;
+    size_t nfds, nin;
+    nng_msg **in;
+    int draining, closing;
+
+    pthread_mutex_lock(&gw->mu);
+    fds = gw->fds;
+    nfds = gw->nfds;
+    gw->fds = NULL;
+    gw->nfds = gw->capfds = 0;
+    in = gw->inbox;
+    nin = gw->ninbox;
+    gw->inbox = NULL;
+    gw->ninbox = gw->capinbox = 0;
+    draining = gw->draining;
+    closing = gw->closing;
+    pthread_mutex_unlock(&gw->mu);
+
+    for (size_t i = 0; i < nfds; i++) {
+        if (draining) {
+            close(fds[i]);
+            atomic_fetch_sub(&gw->live, 1);
+        } else if (lws_adopt_socket_vhost(gw->vh, fds[i]) == NULL) {
+            atomic_fetch_sub(&gw->live, 1); /* lws closed it */
+        }
+    }
+    free(fds);
+    for (size_t i = 0; i < nin; i++)
+        on_batch(gw, in[i]);
+    free(in);
+    gw->local_draining = draining;
+    if (closing && !gw->local_closing) {
+        gw->local_closing = 1;
+        for (uint32_t i = 0; gw->cmask && i <= gw->cmask; i++)
+            for (struct conn *c = gw->ctab[i]; c; c = c->hnext)
+                if (c->kind == C_WS && !c->close_code) {
+                    c->close_code = 1001;
+                    want_write(c);
+                }
+    }
+}
+
+static int
+callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+         void *in, size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct gw *gw = ctx ? lws_context_user(ctx) : NULL;
+    struct conn **pss = user, *c = pss ? *pss : NULL;
+    char uri[1024];
+
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        drain_queues(gw);
+        return 0;
+
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+            strcmp(uri, "/v1/ws") != 0)
+            return 1;
+        if (gw->local_draining)
+            return 1;
+        return 0;
+
+    case LWS_CALLBACK_ESTABLISHED: {
+        const struct lws_protocols *pr = lws_get_protocol(wsi);
+        c = conn_new(gw, wsi, C_WS);
+        *pss = c;
+        c->fmt = (pr && pr->id == 1) ? HF_WIRE_MSGPACK : HF_WIRE_JSON;
+        HF_ADD(connections, 1);
+        HF_INC(connections_total);
+        if (authenticate(gw, c, wsi, 0) != 0) {
+            /* A token was given and it is bad: refuse the connection. */
+            c->close_code = 1008;
+            want_write(c);
+            return 0;
+        }
+        send_hello(c);
+        return 0;
+    }
+
+    case LWS_CALLBACK_RECEIVE: {
+        size_t max = (size_t)gw->g->cfg.frame_max;
+        if (c == NULL || c->close_code)
+            return 0;
+        if (c->rx.len + len > max) {
+            c->close_code = 1009;
+            c->rx.len = 0;
+            want_write(c);
+            return 0;
+        }
+        if (lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) &&
+            lws_remaining_packet_payload(wsi) == 0 && c->rx.len == 0)
+            return on_frame(gw, c, in, len, lws_frame_is_binary(wsi));
+        hf_buf_append(&c->rx, in, len);
+        if (lws_is_final_fragment(wsi) &&
+            lws_remaining_packet_payload(wsi) == 0) {
+            int rv = on_frame(gw, c, c->rx.data, c->rx.len,
+                              lws_frame_is_binary(wsi));
+            c->rx.len = 0;
+            return rv;
+        }
+        return 0;
+    }
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c ? write_ws(gw, c) : 0;
+
+    case LWS_CALLBACK_CLOSED:
+        if (c != NULL) {
+            HF_ADD(connections, -1);
+            conn_free(gw, c);
+            *pss = NULL;
+        }
+        return 0;
+
+    case LWS_CALLBACK_HTTP:
+        return on_http(gw, wsi, pss, in ? (const char *)in : "/");
+
+    case LWS_CALLBACK_HTTP_BODY:
+        if (c == NULL || c->responded)
+            return 0;
+        if (c->body.len + len > (size_t)gw->g->cfg.frame_max) {
+            http_error(c, HF_ETOOLARGE, "body too large");
+            return 0;
+        }
+        hf_buf_append(&c->body, in, len);
+        return 0;
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (c != NULL && !c->responded && c->npend == 0)
+            http_dispatch(gw, c);
+        return 0;
+
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+        int rv;
+        if (c == NULL || !c->responded)
+            return 0;
+        rv = write_http(c);
+        conn_free(gw, c);
+        *pss = NULL;
+        return rv;
+    }
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (c != NULL) {
+            conn_free(gw, c);
+            *pss = NULL;
+        }
+        return 0;
+
+    case LWS_CALLBACK_WSI_DESTROY:
+        atomic_fetch_sub(&gw->live, 1);
+        return 0;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"holdfast.v1.json", callback, sizeof(struct conn *), 65536, 0, NULL, 0},
+    {"holdfast.v1.msgpack", callback, sizeof(struct conn *), 65536, 1, NULL,
+     0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ------------------------------------------------------------------ */
+/* threads                                                             */
+
+static void *
+gw_main(void *arg)
+{
+    struct gw *gw = arg;
+    int exiting = 0;
+
+    while (!exiting) {
+        lws_service(gw->ctx, 0);
+        pthread_mutex_lock(&gw->mu);
+        exiting = gw->exiting;
+        pthread_mutex_unlock(&gw->mu);
+    }
+    return NULL;
+}
+
+static void *
+acceptor(void *arg)
+{
+    hf_gateway *g = arg;
+    struct pollfd pf[2] = {{.fd = g->lfd, .events = POLLIN},
+                           {.fd = g->wake[0], .events = POLLIN}};
+
+    while (!atomic_load(&g->stop_accept)) {
+        int fd, one = 1, live = 0;
+        struct gw *gw;
+
+        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (pf[1].revents)
+            break;
+        if (!(pf[0].revents & POLLIN))
+            continue;
+        fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                hf_warn("gateway", "accept: %s", strerror(errno));
+                usleep(10000);
+            }
+            continue;
+        }
+        for (int i = 0; i < g->nw; i++)
+            live += atomic_load(&g->gws[i].live);
+        if (live >= g->cfg.max_conns) {
+            HF_INC(connections_refused);
+            close(fd);
+            continue;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        gw = &g->gws[g->next++ % (unsigned)g->nw];
+        atomic_fetch_add(&gw->live, 1);
+        pthread_mutex_lock(&gw->mu);
+        if (gw->nfds == gw->capfds) {
+            gw->capfds = gw->capfds ? gw->capfds * 2 : 64;
+            gw->fds = realloc(gw->fds, gw->capfds * sizeof(*gw->fds));
+            if (gw->fds == NULL)
+                abort();
+        }
+        gw->fds[gw->nfds++] = fd;
+        pthread_mutex_unlock(&gw->mu);
+        lws_cancel_service(gw->ctx);
+    }
+    return NULL;
+}
+
+static void
+lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws", "%.*s",
+           (int)n, line);
+}
+
+static int
+is_loopback(const char *host)
+{
+    return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
+           strncmp(host, "127.", 4) == 0;
+}
+
+static int
+listen_on(hf_gateway *g)
+{
+    char host[128];
+    const char *colon = strrchr(g->cfg.listen, ':');
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof(sa);
+    int one = 1;
+
+    if (colon == NULL || (size_t)(colon - g->cfg.listen) >= sizeof(host)) {
+        hf_error("gateway", "--listen wants host:port, got '%s'",
+                 g->cfg.listen);
+        return HF_EBADREQ;
+    }
+    memcpy(host, g->cfg.listen, (size_t)(colon - g->cfg.listen));
+    host[colon - g->cfg.listen] = '\0';
+    if (g->cfg.jwt_secret[0] == '\0' && !is_loopback(host)) {
+        hf_warn("gateway", "auth is off (no --jwt-secret): binding 127.0.0.1 "
+                           "instead of %s",
+                host);
+        strcpy(host, "127.0.0.1");
+    }
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa.sin_addr) != 1) {
+        hf_error("gateway", "bad listen address '%s'", host);
+        return HF_EBADREQ;
+    }
+    sa.sin_port = htons((uint16_t)atoi(colon + 1));
+    g->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (g->lfd < 0)
+        return HF_EINTERNAL;
+    setsockopt(g->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(g->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        listen(g->lfd, 4096) != 0) {
+        hf_error("gateway", "cannot listen on %s:%s: %s", host, colon + 1,
+                 strerror(errno));
+        close(g->lfd);
+        g->lfd = -1;
+        return HF_EUNAVAIL;
+    }
+    getsockname(g->lfd, (struct sockaddr *)&sa, &sl);
+    g->port = ntohs(sa.sin_port);
+    hf_info("gateway", "listening on http://%s:%d (WebSocket /v1/ws)%s",
+            host, g->port,
+            g->cfg.jwt_secret[0] ? "" : "; auth is OFF: loopback only");
+    return 0;
+}
+
+static int
+gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
+{
+    struct lws_context_creation_info info;
+    char url[256];
+
+    gw->idx = idx;
+    gw->g = g;
+    pthread_mutex_init(&gw->mu, NULL);
+    msgpack_zone_init(&gw->zone, 8192);
+    gw->retry.secs_since_valid_ping = (uint16_t)g->cfg.heartbeat_s;
+    gw->retry.secs_since_valid_hangup = (uint16_t)(g->cfg.heartbeat_s * 2 + 5);
+
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.protocols = protocols;
+    info.user = gw;
+    info.vhost_name = "holdfast";
+    info.retry_and_idle_policy = &gw->retry;
+    if ((gw->ctx = lws_create_context(&info)) == NULL) {
+        hf_error("gateway", "cannot create the lws context");
+        return HF_EINTERNAL;
+    }
+    gw->vh = lws_get_vhost_by_name(gw->ctx, "holdfast");
+    snprintf(url, sizeof(url), "%s-gw%d", base, idx);
+    if (hf_nrecv_open(&gw->recv, url, from_host, gw) != 0)
+        return HF_EINTERNAL;
+    gw->recv_open = 1;
+    snprintf(url, sizeof(url), "%s-host", base);
+    if (hf_nsend_open(&gw->send, url, idx) != 0)
+        return HF_EINTERNAL;
+    gw->send_open = 1;
+    if (pthread_create(&gw->thr, NULL, gw_main, gw) != 0)
+        return HF_EINTERNAL;
+    gw->started = 1;
+    return 0;
+}
+
+int
+hf_gateway_start(hf_gateway **out, const hf_config *cfg, const char *base)
+{
+    hf_gateway *g = xcalloc(1, sizeof(*g));
+    int rv;
+
+    g->cfg = *cfg;
+    g->lfd = -1;
+    g->wake[0] = g->wake[1] = -1;
+    snprintf(g->web_root, sizeof(g->web_root), "%s",
+             cfg->web_root[0] ? cfg->web_root : HF_WEB_ROOT);
+    lws_set_log_level(LLL_ERR, lws_log);
+    if ((rv = listen_on(g)) != 0)
+        goto fail;
+    if (pipe2(g->wake, O_CLOEXEC) != 0) {
+        rv = HF_EINTERNAL;
+        goto fail;
+    }
+    g->nw = cfg->gateways;
+    g->gws = xcalloc((size_t)g->nw, sizeof(*g->gws));
+    for (int i = 0; i < g->nw; i++)
+        if ((rv = gw_open(g, &g->gws[i], i, base)) != 0)
+            goto fail;
+    if (pthread_create(&g->acc, NULL, acceptor, g) != 0) {
+        rv = HF_EINTERNAL;
+        goto fail;
+    }
+    g->acc_started = 1;
+    *out = g;
+    return 0;
+fail:
+    hf_gateway_stop(g);
+    return rv;
+}
+
+int
+hf_gateway_port(const hf_gateway *g)
+{
+    return g->port;
+}
+
+static void
+stop_acceptor(hf_gateway *g)
+{
+    if (g->acc_started) {
+        atomic_store(&g->stop_accept, 1);
+        if (write(g->wake[1], "x", 1) < 0)
+            hf_warn("gateway", "cannot wake the acceptor");
+        pthread_join(g->acc, NULL);
+        g->acc_started = 0;
+    }
+    if (g->lfd >= 0) {
+        close(g->lfd);
+        g->lfd = -1;
+    }
+}
+
+static void
+set_flag(struct gw *gw, int *flag)
+{
+    pthread_mutex_lock(&gw->mu);
+    *flag = 1;
+    pthread_mutex_unlock(&gw->mu);
+    lws_cancel_service(gw->ctx);
+}
+
+void
+hf_gateway_drain(hf_gateway *g)
+{
+    uint64_t deadline;
+    int owed = 0, live = 0;
+
+    stop_acceptor(g);
+    for (int i = 0; i < g->nw; i++)
+        set_flag(&g->gws[i], &g->gws[i].draining);
+    deadline = (uint64_t)lws_now_usecs() + (uint64_t)g->cfg.drain_ms * 1000;
+    do {
+        owed = 0;
+        for (int i = 0; i < g->nw; i++)
+            owed += atomic_load(&g->gws[i].owed);
+        if (owed > 0)
+            usleep(5000);
+    } while (owed > 0 && (uint64_t)lws_now_usecs() < deadline);
+    if (owed > 0)
+        hf_warn("gateway", "stopping with %d replies still owed", owed);
+    for (int i = 0; i < g->nw; i++)
+        set_flag(&g->gws[i], &g->gws[i].closing);
+    /* Let the 1001 close frames go out. */
+    deadline = (uint64_t)lws_now_usecs() + 1000000;
+    do {
+        live = (int)HF_GET(connections);
+        if (live > 0)
+            usleep(5000);
+    } while (live > 0 && (uint64_t)lws_now_usecs() < deadline);
+}
+
+void
+hf_gateway_stop(hf_gateway *g)
+{
+    if (g == NULL)
+        return;
+    stop_acceptor(g);
+    for (int i = 0; g->gws && i < g->nw; i++) {
+        struct gw *gw = &g->gws[i];
+        if (gw->recv_open)
+            hf_nrecv_close(&gw->recv);
+        gw->recv_open = 0;
+        if (gw->started) {
+            set_flag(gw, &gw->exiting);
+            pthread_join(gw->thr, NULL);
+        }
+        if (gw->ctx)
+            lws_context_destroy(gw->ctx);
+        if (gw->send_open)
+            hf_nsend_close(&gw->send);
+        for (size_t j = 0; j < gw->ninbox; j++)
+            nng_msg_free(gw->inbox[j]);
+        free(gw->inbox);
+        for (size_t j = 0; j < gw->nfds; j++)
+            close(gw->fds[j]);
+        free(gw->fds);
+        for (uint32_t j = 0; gw->pmask && j <= gw->pmask; j++)
+            while (gw->ptab[j]) {
+                struct pend *p = gw->ptab[j];
+                gw->ptab[j] = p->next;
+                free(p);
+            }
+        while (gw->pfree) {
+            struct pend *p = gw->pfree;
+            gw->pfree = p->next;
+            free(p);
+        }
+        free(gw->ptab);
+        free(gw->ctab);
+        free(gw->ttab);
+        free(gw->wbuf);
+        hf_buf_free(&gw->req);
+        hf_buf_free(&gw->enc[0]);
+        hf_buf_free(&gw->enc[1]);
+        msgpack_zone_destroy(&gw->zone);
+        pthread_mutex_destroy(&gw->mu);
+    }
+    free(g->gws);
+    if (g->wake[0] >= 0)
+        close(g->wake[0]);
+    if (g->wake[1] >= 0)
+        close(g->wake[1]);
+    free(g);
+}
