@@ -36,11 +36,11 @@
 #include "actors/util.h"
 #include "core/env.h"
 
-#define OPT_MIN 2
-#define OPT_MAX 20
-#define OPT_LEN 200   /* bytes in an option */
+#define OPT_MIN   2
+#define OPT_MAX   20
+#define OPT_LEN   200 /* bytes in an option */
 #define VOTER_LEN 128 /* bytes in an explicit voter name */
-#define ALARM "close"
+#define ALARM     "close"
 
 struct poll {
     msgpack_zone zone;
@@ -226,8 +226,8 @@ pack_tally(hf_ctx *c, struct poll *p, int mine)
     msgpack_packer *pk = hf_pk(c);
     int closed = poll_closed(c, p);
 
-    msgpack_pack_map(pk, 4 + (p->closes_at > 0) + (p->closed_at > 0) +
-                             (mine >= 0));
+    msgpack_pack_map(pk,
+                     4 + (p->closes_at > 0) + (p->closed_at > 0) + (mine >= 0));
     hf_pack_cstr(pk, "options");
     msgpack_pack_object(pk, *p->options);
     pack_counts(pk, p);
@@ -260,8 +260,8 @@ check_options(hf_ctx *c, const msgpack_object *o)
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < OPT_MIN ||
         o->via.array.size > OPT_MAX)
         return hf_fail(c, HF_EBADREQ,
-                       "'options' must be a list of %d to %d strings",
-                       OPT_MIN, OPT_MAX);
+                       "'options' must be a list of %d to %d strings", OPT_MIN,
+                       OPT_MAX);
     for (uint32_t i = 0; i < o->via.array.size; i++) {
         const msgpack_object *s = &o->via.array.ptr[i];
         if (s->type != MSGPACK_OBJECT_STR || s->via.str.size == 0 ||
@@ -273,8 +273,7 @@ check_options(hf_ctx *c, const msgpack_object *o)
             const msgpack_object *t = &o->via.array.ptr[j];
             if (t->via.str.size == s->via.str.size &&
                 memcmp(t->via.str.ptr, s->via.str.ptr, s->via.str.size) == 0)
-                return hf_fail(c, HF_EBADREQ,
-                               "'options' has '%.*s' twice",
+                return hf_fail(c, HF_EBADREQ, "'options' has '%.*s' twice",
                                (int)s->via.str.size, s->via.str.ptr);
         }
     }
@@ -290,8 +289,8 @@ configure(hf_ctx *c, const msgpack_object *args)
     int rv;
 
     if ((rv = check_options(c, options)) != 0 ||
-        (rv = hf_arg_int(c, args, "closes_at", 0, 1, INT64_MAX,
-                         &closes_at)) != 0)
+        (rv = hf_arg_int(c, args, "closes_at", 0, 1, INT64_MAX, &closes_at)) !=
+            0)
         return rv;
     if (closes_at > 0 && closes_at <= hf_now(c))
         return hf_fail(c, HF_EBADREQ, "'closes_at' must be in the future");
@@ -362,8 +361,8 @@ pack_update(hf_ctx *c, const struct poll *p, int idx, int changed,
 
 /* Common start of vote and unvote: the poll, open, and the voter's key. */
 static int
-begin_ballot(hf_ctx *c, const msgpack_object *args, struct poll *p,
-             char *key, size_t *klen)
+begin_ballot(hf_ctx *c, const msgpack_object *args, struct poll *p, char *key,
+             size_t *klen)
 {
     int rv;
     if ((rv = poll_load(c, p)) != 0)
@@ -395,8 +394,7 @@ vote(hf_ctx *c, const msgpack_object *args)
             idx = (int)i;
     }
     if (idx < 0) {
-        rv = hf_fail(c, HF_EBADREQ, "'option' must be one of the poll's "
-                                    "options");
+        rv = hf_fail(c, HF_EBADREQ, "'option' must be one of the options");
         goto out;
     }
     old = vote_of(c, &p, key, klen);
@@ -514,8 +512,7 @@ close_poll(hf_ctx *c, const msgpack_object *args)
         rv = hf_fail(c, HF_ECONFLICT, "the poll is already closed");
         goto out;
     }
-    if ((rv = hf_alarm_cancel(c, ALARM)) != 0 ||
-        (rv = close_now(c, &p)) != 0)
+    if ((rv = hf_alarm_cancel(c, ALARM)) != 0 || (rv = close_now(c, &p)) != 0)
         goto out;
     rv = pack_tally(c, &p, -1);
 out:

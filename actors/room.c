@@ -34,10 +34,10 @@
 #include "actors/util.h"
 #include "core/env.h"
 
-#define BODY_MAX 4000       /* bytes in a body (packed size for maps) */
-#define CLIENT_ID_MAX 64
-#define LIMIT_DEFAULT 50
-#define LIMIT_MAX 200
+#define BODY_MAX        4000 /* bytes in a body (packed size for maps) */
+#define CLIENT_ID_MAX   64
+#define LIMIT_DEFAULT   50
+#define LIMIT_MAX       200
 #define UNREAD_SCAN_MAX 10000 /* messages unread looks at, at most */
 
 enum { T_TEXT, T_IMAGE, T_FILE, T_SYSTEM };
@@ -107,8 +107,8 @@ ckey(hf_ctx *c, const char *cid, size_t cl, char *out, size_t *len)
     size_t sl = strlen(sub);
 
     if (2 + sl + 1 + cl > HF_UTIL_KEY_MAX)
-        return hf_fail(c, HF_EBADREQ, "caller subject too long for a "
-                                      "client_id");
+        return hf_fail(c, HF_EBADREQ,
+                       "caller subject too long for a client_id");
     memcpy(out, "c:", 2);
     memcpy(out + 2, sub, sl);
     out[2 + sl] = '\0';
@@ -167,8 +167,8 @@ send_msg(hf_ctx *c, const msgpack_object *args)
 
     if ((rv = hf_util_arg_enum(c, args, "type", 0, types, 4, &type)) != 0 ||
         (rv = check_body(c, args, type)) != 0 ||
-        (rv = hf_arg_str(c, args, "client_id", 0, CLIENT_ID_MAX, &cid,
-                         &cl)) != 0)
+        (rv = hf_arg_str(c, args, "client_id", 0, CLIENT_ID_MAX, &cid, &cl)) !=
+            0)
         return rv;
     if (type == T_SYSTEM && !hf_util_privileged(c))
         return hf_fail(c, HF_EFORBIDDEN,
@@ -267,8 +267,8 @@ history(hf_ctx *c, const msgpack_object *args)
     if (before > 0 && after >= 0 && after + 1 >= before)
         rv = 0; /* an empty range */
     else
-        rv = hf_list(c, (hf_slice){lo, lol}, (hf_slice){hi, hil},
-                     after < 0, (size_t)limit + 1, page_cb, &p);
+        rv = hf_list(c, (hf_slice){lo, lol}, (hf_slice){hi, hil}, after < 0,
+                     (size_t)limit + 1, page_cb, &p);
     if (rv == 0) {
         pk = hf_pk(c);
         msgpack_pack_map(pk, 2);
@@ -303,10 +303,8 @@ read_mark(hf_ctx *c, const msgpack_object *args)
         return rv;
     last = hf_util_get_u64(c, "last");
     if ((uint64_t)upto > last)
-        return hf_fail(c, HF_ENOTFOUND, "no message %lld",
-                       (long long)upto);
-    mark = hf_get(c, rk, rkl, &v) == 0 && v.len == 8 ? hf_get_be64(v.data)
-                                                     : 0;
+        return hf_fail(c, HF_ENOTFOUND, "no message %lld", (long long)upto);
+    mark = hf_get(c, rk, rkl, &v) == 0 && v.len == 8 ? hf_get_be64(v.data) : 0;
     if ((uint64_t)upto > mark) { /* marks only move forward */
         mark = (uint64_t)upto;
         hf_put_be64(be, mark);
@@ -365,12 +363,11 @@ unread(hf_ctx *c, const msgpack_object *args)
     (void)args;
     if ((rv = rkey(c, rk, &rkl)) != 0)
         return rv;
-    mark = hf_get(c, rk, rkl, &v) == 0 && v.len == 8 ? hf_get_be64(v.data)
-                                                     : 0;
+    mark = hf_get(c, rk, rkl, &v) == 0 && v.len == 8 ? hf_get_be64(v.data) : 0;
     n.mel = strlen(n.me);
     msgpack_zone_init(&n.zone, 1024);
-    rv = hf_list(c, (hf_slice){lo, mkey(lo, mark + 1)}, (hf_slice){"m;", 2},
-                 0, UNREAD_SCAN_MAX, count_cb, &n);
+    rv = hf_list(c, (hf_slice){lo, mkey(lo, mark + 1)}, (hf_slice){"m;", 2}, 0,
+                 UNREAD_SCAN_MAX, count_cb, &n);
     msgpack_zone_destroy(&n.zone);
     if (rv != 0)
         return rv;

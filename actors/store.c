@@ -54,15 +54,15 @@
 #define NAME_MAX_ 64
 #define PHONE_MAX 32
 #define CLASS_MAX 32
-#define BY_MAX 255
+#define BY_MAX    255
 #define PARTY_MAX 100
-#define GAP ((uint64_t)1 << 20)
+#define GAP       ((uint64_t)1 << 20)
 
 enum status { ST_WAITING, ST_CALLED, ST_SEATED, ST_NO_SHOW, ST_CANCELLED };
 
 static const char *const status_names[] = {
-    [ST_WAITING] = "waiting", [ST_CALLED] = "called",
-    [ST_SEATED] = "seated",   [ST_NO_SHOW] = "no_show",
+    [ST_WAITING] = "waiting",     [ST_CALLED] = "called",
+    [ST_SEATED] = "seated",       [ST_NO_SHOW] = "no_show",
     [ST_CANCELLED] = "cancelled",
 };
 #define NSTATUS (sizeof(status_names) / sizeof(status_names[0]))
@@ -93,8 +93,8 @@ struct ticket {
 uint32_t
 hf_store_day(int64_t now_ms)
 {
-    int64_t days = now_ms >= 0 ? now_ms / 86400000
-                               : -((-now_ms + 86399999) / 86400000);
+    int64_t days =
+        now_ms >= 0 ? now_ms / 86400000 : -((-now_ms + 86399999) / 86400000);
     int64_t y;
     unsigned m, d;
 
@@ -113,14 +113,13 @@ hf_store_next_number(uint32_t last_day, uint32_t last_no, uint32_t today)
 size_t
 hf_store_ticket_id(char *out, uint32_t day, uint32_t no)
 {
-    int n = snprintf(out, HF_STORE_ID_MAX, "%08u-%u", (unsigned)day,
-                     (unsigned)no);
+    int n =
+        snprintf(out, HF_STORE_ID_MAX, "%08u-%u", (unsigned)day, (unsigned)no);
     return n > 0 ? (size_t)n : 0;
 }
 
 int
-hf_store_ticket_parse(const char *s, size_t len, uint32_t *day,
-                      uint32_t *no)
+hf_store_ticket_parse(const char *s, size_t len, uint32_t *day, uint32_t *no)
 {
     uint32_t d = 0, n = 0;
     size_t i;
@@ -153,16 +152,6 @@ tkey(char *out, size_t cap, uint32_t day, uint32_t no)
     return n > 0 ? (size_t)n : 0;
 }
 
-static int
-status_of(const msgpack_object *map)
-{
-    for (size_t i = 0; i < NSTATUS; i++)
-        if (hf_util_field_is(map, "status", status_names[i],
-                             strlen(status_names[i])))
-            return (int)i;
-    return -1;
-}
-
 /* Decodes a stored ticket; the bytes need not outlive the call. */
 static int
 decode(hf_slice v, struct ticket *t)
@@ -176,7 +165,9 @@ decode(hf_slice v, struct ticket *t)
         return HF_EINTERNAL;
     memset(t, 0, sizeof(*t));
     if (hf_unpack_next(v.data, v.len, &off, &z, &o) == 0 &&
-        o.type == MSGPACK_OBJECT_MAP && (t->status = status_of(&o)) >= 0) {
+        o.type == MSGPACK_OBJECT_MAP &&
+        (t->status = hf_util_field_enum(&o, "status", status_names, NSTATUS)) >=
+            0) {
         hf_util_field_copy(&o, "ticket", t->id, sizeof(t->id));
         hf_util_field_copy(&o, "name", t->name, sizeof(t->name));
         hf_util_field_copy(&o, "phone", t->phone, sizeof(t->phone));
@@ -194,41 +185,6 @@ decode(hf_slice v, struct ticket *t)
     return rv;
 }
 
-static void
-kv_str(msgpack_packer *pk, const char *k, const char *v)
-{
-    hf_pack_cstr(pk, k);
-    hf_pack_cstr(pk, v);
-}
-
-static void
-kv_int(msgpack_packer *pk, const char *k, int64_t v)
-{
-    hf_pack_cstr(pk, k);
-    msgpack_pack_int64(pk, v);
-}
-
-/* An optional string or time: nil when empty / zero. */
-static void
-kv_opt_str(msgpack_packer *pk, const char *k, const char *v)
-{
-    hf_pack_cstr(pk, k);
-    if (*v)
-        hf_pack_cstr(pk, v);
-    else
-        msgpack_pack_nil(pk);
-}
-
-static void
-kv_opt_int(msgpack_packer *pk, const char *k, int64_t v)
-{
-    hf_pack_cstr(pk, k);
-    if (v)
-        msgpack_pack_int64(pk, v);
-    else
-        msgpack_pack_nil(pk);
-}
-
 static int
 save(hf_ctx *c, const struct ticket *t)
 {
@@ -238,18 +194,18 @@ save(hf_ctx *c, const struct ticket *t)
     int rv;
 
     msgpack_pack_map(pk, 12);
-    kv_str(pk, "ticket", t->id);
-    kv_int(pk, "day", t->day);
-    kv_int(pk, "number", t->no);
-    kv_str(pk, "name", t->name);
-    kv_int(pk, "party", t->party);
-    kv_opt_str(pk, "phone", t->phone);
-    kv_opt_str(pk, "class", t->cls);
-    kv_str(pk, "status", status_names[t->status]);
-    kv_str(pk, "by", t->by);
-    kv_int(pk, "created_at", t->created_at);
-    kv_opt_int(pk, "called_at", t->called_at);
-    kv_opt_int(pk, "done_at", t->done_at);
+    hf_util_kv_str(pk, "ticket", t->id);
+    hf_util_kv_int(pk, "day", t->day);
+    hf_util_kv_int(pk, "number", t->no);
+    hf_util_kv_str(pk, "name", t->name);
+    hf_util_kv_int(pk, "party", t->party);
+    hf_util_kv_opt_str(pk, "phone", t->phone);
+    hf_util_kv_opt_str(pk, "class", t->cls);
+    hf_util_kv_str(pk, "status", status_names[t->status]);
+    hf_util_kv_str(pk, "by", t->by);
+    hf_util_kv_int(pk, "created_at", t->created_at);
+    hf_util_kv_opt_int(pk, "called_at", t->called_at);
+    hf_util_kv_opt_int(pk, "done_at", t->done_at);
     rv = hf_util_rec_put(c, &r, key, tkey(key, sizeof(key), t->day, t->no));
     hf_util_rec_free(&r);
     return rv;
@@ -267,8 +223,8 @@ load_arg(hf_ctx *c, const msgpack_object *args, struct ticket *t)
     hf_slice v;
     int rv;
 
-    if ((rv = hf_arg_str(c, args, "ticket", 1, HF_STORE_ID_MAX - 1, &s,
-                         &sl)) != 0)
+    if ((rv = hf_arg_str(c, args, "ticket", 1, HF_STORE_ID_MAX - 1, &s, &sl)) !=
+        0)
         return rv;
     if (hf_store_ticket_parse(s, sl, &day, &no) != 0)
         return hf_fail(c, HF_EBADREQ,
@@ -276,8 +232,7 @@ load_arg(hf_ctx *c, const msgpack_object *args, struct ticket *t)
     if (hf_get(c, key, tkey(key, sizeof(key), day, no), &v) != 0)
         return hf_fail(c, HF_ENOTFOUND, "no ticket %.*s", (int)sl, s);
     if (decode(v, t) != 0)
-        return hf_fail(c, HF_EINTERNAL, "ticket %.*s is corrupt", (int)sl,
-                       s);
+        return hf_fail(c, HF_EINTERNAL, "ticket %.*s is corrupt", (int)sl, s);
     return 0;
 }
 
@@ -332,8 +287,8 @@ static int
 queue_load(hf_ctx *c, char which, struct queue *q)
 {
     char lo[2] = {which, ':'}, hi[2] = {which, ':' + 1};
-    int rv = hf_list(c, (hf_slice){lo, 2}, (hf_slice){hi, 2}, 0, 0,
-                     queue_cb, q);
+    int rv =
+        hf_list(c, (hf_slice){lo, 2}, (hf_slice){hi, 2}, 0, 0, queue_cb, q);
     return rv != 0 || q->oom ? hf_fail(c, HF_EINTERNAL, "cannot read the queue")
                              : 0;
 }
@@ -387,18 +342,18 @@ pack_view(msgpack_packer *pk, const struct ticket *t, size_t position,
     int phone = with_phone && t->phone[0];
 
     msgpack_pack_map(pk, 10 + (uint32_t)phone + extra);
-    kv_str(pk, "ticket", t->id);
-    kv_int(pk, "number", t->no);
-    kv_str(pk, "name", t->name);
-    kv_int(pk, "party", t->party);
-    kv_opt_str(pk, "class", t->cls);
-    kv_str(pk, "status", status_names[t->status]);
-    kv_opt_int(pk, "position", (int64_t)position);
-    kv_int(pk, "created_at", t->created_at);
-    kv_opt_int(pk, "called_at", t->called_at);
-    kv_opt_int(pk, "done_at", t->done_at);
+    hf_util_kv_str(pk, "ticket", t->id);
+    hf_util_kv_int(pk, "number", t->no);
+    hf_util_kv_str(pk, "name", t->name);
+    hf_util_kv_int(pk, "party", t->party);
+    hf_util_kv_opt_str(pk, "class", t->cls);
+    hf_util_kv_str(pk, "status", status_names[t->status]);
+    hf_util_kv_opt_int(pk, "position", (int64_t)position);
+    hf_util_kv_int(pk, "created_at", t->created_at);
+    hf_util_kv_opt_int(pk, "called_at", t->called_at);
+    hf_util_kv_opt_int(pk, "done_at", t->done_at);
     if (phone)
-        kv_str(pk, "phone", t->phone);
+        hf_util_kv_str(pk, "phone", t->phone);
 }
 
 /* Packs [id, ...] of the waiting queue. */
@@ -446,14 +401,14 @@ transition(hf_ctx *c, struct ticket *t, int to)
         rv = save(c, t);
     if (rv == 0) {
         pack_view(hf_pk(c), t, 0, 0, 2);
-        kv_str(hf_pk(c), "from", status_names[from]);
-        kv_int(hf_pk(c), "waiting", (int64_t)q.n);
+        hf_util_kv_str(hf_pk(c), "from", status_names[from]);
+        hf_util_kv_int(hf_pk(c), "waiting", (int64_t)q.n);
         rv = hf_emit(c, "status_changed", NULL);
     }
     if (rv == 0) {
         pack_view(hf_pk(c), t, 0, hf_util_privileged(c), 2);
-        kv_str(hf_pk(c), "from", status_names[from]);
-        kv_int(hf_pk(c), "waiting", (int64_t)q.n);
+        hf_util_kv_str(hf_pk(c), "from", status_names[from]);
+        hf_util_kv_int(hf_pk(c), "waiting", (int64_t)q.n);
         rv = hf_reply(c);
     }
     queue_free(&q);
@@ -473,8 +428,7 @@ prune_cb(void *arg, hf_slice key, hf_slice val)
     struct ticket t;
     uint16_t n = (uint16_t)key.len;
 
-    if (decode(val, &t) != 0 || t.status == ST_WAITING ||
-        t.status == ST_CALLED)
+    if (decode(val, &t) != 0 || t.status == ST_WAITING || t.status == ST_CALLED)
         return 0;
     return hf_buf_append(&p->keys, &n, 2) != 0 ||
            hf_buf_append(&p->keys, key.data, key.len) != 0;
@@ -536,8 +490,7 @@ do_register(hf_ctx *c, const msgpack_object *args)
 
     if ((rv = hf_util_arg_text(c, args, "name", 1, NAME_MAX_, &name, &nl)) ||
         (rv = hf_arg_int(c, args, "party", 1, 1, PARTY_MAX, &t.party)) ||
-        (rv = hf_util_arg_text(c, args, "phone", 0, PHONE_MAX, &phone,
-                               &pl)) ||
+        (rv = hf_util_arg_text(c, args, "phone", 0, PHONE_MAX, &phone, &pl)) ||
         (rv = check_phone(c, phone, pl)) ||
         (rv = hf_util_arg_text(c, args, "class", 0, CLASS_MAX, &cls, &cl)))
         return rv;
@@ -568,16 +521,16 @@ do_register(hf_ctx *c, const msgpack_object *args)
         rv = queue_put(c, q.n ? q.v[q.n - 1].rank + GAP : GAP, t.id);
     if (rv == 0) {
         pack_view(hf_pk(c), &t, q.n + 1, 0, 1);
-        kv_int(hf_pk(c), "waiting", (int64_t)q.n + 1);
+        hf_util_kv_int(hf_pk(c), "waiting", (int64_t)q.n + 1);
         rv = hf_emit(c, "new_waiting", NULL);
     }
     if (rv == 0) {
         msgpack_packer *pk = hf_pk(c);
         msgpack_pack_map(pk, 4);
-        kv_str(pk, "ticket", t.id);
-        kv_int(pk, "number", t.no);
-        kv_int(pk, "position", (int64_t)q.n + 1);
-        kv_int(pk, "waiting", (int64_t)q.n + 1);
+        hf_util_kv_str(pk, "ticket", t.id);
+        hf_util_kv_int(pk, "number", t.no);
+        hf_util_kv_int(pk, "position", (int64_t)q.n + 1);
+        hf_util_kv_int(pk, "waiting", (int64_t)q.n + 1);
         rv = hf_reply(c);
     }
     queue_free(&q);
@@ -614,7 +567,8 @@ do_call(hf_ctx *c, const msgpack_object *args)
             hf_get(c, key, tkey(key, sizeof(key), day, no), &v) ||
             decode(v, &t))
             continue;
-        if (cls == NULL || (strlen(t.cls) == cl && memcmp(t.cls, cls, cl) == 0)) {
+        if (cls == NULL ||
+            (strlen(t.cls) == cl && memcmp(t.cls, cls, cl) == 0)) {
             rv = transition(c, &t, ST_CALLED);
             break;
         }
@@ -630,8 +584,7 @@ do_set_status(hf_ctx *c, const msgpack_object *args)
     int idx = -1, rv;
 
     if ((rv = hf_util_arg_enum(c, args, "status", 1, settable,
-                               sizeof(settable) / sizeof(settable[0]),
-                               &idx)) ||
+                               sizeof(settable) / sizeof(settable[0]), &idx)) ||
         (rv = load_arg(c, args, &t)))
         return rv;
     return transition(c, &t, ST_CALLED + idx);
@@ -649,7 +602,8 @@ do_cancel(hf_ctx *c, const msgpack_object *args)
     if (!hf_util_privileged(c) && (who[0] == '\0' || strcmp(who, t.by) != 0))
         return hf_fail(c, HF_EFORBIDDEN,
                        "only the guest who registered ticket %s, or staff, "
-                       "may cancel it", t.id);
+                       "may cancel it",
+                       t.id);
     return transition(c, &t, ST_CANCELLED);
 }
 
@@ -690,8 +644,7 @@ do_move(hf_ctx *c, const msgpack_object *args)
         return rv;
     if ((from = queue_find(&q, t.id)) < 0) {
         queue_free(&q);
-        return hf_fail(c, HF_EINTERNAL, "ticket %s is not in the queue",
-                       t.id);
+        return hf_fail(c, HF_EINTERNAL, "ticket %s is not in the queue", t.id);
     }
     /* A position past the end means the end. */
     to = (size_t)position > q.n ? q.n - 1 : (size_t)position - 1;
@@ -717,9 +670,9 @@ do_move(hf_ctx *c, const msgpack_object *args)
         if (rv == 0) {
             msgpack_packer *pk = hf_pk(c);
             msgpack_pack_map(pk, 4);
-            kv_str(pk, "ticket", t.id);
-            kv_int(pk, "position", (int64_t)to + 1);
-            kv_int(pk, "waiting", (int64_t)q.n);
+            hf_util_kv_str(pk, "ticket", t.id);
+            hf_util_kv_int(pk, "position", (int64_t)to + 1);
+            hf_util_kv_int(pk, "waiting", (int64_t)q.n);
             hf_pack_cstr(pk, "order");
             pack_order(pk, &q);
             rv = hf_emit(c, "order_changed", NULL);
@@ -728,9 +681,9 @@ do_move(hf_ctx *c, const msgpack_object *args)
     if (rv == 0) {
         msgpack_packer *pk = hf_pk(c);
         msgpack_pack_map(pk, 4);
-        kv_str(pk, "ticket", t.id);
-        kv_int(pk, "position", (int64_t)to + 1);
-        kv_int(pk, "waiting", (int64_t)q.n);
+        hf_util_kv_str(pk, "ticket", t.id);
+        hf_util_kv_int(pk, "position", (int64_t)to + 1);
+        hf_util_kv_int(pk, "waiting", (int64_t)q.n);
         hf_pack_cstr(pk, "order");
         pack_order(pk, &q);
         rv = hf_reply(c);
@@ -771,8 +724,7 @@ board_add_queue(hf_ctx *c, struct board *b, const struct queue *q)
         char key[32];
         hf_slice v;
 
-        if (hf_store_ticket_parse(q->v[i].id, strlen(q->v[i].id), &day,
-                                  &no) ||
+        if (hf_store_ticket_parse(q->v[i].id, strlen(q->v[i].id), &day, &no) ||
             hf_get(c, key, tkey(key, sizeof(key), day, no), &v) ||
             decode(v, &t))
             continue; /* an index entry without its ticket: skip it */
@@ -787,8 +739,7 @@ finished_cb(void *arg, hf_slice key, hf_slice val)
 {
     struct ticket t;
     (void)key;
-    if (decode(val, &t) != 0 || t.status == ST_WAITING ||
-        t.status == ST_CALLED)
+    if (decode(val, &t) != 0 || t.status == ST_WAITING || t.status == ST_CALLED)
         return 0;
     return board_add(arg, &t) != 0;
 }
@@ -814,8 +765,8 @@ do_list(hf_ctx *c, const msgpack_object *args)
     if (all) {
         char lo[32], hi[32];
         rv = hf_list(c, (hf_slice){lo, tkey(lo, sizeof(lo), today, 0)},
-                     (hf_slice){hi, tkey(hi, sizeof(hi), today + 1, 0)}, 0,
-                     0, finished_cb, &b);
+                     (hf_slice){hi, tkey(hi, sizeof(hi), today + 1, 0)}, 0, 0,
+                     finished_cb, &b);
         if (rv != 0) {
             rv = hf_fail(c, HF_EINTERNAL, "cannot list tickets");
             goto out;
@@ -823,16 +774,15 @@ do_list(hf_ctx *c, const msgpack_object *args)
     }
     pk = hf_pk(c);
     msgpack_pack_map(pk, 4);
-    kv_int(pk, "day", today);
-    kv_int(pk, "waiting", (int64_t)waiting.n);
-    kv_int(pk, "called", (int64_t)called.n);
+    hf_util_kv_int(pk, "day", today);
+    hf_util_kv_int(pk, "waiting", (int64_t)waiting.n);
+    hf_util_kv_int(pk, "called", (int64_t)called.n);
     hf_pack_cstr(pk, "tickets");
     msgpack_pack_array(pk, (uint32_t)b.n);
     for (size_t i = 0, pos = 0; i < b.n; i++) {
         if (b.v[i].status == ST_WAITING && i >= nc)
             pos++;
-        pack_view(pk, &b.v[i], b.v[i].status == ST_WAITING ? pos : 0, staff,
-                  0);
+        pack_view(pk, &b.v[i], b.v[i].status == ST_WAITING ? pos : 0, staff, 0);
     }
     rv = hf_reply(c);
 out:

@@ -34,23 +34,22 @@
 #include "actors/util.h"
 #include "core/env.h"
 
-#define TITLE_MAX 200
-#define MESSAGE_MAX 4000
-#define TYPE_MAX 64
-#define EXTRA_MAX 16      /* extra fields a notifier may attach */
-#define ITEM_MAX 8192     /* bytes in a packed item */
-#define INBOX_MAX 1000    /* items kept per user */
+#define TITLE_MAX     200
+#define MESSAGE_MAX   4000
+#define TYPE_MAX      64
+#define EXTRA_MAX     16   /* extra fields a notifier may attach */
+#define ITEM_MAX      8192 /* bytes in a packed item */
+#define INBOX_MAX     1000 /* items kept per user */
 #define LIMIT_DEFAULT 50
-#define LIMIT_MAX 200
-#define NKEY_LEN 10
+#define LIMIT_MAX     200
+#define NKEY_LEN      10
 
 static const char *const priorities[] = {"high", "medium", "low"};
 
 /* Fields notify reads itself, and fields the inbox sets: neither kind is
  * copied from the arguments as an extra. */
 static const char *const own[] = {"title", "message", "priority", "type"};
-static const char *const reserved[] = {"id", "at", "read", "read_at",
-                                       "from"};
+static const char *const reserved[] = {"id", "at", "read", "read_at", "from"};
 
 static size_t
 nkey(char *out, uint64_t id)
@@ -88,16 +87,15 @@ check_extras(hf_ctx *c, const msgpack_object *args, uint32_t *n)
         const msgpack_object *k = &args->via.map.ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 ||
             k->via.str.size > 64)
-            return hf_fail(c, HF_EBADREQ, "field names must be strings of "
-                                          "1 to 64 bytes");
+            return hf_fail(c, HF_EBADREQ,
+                           "field names must be 1 to 64 byte strings");
         if (is_one_of(k, own, 4))
             continue;
         if (is_one_of(k, reserved, 5))
             return hf_fail(c, HF_EBADREQ, "'%.*s' is set by the inbox",
                            (int)k->via.str.size, k->via.str.ptr);
         if (++*n > EXTRA_MAX)
-            return hf_fail(c, HF_EBADREQ, "at most %d extra fields",
-                           EXTRA_MAX);
+            return hf_fail(c, HF_EBADREQ, "at most %d extra fields", EXTRA_MAX);
     }
     return 0;
 }
@@ -131,8 +129,8 @@ trim(hf_ctx *c, uint64_t *unread, uint64_t *count)
     if (*count <= INBOX_MAX)
         return 0;
     msgpack_zone_init(&o.zone, 1024);
-    rv = hf_list(c, (hf_slice){"n:", 2}, (hf_slice){"n;", 2}, 0, 1,
-                 oldest_cb, &o);
+    rv = hf_list(c, (hf_slice){"n:", 2}, (hf_slice){"n;", 2}, 0, 1, oldest_cb,
+                 &o);
     msgpack_zone_destroy(&o.zone);
     if (rv != 0 || o.id == 0)
         return rv;
@@ -158,8 +156,7 @@ notify(hf_ctx *c, const msgpack_object *args)
 
     if ((rv = hf_arg_str(c, args, "title", 1, TITLE_MAX, &title, &tl)) ||
         (rv = hf_arg_str(c, args, "message", 1, MESSAGE_MAX, &msg, &ml)) ||
-        (rv = hf_util_arg_enum(c, args, "priority", 1, priorities, 3,
-                               &prio)) ||
+        (rv = hf_util_arg_enum(c, args, "priority", 1, priorities, 3, &prio)) ||
         (rv = hf_arg_str(c, args, "type", 0, TYPE_MAX, &type, &yl)) ||
         (rv = check_extras(c, args, &nextra)))
         return rv;
@@ -236,8 +233,7 @@ page_cb(void *arg, hf_slice key, hf_slice val)
     if (p->unread_only) {
         msgpack_object m;
         size_t off = 0;
-        int read = hf_unpack_next(val.data, val.len, &off, &p->zone, &m) ==
-                       0 &&
+        int read = hf_unpack_next(val.data, val.len, &off, &p->zone, &m) == 0 &&
                    hf_util_field_bool(&m, "read");
         msgpack_zone_clear(&p->zone);
         if (read)
@@ -352,8 +348,8 @@ unread_ids_cb(void *arg, hf_slice key, hf_slice val)
     if (!unread)
         return 0;
     if (s->n == s->cap) {
-        uint64_t *v = realloc(s->v, (s->cap = s->cap ? s->cap * 2 : 64) *
-                                        sizeof(*v));
+        uint64_t *v =
+            realloc(s->v, (s->cap = s->cap ? s->cap * 2 : 64) * sizeof(*v));
         if (v == NULL)
             return 1;
         s->v = v;

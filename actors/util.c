@@ -331,3 +331,47 @@ hf_util_iso8601_ms(const char *s, size_t len, int64_t *ms)
           frac;
     return 0;
 }
+
+void
+hf_util_kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+    hf_pack_cstr(pk, k);
+    hf_pack_cstr(pk, v);
+}
+
+void
+hf_util_kv_int(msgpack_packer *pk, const char *k, int64_t v)
+{
+    hf_pack_cstr(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+
+void
+hf_util_kv_opt_str(msgpack_packer *pk, const char *k, const char *v)
+{
+    hf_pack_cstr(pk, k);
+    if (*v)
+        hf_pack_cstr(pk, v);
+    else
+        msgpack_pack_nil(pk);
+}
+
+void
+hf_util_kv_opt_int(msgpack_packer *pk, const char *k, int64_t v)
+{
+    hf_pack_cstr(pk, k);
+    if (v)
+        msgpack_pack_int64(pk, v);
+    else
+        msgpack_pack_nil(pk);
+}
+
+int
+hf_util_field_enum(const msgpack_object *map, const char *field,
+                   const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hf_util_field_is(map, field, names[i], strlen(names[i])))
+            return (int)i;
+    return -1;
+}

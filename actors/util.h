@@ -96,14 +96,13 @@ int hf_util_privileged(hf_ctx *c);
  * below 0x20 and 0x7f), as hf_arg_str otherwise: for names, notes and
  * slots that end up on boards and in keys. */
 int hf_util_arg_text(hf_ctx *c, const msgpack_object *args, const char *key,
-                     int required, size_t maxlen, const char **s,
-                     size_t *len);
+                     int required, size_t maxlen, const char **s, size_t *len);
 
 /* Copies a string field of a decoded map into dst (cap > 0 bytes, always
  * NUL-terminated, cut at cap - 1 bytes). Returns the copied length, or -1
  * with dst = "" when the field is absent or not a string. */
-int hf_util_field_copy(const msgpack_object *map, const char *field,
-                       char *dst, size_t cap);
+int hf_util_field_copy(const msgpack_object *map, const char *field, char *dst,
+                       size_t cap);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (m 1..12, d 1..31),
  * and back. Pure, any thread. */
@@ -117,5 +116,18 @@ void hf_util_civil_from_days(int64_t days, int64_t *y, unsigned *m,
  * time without a zone is not accepted: it names no instant. Returns 0,
  * or HF_EBADREQ when s (len bytes) is not such a time. Pure, any thread. */
 int hf_util_iso8601_ms(const char *s, size_t len, int64_t *ms);
+
+/* The index in names[0..n-1] of a string field of a decoded map, or -1
+ * when it is absent, not a string or none of them (hf_util_arg_enum's
+ * counterpart for stored records). */
+int hf_util_field_enum(const msgpack_object *map, const char *field,
+                       const char *const *names, size_t n);
+
+/* Packs one map pair "k": v. The _opt forms pack nil for "" / 0, for
+ * fields that are not set yet (a time, an optional name). */
+void hf_util_kv_str(msgpack_packer *pk, const char *k, const char *v);
+void hf_util_kv_int(msgpack_packer *pk, const char *k, int64_t v);
+void hf_util_kv_opt_str(msgpack_packer *pk, const char *k, const char *v);
+void hf_util_kv_opt_int(msgpack_packer *pk, const char *k, int64_t v);
 
 #endif

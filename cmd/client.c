@@ -42,9 +42,6 @@ void
 hf_cmd_client_usage(FILE *out)
 {
     fprintf(out,
-            "usage: holdfast call ADDRESS METHOD [ARGS-JSON] [options]\n"
-            "       holdfast tail ADDRESS [--since N] [options]\n"
-            "\n"
             "  call    calls METHOD on the actor ADDRESS (kind/name) and "
             "prints the\n"
             "          result as one line of JSON; ARGS-JSON defaults to "
@@ -55,7 +52,7 @@ hf_cmd_client_usage(FILE *out)
             "events\n"
             "          after seq N\n"
             "\n"
-            "options:\n"
+            "call and tail options:\n"
             "  --url URL      server (default " DEFAULT_URL
             "; path default " DEFAULT_PATH ")\n"
             "  --token T      access token (default: $HOLDFAST_TOKEN)\n"
@@ -67,6 +64,15 @@ hf_cmd_client_usage(FILE *out)
             "failure,\n"
             "3 tail's connection ended\n",
             DEFAULT_TIMEOUT_MS);
+}
+
+/* The whole text, for call/tail --help and usage errors. */
+static void
+usage(FILE *out)
+{
+    fprintf(out, "usage: holdfast call ADDRESS METHOD [ARGS-JSON] [options]\n"
+                 "       holdfast tail ADDRESS [--since N] [options]\n\n");
+    hf_cmd_client_usage(out);
 }
 
 /* ---- arguments ------------------------------------------------------- */
@@ -117,7 +123,7 @@ parse_opts(struct opts *o, int argc, char **argv, int maxpos, int is_call)
                 continue;
             }
             if (strcmp(a, "-h") == 0 && !only_pos) {
-                hf_cmd_client_usage(stdout);
+                usage(stdout);
                 return EXIT_OK;
             }
             if (o->npos == maxpos) {
@@ -135,7 +141,7 @@ parse_opts(struct opts *o, int argc, char **argv, int maxpos, int is_call)
         memcpy(name, a, nlen);
         name[nlen] = '\0';
         if (strcmp(name, "--help") == 0) {
-            hf_cmd_client_usage(stdout);
+            usage(stdout);
             return EXIT_OK;
         }
         if (strcmp(name, "--msgpack") == 0) {
@@ -185,7 +191,7 @@ parse_opts(struct opts *o, int argc, char **argv, int maxpos, int is_call)
     }
     return -1;
 usage:
-    hf_cmd_client_usage(stderr);
+    usage(stderr);
     return EXIT_FAIL;
 }
 
@@ -642,7 +648,7 @@ hf_cmd_call(int argc, char **argv)
         return rv;
     if (o.npos < 2) {
         fprintf(stderr, "holdfast call: wants ADDRESS and METHOD\n");
-        hf_cmd_client_usage(stderr);
+        usage(stderr);
         return EXIT_FAIL;
     }
     args = json_loads(o.npos > 2 ? o.pos[2] : "{}", JSON_DECODE_ANY, &jerr);
@@ -743,7 +749,7 @@ hf_cmd_tail(int argc, char **argv)
         return rv;
     if (o.npos < 1) {
         fprintf(stderr, "holdfast tail: wants ADDRESS\n");
-        hf_cmd_client_usage(stderr);
+        usage(stderr);
         return EXIT_FAIL;
     }
     req = json_pack("{s:s, s:i, s:s}", "op", "sub", "id", 1, "to", o.pos[0]);

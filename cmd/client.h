@@ -27,7 +27,8 @@
 int hf_cmd_call(int argc, char **argv);
 int hf_cmd_tail(int argc, char **argv);
 
-/* Prints the usage lines and options of call and tail. */
+/* Prints what call and tail do, their options and exit statuses - not the
+ * "usage: holdfast call ..." lines, which the caller's usage text has. */
 void hf_cmd_client_usage(FILE *out);
 
 #endif

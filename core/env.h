@@ -58,11 +58,27 @@ typedef struct hf_env {
     hf_slice action;  /* PRESENCE */
     uint64_t seq;     /* EVENT */
     const msgpack_object *val; /* "a", "res", "data" or "who"; NULL if absent */
+    hf_slice val_raw; /* the same value as msgpack bytes; set by hf_env_read
+                         only (empty when absent) */
 } hf_env;
 
 /* Decodes a map into *e (zeroed first). Slices point into obj's storage.
  * Returns 0 or HF_EBADREQ (not a map, wrong field type, no or unknown op). */
 int hf_env_decode(const msgpack_object *obj, hf_env *e);
+
+/* Reads the next object of a batch at *off as an envelope, with the outcome
+ * of hf_unpack_next followed by hf_env_decode, but without unpacking the
+ * envelope into objects. Returns HF_EBADREQ when the bytes at *off are not
+ * one complete msgpack object (malformed or truncated; *off is then
+ * unchanged). Otherwise returns 0 with *off past the object and *status 0
+ * for a valid envelope, or HF_EBADREQ for an object that is not one (not a
+ * map, a field of the wrong type, no op); e then holds the fields read
+ * before the fault, as hf_env_decode leaves them. Slices point into buf.
+ * The value ("a", "res", "data" or "who") is always in e->val_raw; e->val
+ * is set only when zone is non-NULL (the value is unpacked there, and
+ * HF_EBADREQ is returned if that runs out of memory). Any thread. */
+int hf_env_read(const void *buf, size_t len, size_t *off, msgpack_zone *zone,
+                hf_env *e, int *status);
 
 /* Packs a request envelope from e's request fields; val_raw, when
  * non-empty, is the msgpack of "a" (e->val is ignored). */

@@ -24,9 +24,15 @@
  *
  * Limits. Nesting is bounded by WIRE_DEPTH, which is msgpack-c's own
  * unpack stack: a deeper value could not be unpacked downstream anyway.
- * JSON is bounded the same way (on the converted bytes). The frame decides
- * nothing else: message size is the gateway's limit, message count is
- * max_msgs.
+ * Depth counts containers, empty ones included (as msgpack-c does): a
+ * bare scalar is depth 0, [] is 1, and the message map itself is 1, so
+ * args may nest 31 deep. JSON is bounded the same way, on the converted
+ * bytes. Message size is the gateway's limit, message count is max_msgs.
+ *
+ * A frame starts zeroed and keeps its two allocations across decodes
+ * (hf_wire_decode only resets n and the store's length), so a connection
+ * decodes every frame into the same memory; hf_wire_frame_free releases
+ * it. Any fmt other than HF_WIRE_MSGPACK means JSON, the default.
  *
  * Choices the header leaves open. "null" means absent for every field.
  * A field given twice keeps its last value (jansson does this for JSON;
@@ -76,25 +82,25 @@ enum mk {
 /* Formats 0xc0..0xdf. w: bytes of the length (or integer value) field
  * after the type byte; fixed: payload bytes when there is no length field;
  * ext: a one-byte extension type follows the length. */
-#define FMT(c) [(c) - 0xc0]
+#define FMT(c) [(c)-0xc0]
 static const struct fmtdef {
     unsigned char kind, w, fixed, ext;
 } fmts[32] = {
-    FMT(0xc0) = {MK_NIL, 0, 0, 0},   FMT(0xc2) = {MK_BOOL, 0, 0, 0},
-    FMT(0xc3) = {MK_BOOL, 0, 0, 0},  FMT(0xc4) = {MK_BIN, 1, 0, 0},
-    FMT(0xc5) = {MK_BIN, 2, 0, 0},   FMT(0xc6) = {MK_BIN, 4, 0, 0},
-    FMT(0xc7) = {MK_EXT, 1, 0, 1},   FMT(0xc8) = {MK_EXT, 2, 0, 1},
-    FMT(0xc9) = {MK_EXT, 4, 0, 1},   FMT(0xca) = {MK_F32, 0, 4, 0},
-    FMT(0xcb) = {MK_F64, 0, 8, 0},   FMT(0xcc) = {MK_UINT, 1, 0, 0},
-    FMT(0xcd) = {MK_UINT, 2, 0, 0},  FMT(0xce) = {MK_UINT, 4, 0, 0},
-    FMT(0xcf) = {MK_UINT, 8, 0, 0},  FMT(0xd0) = {MK_INT, 1, 0, 0},
-    FMT(0xd1) = {MK_INT, 2, 0, 0},   FMT(0xd2) = {MK_INT, 4, 0, 0},
-    FMT(0xd3) = {MK_INT, 8, 0, 0},   FMT(0xd4) = {MK_EXT, 0, 1, 1},
-    FMT(0xd5) = {MK_EXT, 0, 2, 1},   FMT(0xd6) = {MK_EXT, 0, 4, 1},
-    FMT(0xd7) = {MK_EXT, 0, 8, 1},   FMT(0xd8) = {MK_EXT, 0, 16, 1},
-    FMT(0xd9) = {MK_STR, 1, 0, 0},   FMT(0xda) = {MK_STR, 2, 0, 0},
-    FMT(0xdb) = {MK_STR, 4, 0, 0},   FMT(0xdc) = {MK_ARR, 2, 0, 0},
-    FMT(0xdd) = {MK_ARR, 4, 0, 0},   FMT(0xde) = {MK_MAP, 2, 0, 0},
+    FMT(0xc0) = {MK_NIL, 0, 0, 0},  FMT(0xc2) = {MK_BOOL, 0, 0, 0},
+    FMT(0xc3) = {MK_BOOL, 0, 0, 0}, FMT(0xc4) = {MK_BIN, 1, 0, 0},
+    FMT(0xc5) = {MK_BIN, 2, 0, 0},  FMT(0xc6) = {MK_BIN, 4, 0, 0},
+    FMT(0xc7) = {MK_EXT, 1, 0, 1},  FMT(0xc8) = {MK_EXT, 2, 0, 1},
+    FMT(0xc9) = {MK_EXT, 4, 0, 1},  FMT(0xca) = {MK_F32, 0, 4, 0},
+    FMT(0xcb) = {MK_F64, 0, 8, 0},  FMT(0xcc) = {MK_UINT, 1, 0, 0},
+    FMT(0xcd) = {MK_UINT, 2, 0, 0}, FMT(0xce) = {MK_UINT, 4, 0, 0},
+    FMT(0xcf) = {MK_UINT, 8, 0, 0}, FMT(0xd0) = {MK_INT, 1, 0, 0},
+    FMT(0xd1) = {MK_INT, 2, 0, 0},  FMT(0xd2) = {MK_INT, 4, 0, 0},
+    FMT(0xd3) = {MK_INT, 8, 0, 0},  FMT(0xd4) = {MK_EXT, 0, 1, 1},
+    FMT(0xd5) = {MK_EXT, 0, 2, 1},  FMT(0xd6) = {MK_EXT, 0, 4, 1},
+    FMT(0xd7) = {MK_EXT, 0, 8, 1},  FMT(0xd8) = {MK_EXT, 0, 16, 1},
+    FMT(0xd9) = {MK_STR, 1, 0, 0},  FMT(0xda) = {MK_STR, 2, 0, 0},
+    FMT(0xdb) = {MK_STR, 4, 0, 0},  FMT(0xdc) = {MK_ARR, 2, 0, 0},
+    FMT(0xdd) = {MK_ARR, 4, 0, 0},  FMT(0xde) = {MK_MAP, 2, 0, 0},
     FMT(0xdf) = {MK_MAP, 4, 0, 0},
 };
 #undef FMT
@@ -337,9 +343,11 @@ enum {
 enum fkind { FK_OP, FK_ID, FK_STR, FK_SINCE, FK_VAL };
 
 #define SLOT(f) offsetof(hf_wire_msg, f)
-#define FIELD(nm, kd, slot, what)                                       \
-    {nm, sizeof(nm) - 1, kd, slot, "'" nm "' is required",              \
-     "'" nm "' must be " what, "'" nm "' must not contain NUL bytes"}
+#define FIELD(nm, kd, slot, what)                                              \
+    {                                                                          \
+        nm, sizeof(nm) - 1, kd, slot, "'" nm "' is required",                  \
+            "'" nm "' must be " what, "'" nm "' must not contain NUL bytes"    \
+    }
 
 /* The client message fields (DESIGN §5). args, data and presence all land
  * in msg->args: each op uses one of them. */
@@ -367,8 +375,8 @@ static const struct field {
 
 /* Every slice of hf_wire_msg, for rebase(). */
 static const size_t slots[] = {
-    SLOT(id),   SLOT(to),    SLOT(method), SLOT(type),
-    SLOT(args), SLOT(key),   SLOT(token),  SLOT(epoch),
+    SLOT(id),   SLOT(to),  SLOT(method), SLOT(type),
+    SLOT(args), SLOT(key), SLOT(token),  SLOT(epoch),
 };
 #undef SLOT
 
@@ -557,8 +565,7 @@ too_many(hf_wire_frame *f)
 }
 
 static int
-decode_msgpack(hf_wire_frame *f, const void *data, size_t len,
-               size_t max_msgs)
+decode_msgpack(hf_wire_frame *f, const void *data, size_t len, size_t max_msgs)
 {
     const unsigned char *p;
     size_t off = 0, n;
@@ -672,8 +679,7 @@ hf_wire_decode(hf_wire_frame *f, int fmt, const void *data, size_t len,
     }
     for (size_t i = 0; i < f->n; i++)
         for (size_t j = 0; j < sizeof slots / sizeof slots[0]; j++)
-            rebase((hf_slice *)((char *)&f->msgs[i] + slots[j]),
-                   f->store.data);
+            rebase((hf_slice *)((char *)&f->msgs[i] + slots[j]), f->store.data);
     return 0;
 }
 
@@ -697,11 +703,20 @@ typedef struct wr {
     int fail;
 } wr;
 
-static void
+/* Inline, not hf_buf_append: the encoders put many short pieces. */
+static inline void
 put(wr *w, const void *p, size_t n)
 {
-    if (!w->fail && n > 0 && hf_buf_append(w->b, p, n) != 0)
+    hf_buf *b = w->b;
+
+    if (w->fail || n == 0)
+        return;
+    if (b->cap - b->len < n && hf_buf_reserve(b, n) != 0) {
         w->fail = 1;
+        return;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
 }
 
 #define PUTS(w, lit) put((w), (lit), sizeof(lit) - 1)
@@ -736,7 +751,7 @@ static void
 js_i64(wr *w, int64_t v)
 {
     if (v < 0)
-        js_u64(w, (uint64_t)0 - (uint64_t)v, 1);
+        js_u64(w, ~(uint64_t)v + 1, 1); /* |v|, INT64_MIN too */
     else
         js_u64(w, (uint64_t)v, 0);
 }
@@ -768,6 +783,12 @@ js_double(wr *w, double d, int prec)
     put(w, b, (size_t)n);
 }
 
+/* Two-character escapes; other control characters get \u00XX. */
+static const char short_esc[128] = {
+    ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+    ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
+};
+
 /* A JSON string: quotes, backslash and control characters escaped,
  * ill-formed UTF-8 replaced by U+FFFD, everything else copied in runs. */
 static void
@@ -780,9 +801,7 @@ js_str(wr *w, const void *data, size_t n)
     PUTS(w, "\"");
     while (i < n) {
         unsigned c = s[i];
-        char esc[6];
-        size_t elen;
-        int l;
+        int l = 1;
 
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
             i++;
@@ -796,28 +815,17 @@ js_str(wr *w, const void *data, size_t n)
             put(w, s + run, i - run);
         if (c >= 0x80) {
             PUTS(w, "\xef\xbf\xbd"); /* U+FFFD */
-            i += (size_t)-utf8_seq(s + i, n - i);
-            run = i;
-            continue;
+            i += (size_t)-l;
+        } else if (short_esc[c] != 0) {
+            char esc[2] = {'\\', short_esc[c]};
+            put(w, esc, 2);
+            i++;
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            put(w, esc, 6);
+            i++;
         }
-        esc[0] = '\\';
-        elen = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-        }
-        put(w, esc, elen);
-        run = ++i;
+        run = i;
     }
     if (i > run)
         put(w, s + run, i - run);
@@ -1171,8 +1179,8 @@ hf_wire_reply_ok(hf_buf *out, int fmt, hf_slice id,
 }
 
 void
-hf_wire_reply_err(hf_buf *out, int fmt, hf_slice id, int err,
-                  const char *msg, size_t msglen)
+hf_wire_reply_err(hf_buf *out, int fmt, hf_slice id, int err, const char *msg,
+                  size_t msglen)
 {
     enc e;
 
@@ -1187,8 +1195,8 @@ hf_wire_reply_err(hf_buf *out, int fmt, hf_slice id, int err,
 }
 
 void
-hf_wire_event(hf_buf *out, int fmt, hf_slice from, uint64_t seq,
-              hf_slice type, const msgpack_object *data, int64_t at_ms)
+hf_wire_event(hf_buf *out, int fmt, hf_slice from, uint64_t seq, hf_slice type,
+              const msgpack_object *data, int64_t at_ms)
 {
     enc e;
 
@@ -1206,8 +1214,8 @@ hf_wire_event(hf_buf *out, int fmt, hf_slice from, uint64_t seq,
 }
 
 void
-hf_wire_signal(hf_buf *out, int fmt, hf_slice from, hf_slice type,
-               hf_slice by, const msgpack_object *data)
+hf_wire_signal(hf_buf *out, int fmt, hf_slice from, hf_slice type, hf_slice by,
+               const msgpack_object *data)
 {
     enc e;
 

@@ -43,7 +43,7 @@
 #include "core/err.h"
 #include "transport/wsclient.h"
 
-#define WS_GUID       "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+#define WS_GUID       "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define READ_CHUNK    (64u << 10)
 #define CLOSE_WAIT_MS 250
 

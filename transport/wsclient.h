@@ -155,8 +155,8 @@ int hf_ws_recv(hf_ws *c, int timeout_ms, int *opcode, hf_buf *buf,
 
 /* The socket, for poll() by a caller multiplexing many clients (readable
  * means hf_ws_recv may make progress; bytes may also already be buffered,
- * so call hf_ws_recv with timeout 0 until HF_ETIMEOUT). -1 on a dead
- * client. Do not read or close it. */
+ * so call hf_ws_recv with timeout 0 until HF_ETIMEOUT). -1 for the
+ * dead client of a refused handshake. Do not read or close it. */
 int hf_ws_fd(const hf_ws *c);
 
 /* Whether bytes are buffered that hf_ws_recv has not consumed. */
@@ -177,7 +177,8 @@ void hf_ws_close(hf_ws *c);
  * transfer-encoding or until EOF (none for HEAD, 204 and 304), at most
  * HF_HTTP_MAX_BODY. *status (may be NULL) gets the status; resp_body (may
  * be NULL: body discarded) has its previous contents replaced by the body,
- * NUL-terminated; the caller frees it with hf_buf_free.
+ * NUL-terminated; the caller frees it with hf_buf_free. On an error
+ * *status is 0 and resp_body is left as it was.
  * Returns 0 (any HTTP status, including 4xx/5xx), HF_EUNAVAIL, HF_ETIMEOUT,
  * HF_EBADREQ (malformed response), HF_ETOOLARGE, HF_EINTERNAL.
  */

@@ -7,13 +7,14 @@
 // Listens on 127.0.0.1 on a free port and writes the port to PORTFILE.
 //
 // /echo        echoes text and binary messages; pings the client on connect;
-//              text messages "cmd:..." are commands (see onEcho)
+//              text messages "cmd:..." are commands (see its handler)
 // /reject      refuses the upgrade: 401 with a JSON body
 // /badaccept   answers 101 with a wrong Sec-WebSocket-Accept
 // /badproto    answers 101 choosing a subprotocol that was not offered
 // /v1/ws       a miniature holdfast gateway (hello, call, sub, events) in
 //              JSON or msgpack; needs ?token=sekrit
-// HTTP: /healthz, POST /echo, /chunked, /eof, anything else 404.
+// HTTP: /healthz, POST /echo, /chunked, /eof, /raw?hex= (those bytes, then
+// EOF), anything else 404.
 'use strict';
 
 const http = require('http');
@@ -22,7 +23,7 @@ const fs = require('fs');
 const { WebSocketServer } = require('ws');
 const msgpack = require('@msgpack/msgpack');
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC11B65';
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const pattern = (n, seed) => {
   const b = Buffer.alloc(n);
   for (let i = 0; i < n; i++) b[i] = 0x61 + ((i * 7 + seed) % 26);
@@ -59,6 +60,10 @@ const server = http.createServer((req, res) => {
     const all = pattern(200 * 1024, 3);
     for (let i = 0; i < 50; i++) res.write(all.subarray(i * 4096, (i + 1) * 4096));
     return res.end();
+  }
+  if (url.pathname === '/raw') { // exactly these bytes, then EOF
+    req.socket.end(Buffer.from(url.searchParams.get('hex') || '', 'hex'));
+    return;
   }
   if (url.pathname === '/eof') { // no Content-Length, not chunked: until EOF
     res.useChunkedEncodingByDefault = false;
