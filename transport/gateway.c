@@ -1314,13 +1314,25 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         drain_queues(gw);
         return 0;
 
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        /* Refuse the upgrade itself for a wrong path, while draining, or
+         * for a token that is present but bad: the client learns at once.
+         * (No token at all is allowed: an "auth" message may follow.) */
+        char buf[2048];
+        const char *tok;
+        hf_principal p;
+        const char *secret = gw->g->cfg.jwt_secret;
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
             strcmp(uri, "/v1/ws") != 0)
             return 1;
         if (gw->local_draining)
             return 1;
+        if (secret[0] && request_token(wsi, buf, sizeof(buf), &tok) &&
+            hf_auth_verify(secret, tok, strlen(tok), (int64_t)time(NULL),
+                           &p) != 0)
+            return 1;
         return 0;
+    }
 
     case LWS_CALLBACK_ESTABLISHED: {
         const struct lws_protocols *pr = lws_get_protocol(wsi);

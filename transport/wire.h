@@ -70,7 +70,7 @@ typedef struct hf_wire_frame {
  * yields an entry with err set and, when it could be read, its id, and the
  * others are still usable. Required fields: call: to, method; sub, unsub:
  * to; signal: to, type; auth: token; ping: none. Types: id a string or
- * number (or absent); to, method, type, key, token, epoch strings; since a
+ * integer (or absent); to, method, type, key, token, epoch strings; since a
  * non-negative integer; args/data/presence any value.
  * Returns 0, or HF_EINTERNAL on memory failure. f is reset first.
  */
