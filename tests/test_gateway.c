@@ -75,7 +75,7 @@ srv_start_in(struct srv *s, const char *dir, const char *const *extra)
     argv[n] = NULL;
     s->pid = fork();
     if (s->pid == 0) {
-        FILE *lf = freopen(s->log, "a", stderr);
+        FILE *lf = freopen(s->log, "w", stderr); /* fresh: the port */
         (void)lf;
         execv(argv[0], argv);
         _exit(127);
@@ -831,8 +831,8 @@ test_oversize_frame_is_closed_with_1009(void **state)
     memset(big, ' ', 4096);
     memcpy(big, "{\"op\":\"ping\",\"id\":1}", 20);
     assert_int_equal(hf_ws_send(c->ws, 1, big, 4096), 0);
-    while (cli_next(c, WAIT) != NULL)
-        ;
+    while ((r = cli_next(c, WAIT)) != NULL)
+        json_decref(r);
     assert_int_equal(c->close_code, 1009);
     /* The server and other clients are unaffected. */
     cli_send(other, "{\"op\":\"ping\",\"id\":1}");
@@ -1089,8 +1089,8 @@ test_slow_consumer_is_cut_off_while_others_keep_receiving(void **state)
     }
     assert_true(rounds < 400);
     /* The slow one finds a 1013 close after what it had buffered. */
-    while (cli_next(slow, WAIT) != NULL)
-        ;
+    while ((r = cli_next(slow, WAIT)) != NULL)
+        json_decref(r);
     assert_int_equal(slow->close_code, 1013);
     /* The fast one keeps going. */
     incr_n(w, "counter/flood", 1, 9);

@@ -342,9 +342,11 @@ pend_add(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice addr)
     p->conn = c->id;
     p->op = (uint8_t)op;
     p->idlen = (uint8_t)id.len;
-    memcpy(p->id, id.data, id.len);
+    if (id.len)
+        memcpy(p->id, id.data, id.len);
     p->alen = (uint16_t)addr.len;
-    memcpy(p->addr, addr.data, addr.len);
+    if (addr.len)
+        memcpy(p->addr, addr.data, addr.len);
     p->addr[addr.len] = '\0';
     p->next = gw->ptab[p->rid & gw->pmask];
     gw->ptab[p->rid & gw->pmask] = p;
