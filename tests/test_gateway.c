@@ -117,11 +117,20 @@ srv_stop(struct srv *s)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Stops the server and removes its directory. The server must exit 0:
+ * under ASan or TSan a report makes it exit non-zero, and the log is
+ * shown. */
 static void
 srv_free(struct srv *s)
 {
-    char cmd[300];
-    srv_stop(s);
+    char cmd[600];
+    int st = srv_stop(s);
+    if (st != 0) {
+        snprintf(cmd, sizeof(cmd), "tail -50 '%s' >&2", s->log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log)\n");
+        fail_msg("the server exited with status %d", st);
+    }
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", s->dir);
