@@ -131,10 +131,14 @@ rec_reply(hf_buf *dst, hf_sink *sink, uint64_t conn, uint64_t id, int err,
 const struct hf_kind *
 hf__kind_find(hf_host *h, const char *addr, size_t klen)
 {
-    for (size_t i = 0; i < h->nkinds; i++)
-        if (strlen(h->kinds[i]->name) == klen &&
-            memcmp(h->kinds[i]->name, addr, klen) == 0)
+    /* strncmp stops at the name's NUL, so name[klen] is only read when
+     * the name has klen bytes (the address part holds no NUL). */
+    for (size_t i = 0; i < h->nkinds; i++) {
+        const char *name = h->kinds[i]->name;
+        if (name[0] == addr[0] && strncmp(name, addr, klen) == 0 &&
+            name[klen] == '\0')
             return h->kinds[i];
+    }
     return NULL;
 }
 
@@ -1400,26 +1404,41 @@ do_alarm(struct worker *w, struct actor *a, struct msg *m)
     }
 }
 
+/* The caller's subject as a C string: at most size - 1 bytes, cut at a
+ * NUL (what snprintf's "%.*s" makes of it). */
+static void
+caller_str(char *out, size_t size, hf_slice sub)
+{
+    size_t n = sub.len < size - 1 ? sub.len : size - 1;
+    const char *nul;
+
+    if (n > 0 && (nul = memchr(sub.data, '\0', n)) != NULL)
+        n = (size_t)(nul - (const char *)sub.data);
+    if (n > 0)
+        memcpy(out, sub.data, n);
+    out[n] = '\0';
+}
+
 static void
 process(struct worker *w, struct actor *a, struct msg *m)
 {
-    msgpack_object obj;
     size_t off = 0;
     hf_env e;
     char caller[256];
+    int st;
 
     if (m->type == M_ALARM) {
         do_alarm(w, a, m);
         goto done;
     }
-    if (hf_unpack_next(m->data + m->alen, m->len, &off, &w->zone, &obj) != 0 ||
-        hf_env_decode(&obj, &e) != 0) {
+    if (hf_env_read(m->data + m->alen, m->len, &off, &w->zone, &e, &st) !=
+            0 ||
+        st != 0) {
         hf_env bad = {0};
         reply_err(w, m->sink, &bad, HF_EBADREQ, "malformed envelope");
         goto done;
     }
-    snprintf(caller, sizeof(caller), "%.*s", (int)e.sub.len,
-             (const char *)e.sub.data);
+    caller_str(caller, sizeof(caller), e.sub);
     switch (e.op) {
     case HF_OP_CALL:
         do_call(w, a, m, &e, caller);
@@ -1457,12 +1476,11 @@ dispatch(struct worker *w, struct msg *m)
         return;
     }
     if (m->type == M_REQ && a->nmsg >= (uint32_t)w->host->cfg.mailbox_max) {
-        msgpack_object obj;
         size_t off = 0;
-        hf_env e = {0};
-        if (hf_unpack_next(m->data + m->alen, m->len, &off, &w->zone,
-                           &obj) == 0)
-            hf_env_decode(&obj, &e);
+        hf_env e;
+        int st;
+        if (hf_env_read(m->data + m->alen, m->len, &off, NULL, &e, &st) != 0)
+            memset(&e, 0, sizeof(e));
         if (e.op != HF_OP_SIGNAL) {
             msgpack_packer pk;
             msgpack_packer_init(&pk, out_for(w, m->sink), hf_buf_mpwrite);
@@ -1470,7 +1488,6 @@ dispatch(struct worker *w, struct msg *m)
                                   "mailbox full", 12);
             HF_INC(calls[-HF_EOVERLOADED]);
         }
-        msgpack_zone_clear(&w->zone);
         HF_INC(overloaded);
         msg_free(m);
         return;
@@ -1606,34 +1623,39 @@ worker_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* submit                                                              */
 
+/* Whether the msgpack object that starts with byte c is a map. */
+static int
+mp_is_map(unsigned char c)
+{
+    return (c & 0xf0) == 0x80 || c == 0xde || c == 0xdf;
+}
+
+/* Routing needs only the envelope's header fields: hf_env_read finds them
+ * without unpacking anything (the worker unpacks the value). */
 int
 hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len)
 {
     struct msg *heads[256] = {0}, *tails[256] = {0};
-    msgpack_zone zone;
-    msgpack_object obj;
     hf_buf errs = {0};
     msgpack_packer epk;
     size_t off = 0;
     int closing = atomic_load(&h->closing), rv = 0;
 
-    msgpack_zone_init(&zone, 4096);
     msgpack_packer_init(&epk, &errs, hf_buf_mpwrite);
     while (off < len) {
         size_t start = off, klen;
         hf_env e;
         uint64_t hash;
         struct msg *m;
-        int wi, err = 0;
+        int wi, err = 0, st;
         const char *why = NULL;
 
-        if (hf_unpack_next(buf, len, &off, &zone, &obj) != 0 ||
-            obj.type != MSGPACK_OBJECT_MAP) {
+        if (hf_env_read(buf, len, &off, NULL, &e, &st) != 0 ||
+            !mp_is_map(((const unsigned char *)buf)[start])) {
             rv = HF_EBADREQ;
             break;
         }
-        if (hf_env_decode(&obj, &e) != 0 || e.op < HF_OP_CALL ||
-            e.op > HF_OP_HISTORY) {
+        if (st != 0 || e.op < HF_OP_CALL || e.op > HF_OP_HISTORY) {
             err = HF_EBADREQ, why = "malformed envelope";
         } else if (hf_addr_check(e.to.data, e.to.len, &klen) != 0) {
             err = HF_EBADREQ, why = "bad address";
@@ -1650,7 +1672,6 @@ hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len)
                                       strlen(why));
                 HF_INC(calls[-err]);
             }
-            msgpack_zone_clear(&zone);
             continue;
         }
         hash = hf_addr_hash(e.to.data, e.to.len);
@@ -1664,9 +1685,7 @@ hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len)
         else
             heads[wi] = m;
         tails[wi] = m;
-        msgpack_zone_clear(&zone);
     }
-    msgpack_zone_destroy(&zone);
     for (int i = 0; i < h->nw; i++) {
         if (heads[i] == NULL)
             continue;

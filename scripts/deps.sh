@@ -8,6 +8,11 @@ pkgs=(build-essential cmake pkg-config
       libwebsockets-dev libnng-dev liblmdb-dev libmsgpack-dev libcmocka-dev
       libjansson-dev libjwt-dev)
 
+# Node.js runs the third-party interop tests (and, later, browser tests).
+if ! command -v node >/dev/null 2>&1; then
+    pkgs+=(nodejs npm)
+fi
+
 missing=()
 for p in "${pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
