@@ -146,12 +146,12 @@ hf_drv_poll(hf_drv *d, int timeout_ms,
     while (n != NULL) {
         struct node *next = n->next;
         size_t off = 0;
-        msgpack_object obj;
         hf_env e;
+        int st;
 
-        while (off < n->b.len &&
-               hf_unpack_next(n->b.data, n->b.len, &off, &zone, &obj) == 0) {
-            if (hf_env_decode(&obj, &e) == 0) {
+        while (off < n->b.len && hf_env_read(n->b.data, n->b.len, &off,
+                                             &zone, &e, &st) == 0) {
+            if (st == 0) {
                 fn(arg, &e);
                 count++;
             }
@@ -178,16 +178,14 @@ enqueue(hf_drv *d, hf_buf *b)
     size_t off = 0;
     while (off < b->len) {
         size_t start = off, len;
-        msgpack_zone z;
-        msgpack_object obj;
         hf_drv_msg *m;
+        hf_env e;
+        int st;
 
-        msgpack_zone_init(&z, 256);
-        if (hf_unpack_next(b->data, b->len, &off, &z, &obj) != 0) {
-            msgpack_zone_destroy(&z);
+        if (hf_env_read(b->data, b->len, &off, NULL, &e, &st) != 0)
             return;
-        }
-        msgpack_zone_destroy(&z);
+        if (st != 0)
+            continue;
         len = off - start;
         if ((m = calloc(1, sizeof(*m) + len)) == NULL)
             return;
@@ -195,8 +193,8 @@ enqueue(hf_drv *d, hf_buf *b)
         m->len = len;
         msgpack_zone_init(&m->zone, 1024);
         start = 0;
-        hf_unpack_next(m->data, len, &start, &m->zone, &obj);
-        if (hf_env_decode(&obj, &m->e) != 0) {
+        if (hf_env_read(m->data, len, &start, &m->zone, &m->e, &st) != 0 ||
+            st != 0) {
             hf_drv_msg_free(m);
             continue;
         }
