@@ -175,6 +175,7 @@ struct hf_gateway {
     atomic_int stop_accept;
     unsigned next;
     char web_root[512];
+    hf_principal anon; /* shared by every connection when auth is off */
 };
 
 /* ------------------------------------------------------------------ */
@@ -643,7 +644,7 @@ do_auth(struct conn *c, const hf_wire_msg *m)
         reply_err(c, m->id, HF_EUNAUTH, "invalid or expired token");
         return;
     }
-    if (c->who == NULL)
+    if (c->who == NULL || c->who == &c->gw->g->anon)
         c->who = xcalloc(1, sizeof(*c->who));
     *c->who = p;
     c->authed = 1;
@@ -961,7 +962,8 @@ conn_free(struct gw *gw, struct conn *c)
     send_req(gw);
     conn_remove(gw, c);
     free(c->subs);
-    free(c->who);
+    if (c->who != &gw->g->anon)
+        free(c->who);
     hf_buf_free(&c->rx);
     hf_buf_free(&c->out);
     hf_buf_free(&c->body);
@@ -1001,11 +1003,9 @@ authenticate(struct gw *gw, struct conn *c, struct lws *wsi, int required)
     hf_principal p;
 
     if (cfg->jwt_secret[0] == '\0') {
-        /* Auth off: every role, and no subject (kinds that need one,
-         * such as a poll's voter, then ask for it explicitly). */
-        c->who = xcalloc(1, sizeof(*c->who));
-        hf_auth_anonymous(c->who, NULL);
-        c->who->sub[0] = '\0';
+        /* Auth off: the shared anonymous principal (read-only; a
+         * principal is ~5 KB, too much to copy per connection). */
+        c->who = &gw->g->anon;
         c->authed = 1;
         return 0;
     }
@@ -1622,6 +1622,10 @@ hf_gateway_start(hf_gateway **out, const hf_config *cfg, const char *base)
     g->wake[0] = g->wake[1] = -1;
     snprintf(g->web_root, sizeof(g->web_root), "%s",
              cfg->web_root[0] ? cfg->web_root : HF_WEB_ROOT);
+    /* Auth off: every role, and no subject (kinds that need one, such as
+     * a poll's voter, then ask for it explicitly). */
+    hf_auth_anonymous(&g->anon, NULL);
+    g->anon.sub[0] = '\0';
     lws_set_log_level(LLL_ERR, lws_log);
     if ((rv = listen_on(g)) != 0)
         goto fail;
