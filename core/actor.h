@@ -80,7 +80,7 @@ int64_t hf_now(hf_ctx *c);           /* ms since the epoch, fixed per call */
 /* ---- state: the actor's own keys (at most HF_KEY_MAX - 200 bytes) ---- */
 
 /* 0 and *val, or HF_ENOTFOUND. *val stays valid until the handler
- * returns or it writes that key again. */
+ * returns, whatever else it reads or writes meanwhile. */
 int hf_get(hf_ctx *c, const void *key, size_t klen, hf_slice *val);
 int hf_put(hf_ctx *c, const void *key, size_t klen, const void *val,
            size_t vlen);
@@ -89,7 +89,8 @@ int hf_del(hf_ctx *c, const void *key, size_t klen);
 /* Visits the actor's keys with lo <= key < hi (hi.len == 0: no bound),
  * including this and earlier handlers' uncommitted writes, in key order
  * (reverse: descending), at most limit keys (0: no limit). fn returns 0 to
- * go on. The slices are valid during the call only. */
+ * go on. The slices are valid during the call only. fn may write (the
+ * visit goes on over the keys as they were when it began). */
 int hf_list(hf_ctx *c, hf_slice lo, hf_slice hi, int reverse, size_t limit,
             hf_scan_fn fn, void *arg);
 

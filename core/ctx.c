@@ -2,7 +2,8 @@
  * ctx.c - the handler context: the API of actor.h.
  *
  * Design notes: a handler's effects are staged in the context (ctx->tw
- * writes, tev events, tsend sends, talarm alarms, tout output records) and
+ * writes, whose keys and values sit in a per-handler arena that never
+ * moves, tev events, tsend sends, talarm alarms, tout output records) and
  * touch nothing else until hf__ctx_commit, which moves them, in one go,
  * into the actor's cache and in-memory metadata and into the worker's
  * current batch. hf__ctx_abort simply forgets them. That is what makes a
@@ -20,9 +21,52 @@
 #include "core/host_int.h"
 #include "core/metrics.h"
 
-#define TW_HDR 8
 
 static const msgpack_object nilobj = {.type = MSGPACK_OBJECT_NIL};
+
+struct ablk {
+    struct ablk *next;
+    size_t used, cap;
+    char data[];
+};
+
+/* Copies n bytes into the arena; the copy lives until the next handler. */
+static const char *
+arena_copy(struct hf_ctx *c, const void *p, size_t n)
+{
+    struct ablk *b = c->arena;
+    char *dst;
+
+    if (n == 0)
+        return "";
+    if (b == NULL || b->cap - b->used < n) {
+        size_t cap = n > 16384 ? n : 16384;
+        if ((b = malloc(sizeof(*b) + cap)) == NULL)
+            hf__oom();
+        b->used = 0;
+        b->cap = cap;
+        b->next = c->arena;
+        c->arena = b;
+    }
+    dst = b->data + b->used;
+    memcpy(dst, p, n);
+    b->used += n;
+    return dst;
+}
+
+/* Empties the arena for the next handler, keeping one block. */
+static void
+arena_reset(struct hf_ctx *c)
+{
+    struct ablk *b = c->arena;
+    while (b && b->next) {
+        struct ablk *n = b->next;
+        b->next = n->next;
+        free(n);
+    }
+    if (b)
+        b->used = 0;
+}
 
 void
 hf__ctx_begin(struct worker *w, struct actor *a, const char *caller,
@@ -42,6 +86,7 @@ hf__ctx_begin(struct worker *w, struct actor *a, const char *caller,
     c->tw.len = c->tev.len = c->tsend.len = c->talarm.len = 0;
     c->tout.len = 0;
     c->ntw = c->nev = 0;
+    arena_reset(c);
     msgpack_packer_init(&c->pk, &c->stage, hf_buf_mpwrite);
 }
 
@@ -56,6 +101,11 @@ hf__ctx_free(struct hf_ctx *c)
     hf_buf_free(&c->talarm);
     hf_buf_free(&c->tout);
     hf_buf_free(&c->tmp);
+    while (c->arena) {
+        struct ablk *b = c->arena;
+        c->arena = b->next;
+        free(b);
+    }
 }
 
 /* Takes the staged object (nil when nothing is staged) into dst. */
@@ -110,62 +160,43 @@ hf_seq(hf_ctx *c)
 
 /* ---- state ---- */
 
+/* A staged write. Keys and values live in the context's arena, whose
+ * blocks never move, so a value returned by hf_get stays valid while the
+ * handler writes other keys or scans with hf_list. */
 struct twrec {
     int dbi, tomb;
     const char *k, *v;
     size_t kl, vl;
 };
 
-static size_t
-tw_read(const hf_buf *b, size_t pos, struct twrec *r)
+static struct twrec *
+tw_at(const struct hf_ctx *c, uint32_t i)
 {
-    const unsigned char *p = (const unsigned char *)b->data + pos;
-    uint16_t kl;
-    uint32_t vl;
-    memcpy(&kl, p + 2, 2);
-    memcpy(&vl, p + 4, 4);
-    r->dbi = p[0];
-    r->tomb = p[1];
-    r->k = (const char *)p + TW_HDR;
-    r->kl = kl;
-    r->v = r->k + kl;
-    r->vl = vl;
-    return pos + TW_HDR + kl + vl;
+    return (struct twrec *)c->tw.data + i;
 }
 
-/* The newest staged write of (dbi, key), or 0. Linear: handlers write few
- * keys, and the newest match wins. */
-static int
-tw_find(struct hf_ctx *c, int dbi, const void *k, size_t kl,
-        struct twrec *out)
+/* The newest staged write of (dbi, key), or NULL. Linear: handlers write
+ * few keys, and the newest match wins. */
+static const struct twrec *
+tw_find(struct hf_ctx *c, int dbi, const void *k, size_t kl)
 {
-    int found = 0;
-    struct twrec r;
-    for (size_t pos = 0; pos < c->tw.len;) {
-        pos = tw_read(&c->tw, pos, &r);
-        if (r.dbi == dbi && r.kl == kl && memcmp(r.k, k, kl) == 0) {
-            *out = r;
-            found = 1;
-        }
+    for (uint32_t i = c->ntw; i-- > 0;) {
+        const struct twrec *r = tw_at(c, i);
+        if (r->dbi == dbi && r->kl == kl && memcmp(r->k, k, kl) == 0)
+            return r;
     }
-    return found;
+    return NULL;
 }
 
 int
 hf__ctx_stage_write(struct hf_ctx *c, int dbi, const void *k, size_t kl,
                     const void *v, size_t vl, int tomb)
 {
-    unsigned char h[TW_HDR];
-    uint16_t k16 = (uint16_t)kl;
-    uint32_t v32 = (uint32_t)vl;
+    struct twrec r = {.dbi = dbi, .tomb = tomb, .kl = kl, .vl = vl};
 
-    h[0] = (unsigned char)dbi;
-    h[1] = (unsigned char)tomb;
-    memcpy(h + 2, &k16, 2);
-    memcpy(h + 4, &v32, 4);
-    MUST(hf_buf_append(&c->tw, h, TW_HDR));
-    MUST(hf_buf_append(&c->tw, k, kl));
-    MUST(hf_buf_append(&c->tw, v, vl));
+    r.k = arena_copy(c, k, kl);
+    r.v = arena_copy(c, v, vl);
+    MUST(hf_buf_append(&c->tw, &r, sizeof(r)));
     c->ntw++;
     return 0;
 }
@@ -176,16 +207,16 @@ hf__ctx_read(struct hf_ctx *c, int dbi, const void *k, size_t kl,
              hf_slice *val)
 {
     struct actor *a = c->a;
-    struct twrec r;
+    const struct twrec *r;
     hf_centry *e;
     char key[HF_KEYBUF];
     size_t n;
 
-    if (tw_find(c, dbi, k, kl, &r)) {
-        if (r.tomb)
+    if ((r = tw_find(c, dbi, k, kl)) != NULL) {
+        if (r->tomb)
             return HF_ENOTFOUND;
-        val->data = r.v;
-        val->len = r.vl;
+        val->data = r->v;
+        val->len = r->vl;
         return 0;
     }
     if ((e = hf_cache_get(&a->cache, dbi, k, kl)) != NULL) {
@@ -335,7 +366,6 @@ hf_list(hf_ctx *c, hf_slice lo, hf_slice hi, int reverse, size_t limit,
     struct ov *ov = NULL;
     char klo[HF_KEYBUF], khi[HF_KEYBUF];
     size_t llo, lhi;
-    struct twrec r;
     int rv;
 
     if (lo.len > HF_USERKEY_MAX || hi.len > HF_USERKEY_MAX)
@@ -350,14 +380,14 @@ hf_list(hf_ctx *c, hf_slice lo, hf_slice hi, int reverse, size_t limit,
         ov[n++] = (struct ov){e->key, e->val, e->klen, e->vlen, e->tomb,
                               order++};
     }
-    for (size_t pos = 0; pos < c->tw.len;) {
-        pos = tw_read(&c->tw, pos, &r);
-        if (r.dbi != HF_DB_KV || !inrange(r.k, r.kl, lo, hi))
+    for (uint32_t i = 0; i < c->ntw; i++) {
+        const struct twrec *r = tw_at(c, i);
+        if (r->dbi != HF_DB_KV || !inrange(r->k, r->kl, lo, hi))
             continue;
         if (n == cap && (ov = realloc(ov, (cap = cap ? cap * 2 : 16) *
                                               sizeof(*ov))) == NULL)
             hf__oom();
-        ov[n++] = (struct ov){r.k, r.v, r.kl, r.vl, r.tomb, order++};
+        ov[n++] = (struct ov){r->k, r->v, r->kl, r->vl, r->tomb, order++};
     }
     if (n > 1)
         qsort(ov, n, sizeof(*ov), ovcmp);
@@ -821,18 +851,17 @@ hf__ctx_commit(struct worker *w)
     struct actor *a = c->a;
     struct batch *b = hf__cur(w);
     char key[HF_KEYBUF];
-    struct twrec r;
     size_t n;
 
-    for (size_t pos = 0; pos < c->tw.len;) {
-        pos = tw_read(&c->tw, pos, &r);
-        n = hf_key_actor(key, a->addr, a->alen, r.k, r.kl);
-        if (r.tomb)
-            MUST(hf_wbatch_del(&b->wb, r.dbi, key, n));
+    for (uint32_t i = 0; i < c->ntw; i++) {
+        const struct twrec *r = tw_at(c, i);
+        n = hf_key_actor(key, a->addr, a->alen, r->k, r->kl);
+        if (r->tomb)
+            MUST(hf_wbatch_del(&b->wb, r->dbi, key, n));
         else
-            MUST(hf_wbatch_put(&b->wb, r.dbi, key, n, r.v, r.vl));
-        MUST(hf_cache_set(&a->cache, r.dbi, r.k, r.kl, r.v, r.vl, r.tomb,
-                          b->wb.id));
+            MUST(hf_wbatch_put(&b->wb, r->dbi, key, n, r->v, r->vl));
+        MUST(hf_cache_set(&a->cache, r->dbi, r->k, r->kl, r->v, r->vl,
+                          r->tomb, b->wb.id));
     }
     if (c->tev.len > 0)
         commit_events(w, a, c);

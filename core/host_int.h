@@ -104,8 +104,9 @@ struct hf_ctx {
     hf_buf result;   /* staged reply result */
     int has_result;
     char errmsg[256];
-    hf_buf tw;       /* writes: u8 dbi, u8 tomb, u16 klen, u32 vlen, k, v */
+    hf_buf tw;       /* writes: struct twrec[ntw] (ctx.c) */
     uint32_t ntw;
+    struct ablk *arena; /* staged keys and values; blocks never move */
     hf_buf tev;      /* events: u32 len, stored log value */
     uint32_t nev;
     hf_buf tsend;    /* sends: u32 len + to, u32 len + method, u32 + args */

@@ -299,6 +299,40 @@ kv_alarm(hf_ctx *c, const char *name)
     return hf_emit(c, name, NULL);
 }
 
+/* A value from hf_get must survive later writes in the same handler, and
+ * writing from inside an hf_list callback must be safe. */
+static int
+lifetime_cb(void *arg, hf_slice key, hf_slice val)
+{
+    hf_ctx *c = arg;
+    char k[64];
+    (void)val;
+    snprintf(k, sizeof(k), "copy-%.*s", (int)key.len, (const char *)key.data);
+    return hf_put(c, k, strlen(k), key.data, key.len);
+}
+
+static int
+kv_lifetime(hf_ctx *c, const msgpack_object *args)
+{
+    hf_slice first;
+    char big[4096], k[32];
+    (void)args;
+    memset(big, 'z', sizeof(big));
+    hf_put(c, "a", 1, "first-value", 11);
+    if (hf_get(c, "a", 1, &first) != 0)
+        return HF_EINTERNAL;
+    for (int i = 0; i < 200; i++) { /* forces the staging to grow */
+        snprintf(k, sizeof(k), "k%03d", i);
+        hf_put(c, k, strlen(k), big, sizeof(big));
+    }
+    if (first.len != 11 || memcmp(first.data, "first-value", 11) != 0)
+        return hf_fail(c, HF_EINTERNAL, "hf_get value moved");
+    if (hf_list(c, (hf_slice){"k", 1}, (hf_slice){"l", 1}, 0, 0,
+                lifetime_cb, c) != 0)
+        return HF_EINTERNAL;
+    return reply_int(c, 1);
+}
+
 static int
 kv_admin_only(hf_ctx *c, const msgpack_object *args)
 {
@@ -340,6 +374,7 @@ static const struct hf_method tk_methods[] = {
     {.name = "get_alarm", .fn = kv_get_alarm},
     {.name = "admin_only", .fn = kv_admin_only, .roles = HF_ROLE_SERVICE},
     {.name = "whoami", .fn = kv_whoami},
+    {.name = "lifetime", .fn = kv_lifetime},
 };
 
 static const struct hf_kind tk = {
@@ -885,6 +920,17 @@ test_list_merges_uncommitted_writes_in_order(void **state)
     }
     /* And the same once everything is durable. */
     call_ok(e, "tk/l", "list", "{}", "[\"a\",\"b\",\"e\",\"f\"]");
+    eng_free(e);
+}
+
+static void
+test_values_stay_valid_across_writes_and_writes_inside_list(void **state)
+{
+    struct eng *e = eng_new(NULL);
+    (void)state;
+    call_ok(e, "tk/life", "lifetime", NULL, "{\"value\":1}");
+    call_ok(e, "tk/life", "get", "{\"k\":\"copy-k199\"}", "\"k199\"");
+    call_ok(e, "tk/life", "get", "{\"k\":\"a\"}", "\"first-value\"");
     eng_free(e);
 }
 
@@ -1675,6 +1721,8 @@ main(int argc, char **argv)
         cmocka_unit_test(test_read_only_call_waits_for_the_writes_it_saw),
         cmocka_unit_test(test_read_your_writes_across_handlers_before_commit),
         cmocka_unit_test(test_list_merges_uncommitted_writes_in_order),
+        cmocka_unit_test(
+            test_values_stay_valid_across_writes_and_writes_inside_list),
         cmocka_unit_test(test_failed_handler_rolls_back_everything),
         cmocka_unit_test(
             test_idempotent_repeat_returns_stored_reply_without_rerunning),
