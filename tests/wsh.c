@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,8 +58,14 @@ srv_start_in(struct srv *s, const char *dir, const char *const *extra)
     argv[n] = NULL;
     s->pid = fork();
     if (s->pid == 0) {
-        FILE *lf = freopen(s->log, "w", stderr); /* fresh: the port */
+        /* Fresh log (it tells the port); stdout there too, so a test's
+         * pipe never waits on us; and die with the test process, so a
+         * failed assertion leaves no server behind. */
+        FILE *lf = freopen(s->log, "w", stderr);
+        FILE *of = freopen(s->log, "a", stdout);
         (void)lf;
+        (void)of;
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         execv(argv[0], argv);
         _exit(127);
     }
