@@ -1,0 +1,64 @@
+/**
+ * poll.js — a poll as the vote pages keep it: `tally`, then the poll's
+ * events (docs/kinds/poll.md), and the bars both pages draw.
+ * @module vote/poll
+ */
+import { h, fill } from '/ui.js';
+
+export class Poll {
+  constructor() {
+    this.configured = null; // null: unknown yet; false: not configured
+    this.options = [];
+    this.counts = [];
+    this.total = 0;
+    this.closed = false;
+    this.closes_at = null;
+  }
+
+  /** From a `tally` result. */
+  load(t) {
+    Object.assign(this, { configured: true, options: t.options, counts: t.counts, total: t.total, closed: !!t.closed, closes_at: t.closes_at || null });
+  }
+
+  /** Applies one poll event; returns true if something changed. */
+  apply(ev) {
+    const d = ev.data;
+    switch (ev.type) {
+    case 'poll_configured':
+      Object.assign(this, { configured: true, options: d.options, counts: d.options.map(() => 0), total: 0, closed: false, closes_at: d.closes_at || null });
+      return true;
+    case 'vote_update':
+    case 'poll_closed':
+      this.counts = d.counts;
+      this.total = d.total;
+      if (ev.type === 'poll_closed') this.closed = true;
+      return true;
+    default:
+      return false;
+    }
+  }
+}
+
+/**
+ * Draws the bars into `el`. With `onPick`, each bar is a button.
+ * @param {HTMLElement} el @param {Poll} p
+ * @param {{mine?: string|null, onPick?: (option: string) => void}} [opts]
+ */
+export function drawBars(el, p, opts = {}) {
+  const max = Math.max(1, ...p.counts);
+  const lead = p.total ? p.counts.indexOf(Math.max(...p.counts)) : -1;
+  fill(el, p.options.map((o, i) => {
+    const n = p.counts[i] || 0;
+    const pct = p.total ? Math.round((100 * n) / p.total) : 0;
+    const tag = opts.onPick && !p.closed ? 'button' : 'div';
+    return h(`${tag}.opt`, {
+      class: (o === opts.mine ? 'mine ' : '') + (i === lead ? 'lead' : ''),
+      dataset: { option: o, count: n },
+      onclick: tag === 'button' ? () => opts.onPick(o) : null,
+      'aria-pressed': tag === 'button' ? String(o === opts.mine) : null,
+    },
+    h('span.fill', { style: { width: `${(100 * n) / max}%` } }),
+    h('span.label', null, o, o === opts.mine ? ' ✓' : ''),
+    h('span.n', null, `${n}`, h('small', null, ` · ${pct}%`)));
+  }));
+}
