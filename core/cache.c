@@ -1,9 +1,40 @@
-/* cache.c - see cache.h. A chained hash table (power of two, grown at load
- * factor 1) plus an intrusive doubly linked list in batch order. */
+/*
+ * cache.c - see cache.h. A chained hash table (power of two, grown at load
+ * factor 1) plus an intrusive doubly linked list.
+ *
+ * Design notes
+ * ------------
+ * Dirty and clean entries. An entry written by a batch whose commit is not
+ * yet durable is dirty (batch > 0). When hf_cache_prune learns that its
+ * batch is durable (and the worker's snapshot includes it), the entry is
+ * not always dropped: if its value is small and the actor has few clean
+ * entries, it stays as a clean entry (batch 0), a copy of what LMDB now
+ * holds. Handlers mostly read what they wrote last time (a counter reads
+ * its value, adds, writes it), so the next read is served here instead of
+ * by a B-tree lookup, and the next write reuses the entry and, when the
+ * size matches, its value buffer.
+ *
+ * A clean entry stays true because only the actor's own handlers write its
+ * keys, and every such write makes the entry dirty again; a failed commit
+ * resets the actor with hf_cache_clear, clean entries included. So a read
+ * gets the same answer from a clean entry as from the snapshot.
+ *
+ * The list holds the clean entries first, least recently cleaned at the
+ * head, then the dirty ones in batch order (a write appends with the
+ * current batch, the newest). Pruning skips the clean prefix (at most
+ * CLEAN_MAX long), turns the durable dirty entries at its end clean in
+ * place, and drops the oldest clean entries beyond CLEAN_MAX. So an actor
+ * holds at most CLEAN_MAX clean entries of at most CLEAN_VMAX bytes each,
+ * and it has no write in flight exactly when the tail of the list (the
+ * newest entry) is clean or the list is empty; n counts both kinds.
+ */
 #include <stdlib.h>
 
 #include "core/cache.h"
 #include "core/err.h"
+
+#define CLEAN_MAX  8   /* clean entries per actor */
+#define CLEAN_VMAX 256 /* largest value kept clean, bytes */
 
 static uint32_t
 hash(int dbi, const void *k, size_t kl)
@@ -85,9 +116,10 @@ hf_cache_set(hf_cache *c, int dbi, const void *k, size_t kl, const void *v,
              size_t vl, int tomb, uint64_t batch)
 {
     hf_centry *e = hf_cache_get(c, dbi, k, kl);
+    int reuse = e != NULL && !tomb && vl > 0 && e->val != NULL && e->vlen == vl;
     char *nv = NULL;
 
-    if (!tomb && vl > 0) {
+    if (!reuse && !tomb && vl > 0) {
         if ((nv = malloc(vl)) == NULL)
             return HF_EINTERNAL;
         memcpy(nv, v, vl);
@@ -110,7 +142,12 @@ hf_cache_set(hf_cache *c, int dbi, const void *k, size_t kl, const void *v,
         c->tab[e->hash & c->mask] = e;
         c->n++;
     } else {
-        free(e->val);
+        if (reuse) {
+            memcpy(e->val, v, vl);
+            nv = e->val;
+        } else {
+            free(e->val);
+        }
         unlink_entry(c, e);
     }
     e->val = nv;
@@ -137,8 +174,23 @@ remove_entry(hf_cache *c, hf_centry *e)
 void
 hf_cache_prune(hf_cache *c, uint64_t batch)
 {
-    while (c->oldest != NULL && c->oldest->batch <= batch)
-        remove_entry(c, c->oldest);
+    hf_centry *e = c->oldest, *next;
+    uint32_t nclean = 0;
+
+    for (; e != NULL && e->batch == 0; e = e->next)
+        nclean++;
+    for (; e != NULL && e->batch <= batch; e = next) {
+        next = e->next;
+        if (e->vlen > CLEAN_VMAX) {
+            remove_entry(c, e);
+            continue;
+        }
+        e->batch = 0; /* clean, and already where clean entries go */
+        if (++nclean > CLEAN_MAX) {
+            remove_entry(c, c->oldest);
+            nclean--;
+        }
+    }
 }
 
 void

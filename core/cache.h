@@ -1,12 +1,16 @@
 /*
- * cache.h - an actor's overlay of writes that are not yet durable.
+ * cache.h - an actor's overlay of writes that are not yet durable, plus a
+ * few clean copies of recently written keys.
  *
  * Every write an actor's handler makes lands here (tagged with the worker
- * batch that carries it to LMDB) and in the batch. Reads look here first,
- * then in LMDB. When a batch's commit is durable and the worker has begun a
- * read snapshot that includes it, hf_cache_prune drops the entries that
- * batch carried (unless a later batch wrote the key again), so the cache
- * holds only writes in flight and stays small.
+ * batch that carries it to LMDB, "dirty") and in the batch. Reads look here
+ * first, then in LMDB. When a batch's commit is durable and the worker has
+ * begun a read snapshot that includes it, hf_cache_prune settles the
+ * entries that batch carried (unless a later batch wrote the key again):
+ * small ones become clean copies of what LMDB now holds (batch 0; at most
+ * 8 per actor, at most 256 bytes each, oldest dropped first) and the rest
+ * are dropped. Clean copies stay true because only the actor writes its
+ * keys; a reset clears the whole cache.
  *
  * Entries are kept in a hash table for lookups and in a list ordered by
  * batch for pruning. Thread affinity: owned by the actor's worker.
@@ -46,11 +50,19 @@ hf_centry *hf_cache_get(hf_cache *c, int dbi, const void *k, size_t kl);
 int hf_cache_set(hf_cache *c, int dbi, const void *k, size_t kl,
                  const void *v, size_t vl, int tomb, uint64_t batch);
 
-/* Drops entries carried by batches <= batch. */
+/* Settles entries carried by batches <= batch (see above). */
 void hf_cache_prune(hf_cache *c, uint64_t batch);
 
 /* Drops everything (used to reset an actor after a failed commit). */
 void hf_cache_clear(hf_cache *c);
+
+/* Whether no write is in flight: clean entries sit before dirty ones in
+ * batch order, so the newest entry tells. */
+static inline int
+hf_cache_settled(const hf_cache *c)
+{
+    return c->newest == NULL || c->newest->batch == 0;
+}
 
 static inline int
 hf_cache_empty(const hf_cache *c)

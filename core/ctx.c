@@ -372,7 +372,9 @@ hf_list(hf_ctx *c, hf_slice lo, hf_slice hi, int reverse, size_t limit,
         return HF_EBADREQ;
     /* Collect the overlay in range: cache first, then staged writes. */
     for (hf_centry *e = a->cache.oldest; e != NULL; e = e->next) {
-        if (e->dbi != HF_DB_KV || !inrange(e->key, e->klen, lo, hi))
+        /* A clean entry (batch 0) is what the store's range holds. */
+        if (e->batch == 0 || e->dbi != HF_DB_KV ||
+            !inrange(e->key, e->klen, lo, hi))
             continue;
         if (n == cap && (ov = realloc(ov, (cap = cap ? cap * 2 : 16) *
                                               sizeof(*ov))) == NULL)

@@ -8,13 +8,13 @@
  * machinery where it costs the most:
  *
  * Decoding. hf_env_decode walks an unpacked map and dispatches on the key
- * through a table with precomputed name lengths; keys not in the table are
- * ignored so newer senders can add fields. hf_env_read reads an envelope
- * straight from its bytes with a small msgpack reader that builds no
- * objects for the envelope's own fields (only the value, "a"/"res"/...,
- * is unpacked, and only when the caller asks). It must agree with
- * hf_unpack_next + hf_env_decode on every input: the same bytes are
- * malformed (msgpack-c's rules, including its nesting limit of
+ * through a table (found by first letter, then length); keys not in the
+ * table are ignored so newer senders can add fields. hf_env_read reads an
+ * envelope straight from its bytes with a small msgpack reader that builds
+ * no objects for the envelope's own fields; only the value ("a", "res"...)
+ * is built, when the caller asks, as msgpack_unpack would build it. It
+ * must agree with hf_unpack_next + hf_env_decode on every input: the same
+ * bytes are malformed (msgpack-c's rules, including its limit of
  * MSGPACK_EMBED_STACK_SIZE open containers), the same maps are invalid
  * envelopes, and an invalid envelope leaves the fields read before the
  * fault, as hf_env_decode does (callers answer with its conn and id).
@@ -172,8 +172,8 @@ put_raw(char *p, hf_slice raw)
  * hf_buf, or into a scratch area handed to the packer's callback once. */
 struct emit {
     msgpack_packer *pk;
-    hf_buf *b;   /* in place, or NULL */
-    char *tmp;   /* else the scratch area: small or malloc'd */
+    hf_buf *b; /* in place, or NULL */
+    char *tmp; /* else the scratch area: small or malloc'd */
     char small[256];
 };
 
@@ -251,77 +251,120 @@ hf_pack_obj(msgpack_packer *pk, const msgpack_object *obj)
 
 enum ftype { F_OP, F_ROLE, F_U64, F_STR, F_OBJ, F_BOOL, F_I64 };
 
+/* Field indexes; 0 is "none". */
+enum fidx {
+    FI_OP = 1,
+    FI_OK,
+    FI_ID,
+    FI_C,
+    FI_CODE,
+    FI_TO,
+    FI_TYPE,
+    FI_M,
+    FI_MSG,
+    FI_A,
+    FI_ACTION,
+    FI_K,
+    FI_S,
+    FI_SINCE,
+    FI_SEQ,
+    FI_R,
+    FI_RES,
+    FI_EP,
+    FI_FROM,
+    FI_BY,
+    FI_DATA,
+    FI_WHO,
+    FI_COUNT_
+};
+
 struct field {
     const char *name;
     uint8_t len;      /* strlen(name) */
     uint8_t type;     /* enum ftype */
+    uint8_t next;     /* next field with the same first letter, or 0 */
     uint16_t off;     /* into hf_env */
     uint16_t flagoff; /* has_* flag, or NOFLAG */
 };
 
 #define O(f)   offsetof(hf_env, f)
 #define NOFLAG 0xffff
-#define F(name, type, off, flag) {name, sizeof(name) - 1, type, off, flag}
+#define F(name, type, next, off, flag)                                         \
+    {                                                                          \
+        name, sizeof(name) - 1, type, next, off, flag                          \
+    }
 
-/* Request fields first: they are looked up most. */
-static const struct field fields[] = {
-    F("op", F_OP, 0, NOFLAG),
-    F("to", F_STR, O(to), NOFLAG),
-    F("id", F_U64, O(id), NOFLAG),
-    F("c", F_U64, O(conn), O(has_conn)),
-    F("m", F_STR, O(method), NOFLAG),
-    F("a", F_OBJ, O(val), NOFLAG),
-    F("k", F_STR, O(key), NOFLAG),
-    F("s", F_STR, O(sub), NOFLAG),
-    F("r", F_ROLE, 0, NOFLAG),
-    F("since", F_I64, O(since), O(has_since)),
-    F("ep", F_STR, O(epoch), NOFLAG),
-    F("ok", F_BOOL, O(ok), NOFLAG),
-    F("res", F_OBJ, O(val), NOFLAG),
-    F("code", F_STR, O(code), NOFLAG),
-    F("msg", F_STR, O(msg), NOFLAG),
-    F("from", F_STR, O(to), NOFLAG),
-    F("type", F_STR, O(method), NOFLAG),
-    F("by", F_STR, O(sub), NOFLAG),
-    F("seq", F_U64, O(seq), NOFLAG),
-    F("data", F_OBJ, O(val), NOFLAG),
-    F("who", F_OBJ, O(val), NOFLAG),
-    F("action", F_STR, O(action), NOFLAG),
+static const struct field fields[FI_COUNT_] = {
+    [FI_OP] = F("op", F_OP, FI_OK, 0, NOFLAG),
+    [FI_OK] = F("ok", F_BOOL, 0, O(ok), NOFLAG),
+    [FI_ID] = F("id", F_U64, 0, O(id), NOFLAG),
+    [FI_C] = F("c", F_U64, FI_CODE, O(conn), O(has_conn)),
+    [FI_CODE] = F("code", F_STR, 0, O(code), NOFLAG),
+    [FI_TO] = F("to", F_STR, FI_TYPE, O(to), NOFLAG),
+    [FI_TYPE] = F("type", F_STR, 0, O(method), NOFLAG),
+    [FI_M] = F("m", F_STR, FI_MSG, O(method), NOFLAG),
+    [FI_MSG] = F("msg", F_STR, 0, O(msg), NOFLAG),
+    [FI_A] = F("a", F_OBJ, FI_ACTION, O(val), NOFLAG),
+    [FI_ACTION] = F("action", F_STR, 0, O(action), NOFLAG),
+    [FI_K] = F("k", F_STR, 0, O(key), NOFLAG),
+    [FI_S] = F("s", F_STR, FI_SINCE, O(sub), NOFLAG),
+    [FI_SINCE] = F("since", F_I64, FI_SEQ, O(since), O(has_since)),
+    [FI_SEQ] = F("seq", F_U64, 0, O(seq), NOFLAG),
+    [FI_R] = F("r", F_ROLE, FI_RES, 0, NOFLAG),
+    [FI_RES] = F("res", F_OBJ, 0, O(val), NOFLAG),
+    [FI_EP] = F("ep", F_STR, 0, O(epoch), NOFLAG),
+    [FI_FROM] = F("from", F_STR, 0, O(to), NOFLAG),
+    [FI_BY] = F("by", F_STR, 0, O(sub), NOFLAG),
+    [FI_DATA] = F("data", F_OBJ, 0, O(val), NOFLAG),
+    [FI_WHO] = F("who", F_OBJ, 0, O(val), NOFLAG),
 };
 
-#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
-#define FIELD_MAXLEN 6
+/* The first field whose name starts with each letter; the rest follow
+ * through field.next. */
+static const uint8_t first[128] = {
+    ['o'] = FI_OP,   ['i'] = FI_ID,  ['c'] = FI_C,    ['t'] = FI_TO,
+    ['m'] = FI_M,    ['a'] = FI_A,   ['k'] = FI_K,    ['s'] = FI_S,
+    ['r'] = FI_R,    ['e'] = FI_EP,  ['f'] = FI_FROM, ['b'] = FI_BY,
+    ['d'] = FI_DATA, ['w'] = FI_WHO,
+};
 
 static const struct field *
 field_find(const char *k, size_t n)
 {
-    if (n == 0 || n > FIELD_MAXLEN)
+    unsigned c, i;
+
+    if (n == 0 || (c = (unsigned char)k[0]) >= 128)
         return NULL;
-    for (const struct field *f = fields; f < fields + NFIELDS; f++)
-        if (f->len == n && f->name[0] == k[0] &&
-            memcmp(f->name, k, n) == 0)
+    for (i = first[c]; i != 0; i = fields[i].next) {
+        const struct field *f = &fields[i];
+        size_t j = 1;
+        if (f->len != n)
+            continue;
+        while (j < n && f->name[j] == k[j])
+            j++;
+        if (j == n)
             return f;
+    }
     return NULL;
 }
 
-/* A value as the decoder sees it: what msgpack-c would have typed it as.
- * Only the parts a field can use are filled. */
-struct fval {
-    int type;        /* MSGPACK_OBJECT_* */
-    uint64_t u;      /* POSITIVE_INTEGER */
-    int64_t i;       /* NEGATIVE_INTEGER */
-    int boolean;     /* BOOLEAN */
-    hf_slice str;    /* STR */
-    const msgpack_object *obj; /* the object, when decoding objects */
+/* One msgpack header: what msgpack-c would type the object as, and what a
+ * field can use of it. */
+struct hdr {
+    int type;         /* MSGPACK_OBJECT_* */
+    uint64_t n;       /* POSITIVE_INTEGER value, BOOLEAN, ARRAY/MAP count */
+    int64_t i;        /* NEGATIVE_INTEGER value */
+    const char *body; /* STR/BIN/EXT payload (FLOAT32/64: the bytes) */
+    size_t len;
 };
 
 static int
-getint(const struct fval *v, int64_t *n)
+getint(const struct hdr *v, int64_t *n)
 {
     if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if (v->u > INT64_MAX)
+        if (v->n > INT64_MAX)
             return HF_EBADREQ;
-        *n = (int64_t)v->u;
+        *n = (int64_t)v->n;
         return 0;
     }
     if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
@@ -331,9 +374,10 @@ getint(const struct fval *v, int64_t *n)
     return HF_EBADREQ;
 }
 
-/* Stores one field. Returns 0 or HF_EBADREQ (the envelope is invalid). */
+/* Stores one field whose value is not an object field's (F_OBJ). Returns
+ * 0 or HF_EBADREQ (the envelope is invalid). */
 static int
-set_field(hf_env *e, const struct field *f, const struct fval *v)
+set_field(hf_env *e, const struct field *f, const struct hdr *v)
 {
     char *base = (char *)e;
     int64_t n;
@@ -352,28 +396,30 @@ set_field(hf_env *e, const struct field *f, const struct fval *v)
     case F_U64:
         if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
             return HF_EBADREQ;
-        memcpy(base + f->off, &v->u, sizeof(uint64_t));
+        memcpy(base + f->off, &v->n, sizeof(uint64_t));
         break;
     case F_I64:
         if (getint(v, &n) != 0)
             return HF_EBADREQ;
         memcpy(base + f->off, &n, sizeof(n));
         break;
-    case F_STR:
+    case F_STR: {
+        hf_slice sl;
         if (v->type == MSGPACK_OBJECT_NIL)
             return 0; /* as if absent */
         if (v->type != MSGPACK_OBJECT_STR)
             return HF_EBADREQ;
-        memcpy(base + f->off, &v->str, sizeof(v->str));
+        sl = (hf_slice){v->body, v->len};
+        memcpy(base + f->off, &sl, sizeof(sl));
         break;
+    }
     case F_BOOL:
         if (v->type != MSGPACK_OBJECT_BOOLEAN)
             return HF_EBADREQ;
-        e->ok = v->boolean;
+        e->ok = v->n != 0;
         break;
     case F_OBJ:
-        e->val = v->obj;
-        break;
+        break; /* the caller's */
     }
     if (f->flagoff != NOFLAG)
         *(int *)(base + f->flagoff) = 1;
@@ -390,30 +436,33 @@ hf_env_decode(const msgpack_object *obj, hf_env *e)
         const msgpack_object *k = &obj->via.map.ptr[i].key;
         const msgpack_object *v = &obj->via.map.ptr[i].val;
         const struct field *f;
-        struct fval fv;
+        struct hdr h = {.type = v->type};
 
         if (k->type != MSGPACK_OBJECT_STR ||
             (f = field_find(k->via.str.ptr, k->via.str.size)) == NULL)
             continue;
-        fv.type = v->type;
-        fv.obj = v;
+        if (f->type == F_OBJ) {
+            e->val = v;
+            continue;
+        }
         switch (v->type) {
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            fv.u = v->via.u64;
+            h.n = v->via.u64;
             break;
         case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            fv.i = v->via.i64;
+            h.i = v->via.i64;
             break;
         case MSGPACK_OBJECT_BOOLEAN:
-            fv.boolean = v->via.boolean;
+            h.n = v->via.boolean;
             break;
         case MSGPACK_OBJECT_STR:
-            fv.str = (hf_slice){v->via.str.ptr, v->via.str.size};
+            h.body = v->via.str.ptr;
+            h.len = v->via.str.size;
             break;
         default:
             break;
         }
-        if (set_field(e, f, &fv) != 0)
+        if (set_field(e, f, &h) != 0)
             return HF_EBADREQ;
     }
     return e->op == 0 ? HF_EBADREQ : 0;
@@ -421,15 +470,6 @@ hf_env_decode(const msgpack_object *obj, hf_env *e)
 
 /* ------------------------------------------------------------------ */
 /* reading envelopes from bytes                                        */
-
-/* One msgpack header read from the bytes. */
-struct hdr {
-    int type;      /* MSGPACK_OBJECT_*, as msgpack-c would type it */
-    uint64_t n;    /* integer value, boolean, or ARRAY/MAP element count */
-    int64_t i;     /* NEGATIVE_INTEGER */
-    const char *body; /* STR/BIN/EXT payload */
-    size_t len;
-};
 
 static uint64_t
 get_be(const unsigned char *p, int n)
@@ -440,23 +480,15 @@ get_be(const unsigned char *p, int n)
     return v;
 }
 
-/*
- * Reads the header at *pp and steps over it (and over the payload of a
- * string, binary or extension). Returns 0, or -1 when the bytes end early
- * or hold a byte msgpack does not define. Signed integers that are not
- * negative are POSITIVE_INTEGER, as in msgpack-c.
- */
+/* rd_hdr for every header but the two commonest: short strings and small
+ * integers. */
 static int
-rd_hdr(const unsigned char **pp, const unsigned char *end, struct hdr *h)
+rd_hdr_slow(const unsigned char **pp, const unsigned char *end, struct hdr *h)
 {
     const unsigned char *p = *pp;
     unsigned c;
     int w;
 
-    h->n = 0;
-    h->i = 0;
-    h->body = NULL;
-    h->len = 0;
     if (p >= end)
         return -1;
     c = *p++;
@@ -511,8 +543,9 @@ rd_hdr(const unsigned char **pp, const unsigned char *end, struct hdr *h)
             w = c == 0xca ? 4 : 8;
             if ((size_t)(end - p) < (size_t)w)
                 return -1;
-            h->type = c == 0xca ? MSGPACK_OBJECT_FLOAT32
-                                : MSGPACK_OBJECT_FLOAT64;
+            h->type =
+                c == 0xca ? MSGPACK_OBJECT_FLOAT32 : MSGPACK_OBJECT_FLOAT64;
+            h->body = (const char *)p;
             p += w;
             break;
         case 0xcc: /* uint 8/16/32/64 */
@@ -593,6 +626,36 @@ body:
     return 0;
 }
 
+/*
+ * Reads the header at *pp and steps over it (and over the payload of a
+ * string, binary or extension). Returns 0, or -1 when the bytes end early
+ * or hold a byte msgpack does not define. Signed integers that are not
+ * negative are POSITIVE_INTEGER, as in msgpack-c.
+ */
+static inline int
+rd_hdr(const unsigned char **pp, const unsigned char *end, struct hdr *h)
+{
+    const unsigned char *p = *pp;
+
+    if (p < end && (*p & 0xe0) == 0xa0) { /* fixstr */
+        size_t l = *p & 0x1f;
+        if ((size_t)(end - p) - 1 < l)
+            return -1;
+        h->type = MSGPACK_OBJECT_STR;
+        h->len = l;
+        h->body = (const char *)p + 1;
+        *pp = p + 1 + l;
+        return 0;
+    }
+    if (p < end && *p <= 0x7f) { /* positive fixint */
+        h->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        h->n = *p;
+        *pp = p + 1;
+        return 0;
+    }
+    return rd_hdr_slow(pp, end, h);
+}
+
 static int rd_skip(const unsigned char **pp, const unsigned char *end,
                    unsigned depth);
 
@@ -600,8 +663,8 @@ static int rd_skip(const unsigned char **pp, const unsigned char *end,
  * nesting depth (open containers around it). msgpack-c refuses to open a
  * container with MSGPACK_EMBED_STACK_SIZE others open, even an empty one. */
 static int
-rd_rest(const unsigned char **pp, const unsigned char *end,
-        const struct hdr *h, unsigned depth)
+rd_rest(const unsigned char **pp, const unsigned char *end, const struct hdr *h,
+        unsigned depth)
 {
     uint64_t n;
 
@@ -622,6 +685,111 @@ rd_skip(const unsigned char **pp, const unsigned char *end, unsigned depth)
 {
     struct hdr h;
     return rd_hdr(pp, end, &h) == 0 ? rd_rest(pp, end, &h, depth) : -1;
+}
+
+/*
+ * Reads one whole object into *o, its containers allocated in z, as
+ * msgpack_unpack would build it (strings point into the bytes). Returns 0,
+ * or -1 when the bytes are malformed or z runs out of memory.
+ */
+static int
+rd_obj(const unsigned char **pp, const unsigned char *end, unsigned depth,
+       msgpack_zone *z, msgpack_object *o)
+{
+    struct hdr h;
+
+    if (rd_hdr(pp, end, &h) != 0)
+        return -1;
+    o->type = (msgpack_object_type)h.type;
+    switch (h.type) {
+    case MSGPACK_OBJECT_BOOLEAN:
+        o->via.boolean = h.n != 0;
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        o->via.u64 = h.n;
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        o->via.i64 = h.i;
+        break;
+    case MSGPACK_OBJECT_FLOAT32: {
+        uint32_t u = (uint32_t)get_be((const unsigned char *)h.body, 4);
+        float f;
+        memcpy(&f, &u, sizeof(f));
+        o->via.f64 = f;
+        break;
+    }
+    case MSGPACK_OBJECT_FLOAT64: {
+        uint64_t u = get_be((const unsigned char *)h.body, 8);
+        memcpy(&o->via.f64, &u, sizeof(u));
+        break;
+    }
+    case MSGPACK_OBJECT_STR:
+        o->via.str.ptr = h.body;
+        o->via.str.size = (uint32_t)h.len;
+        break;
+    case MSGPACK_OBJECT_BIN:
+        o->via.bin.ptr = h.body;
+        o->via.bin.size = (uint32_t)h.len;
+        break;
+    case MSGPACK_OBJECT_EXT:
+        o->via.ext.type = (int8_t)h.body[0];
+        o->via.ext.ptr = h.body + 1;
+        o->via.ext.size = (uint32_t)h.len - 1;
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        /* Every element takes a byte at least: a count beyond the bytes
+         * left cannot be complete. */
+        if (depth >= MSGPACK_EMBED_STACK_SIZE || h.n > (uint64_t)(end - *pp))
+            return -1;
+        o->via.array.size = (uint32_t)h.n;
+        if ((o->via.array.ptr =
+                 msgpack_zone_malloc(z, h.n * sizeof(msgpack_object))) == NULL)
+            return -1;
+        for (uint64_t i = 0; i < h.n; i++)
+            if (rd_obj(pp, end, depth + 1, z, &o->via.array.ptr[i]) != 0)
+                return -1;
+        break;
+    case MSGPACK_OBJECT_MAP:
+        if (depth >= MSGPACK_EMBED_STACK_SIZE ||
+            2 * h.n > (uint64_t)(end - *pp))
+            return -1;
+        o->via.map.size = (uint32_t)h.n;
+        if ((o->via.map.ptr = msgpack_zone_malloc(
+                 z, h.n * sizeof(msgpack_object_kv))) == NULL)
+            return -1;
+        for (uint64_t i = 0; i < h.n; i++)
+            if (rd_obj(pp, end, depth + 1, z, &o->via.map.ptr[i].key) != 0 ||
+                rd_obj(pp, end, depth + 1, z, &o->via.map.ptr[i].val) != 0)
+                return -1;
+        break;
+    default: /* nil */
+        break;
+    }
+    return 0;
+}
+
+/* Unpacks the value bytes raw into a new object in zone. */
+static int
+val_unpack(hf_slice raw, msgpack_zone *zone, const msgpack_object **out)
+{
+    const unsigned char *p = raw.data;
+    msgpack_object *o = msgpack_zone_malloc(zone, sizeof(*o));
+
+    if (o == NULL || rd_obj(&p, p + raw.len, 1, zone, o) != 0)
+        return HF_EBADREQ;
+    *out = o;
+    return 0;
+}
+
+/* Reads one whole object inside the envelope map into *h (its header). */
+static int
+rd_elem(const unsigned char **pp, const unsigned char *end, struct hdr *h)
+{
+    if (rd_hdr(pp, end, h) != 0)
+        return -1;
+    if (h->type == MSGPACK_OBJECT_ARRAY || h->type == MSGPACK_OBJECT_MAP)
+        return rd_rest(pp, end, h, 1);
+    return 0;
 }
 
 int
@@ -646,15 +814,23 @@ hf_env_read(const void *buf, size_t len, size_t *off, msgpack_zone *zone,
     for (uint64_t i = 0; i < h.n; i++) {
         const struct field *f = NULL;
         const unsigned char *at;
-        struct hdr k, v;
-        struct fval fv;
+        struct hdr v;
 
-        if (rd_hdr(&p, end, &k) != 0 || rd_rest(&p, end, &k, 1) != 0)
-            return HF_EBADREQ;
-        if (st == 0 && k.type == MSGPACK_OBJECT_STR)
-            f = field_find(k.body, k.len);
+        if (p < end && (*p & 0xe0) == 0xa0) { /* a short string key */
+            size_t kl = *p & 0x1f;
+            if ((size_t)(end - p) - 1 < kl)
+                return HF_EBADREQ;
+            if (st == 0)
+                f = field_find((const char *)p + 1, kl);
+            p += 1 + kl;
+        } else {
+            if (rd_elem(&p, end, &v) != 0)
+                return HF_EBADREQ;
+            if (st == 0 && v.type == MSGPACK_OBJECT_STR)
+                f = field_find(v.body, v.len);
+        }
         at = p;
-        if (rd_hdr(&p, end, &v) != 0 || rd_rest(&p, end, &v, 1) != 0)
+        if (rd_elem(&p, end, &v) != 0)
             return HF_EBADREQ;
         if (f == NULL)
             continue; /* ignored, or past the first fault */
@@ -663,28 +839,60 @@ hf_env_read(const void *buf, size_t len, size_t *off, msgpack_zone *zone,
             vend = p;
             continue;
         }
-        fv.type = v.type;
-        fv.u = v.n;
-        fv.i = v.i;
-        fv.boolean = (int)v.n;
-        fv.str = (hf_slice){v.body, v.len};
-        fv.obj = NULL;
-        st = set_field(e, f, &fv);
+        st = set_field(e, f, &v);
     }
-    *off = (size_t)(p - start);
     if (vp != NULL) {
         e->val_raw = (hf_slice){vp, (size_t)(vend - vp)};
-        if (zone != NULL) {
-            msgpack_object *o = msgpack_zone_malloc(zone, sizeof(*o));
-            size_t voff = 0;
-            if (o == NULL || msgpack_unpack((const char *)vp,
-                                            (size_t)(vend - vp), &voff, zone,
-                                            o) != MSGPACK_UNPACK_SUCCESS)
-                return HF_EBADREQ; /* out of memory */
-            e->val = o;
-        }
+        if (zone != NULL && val_unpack(e->val_raw, zone, &e->val) != 0)
+            return HF_EBADREQ; /* out of memory */
     }
+    *off = (size_t)(p - start);
     *status = st != 0 || e->op == 0 ? HF_EBADREQ : 0;
+    return 0;
+}
+
+void
+hf_env_pos_save(hf_env_pos *pos, const hf_env *e, const void *base)
+{
+    const hf_slice *sl[6] = {&e->to,  &e->method, &e->key,
+                             &e->sub, &e->epoch,  &e->val_raw};
+
+    *pos = (hf_env_pos){.op = e->op,
+                        .has_conn = e->has_conn,
+                        .has_since = e->has_since,
+                        .role = e->role,
+                        .id = e->id,
+                        .conn = e->conn,
+                        .since = e->since};
+    for (int i = 0; i < 6; i++) {
+        pos->len[i] = (uint32_t)sl[i]->len;
+        pos->off[i] =
+            sl[i]->len
+                ? (uint32_t)((const char *)sl[i]->data - (const char *)base)
+                : 0;
+    }
+}
+
+int
+hf_env_pos_load(const hf_env_pos *pos, const void *base, msgpack_zone *zone,
+                hf_env *e)
+{
+    hf_slice *sl[6] = {&e->to,  &e->method, &e->key,
+                       &e->sub, &e->epoch,  &e->val_raw};
+
+    memset(e, 0, sizeof(*e));
+    e->op = pos->op;
+    e->has_conn = pos->has_conn;
+    e->has_since = pos->has_since;
+    e->role = pos->role;
+    e->id = pos->id;
+    e->conn = pos->conn;
+    e->since = pos->since;
+    for (int i = 0; i < 6; i++)
+        if (pos->len[i] > 0)
+            *sl[i] = (hf_slice){(const char *)base + pos->off[i], pos->len[i]};
+    if (zone != NULL && e->val_raw.len > 0)
+        return val_unpack(e->val_raw, zone, &e->val);
     return 0;
 }
 
@@ -698,19 +906,18 @@ hf_env_pack_request(msgpack_packer *pk, const hf_env *e, hf_slice val_raw)
     struct emit em;
     char *p;
 
-    n += 1;                    /* id */
-    n += e->has_conn;          /* c */
-    n += e->method.len > 0;    /* m */
-    n += val_raw.len > 0;      /* a */
-    n += e->key.len > 0;       /* k */
-    n += e->sub.len > 0;       /* s */
-    n += e->role != 0;         /* r */
-    n += e->has_since;         /* since */
-    n += e->epoch.len > 0;     /* ep */
+    n += 1;                 /* id */
+    n += e->has_conn;       /* c */
+    n += e->method.len > 0; /* m */
+    n += val_raw.len > 0;   /* a */
+    n += e->key.len > 0;    /* k */
+    n += e->sub.len > 0;    /* s */
+    n += e->role != 0;      /* r */
+    n += e->has_since;      /* since */
+    n += e->epoch.len > 0;  /* ep */
     if ((p = emit_begin(&em, pk,
                         128 + e->to.len + e->method.len + val_raw.len +
-                            e->key.len + e->sub.len + e->epoch.len)) ==
-        NULL)
+                            e->key.len + e->sub.len + e->epoch.len)) == NULL)
         return HF_EINTERNAL;
     p = put_map(p, n);
     p = put_key(p, "\xa2op");
@@ -781,8 +988,8 @@ hf_env_pack_reply_ok(msgpack_packer *pk, uint64_t conn, uint64_t id,
 }
 
 void
-hf_env_pack_reply_err(msgpack_packer *pk, uint64_t conn, uint64_t id,
-                      int err, const char *msg, size_t msglen)
+hf_env_pack_reply_err(msgpack_packer *pk, uint64_t conn, uint64_t id, int err,
+                      const char *msg, size_t msglen)
 {
     const char *code = hf_err_name(err);
     size_t cl = strlen(code);

@@ -80,6 +80,28 @@ int hf_env_decode(const msgpack_object *obj, hf_env *e);
 int hf_env_read(const void *buf, size_t len, size_t *off, msgpack_zone *zone,
                 hf_env *e, int *status);
 
+/* A request envelope as hf_env_read found it, its slices kept as offsets
+ * from the envelope's first byte: stored next to a copy of the bytes, it
+ * turns back into the hf_env without reading them again (the host keeps
+ * one in each queued request). Plain data: copy it with memcpy. */
+typedef struct hf_env_pos {
+    int op, has_conn, has_since;
+    unsigned role;
+    uint64_t id, conn;
+    int64_t since;
+    uint32_t off[6], len[6]; /* to, method, key, sub, epoch, val_raw */
+} hf_env_pos;
+
+/* Records e's request fields; base is the envelope's first byte. */
+void hf_env_pos_save(hf_env_pos *pos, const hf_env *e, const void *base);
+
+/* Rebuilds the request fields of the envelope whose bytes start at base
+ * (the other fields are zero). With zone non-NULL the value is unpacked
+ * there into e->val. Returns 0, or HF_EBADREQ when that runs out of
+ * memory. */
+int hf_env_pos_load(const hf_env_pos *pos, const void *base,
+                    msgpack_zone *zone, hf_env *e);
+
 /* Packs a request envelope from e's request fields; val_raw, when
  * non-empty, is the msgpack of "a" (e->val is ignored). */
 int hf_env_pack_request(msgpack_packer *pk, const hf_env *e,

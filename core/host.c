@@ -30,11 +30,23 @@
  * registers at its own release point: events before it are in its backlog
  * (read from LMDB, now durable), events after it arrive live.
  *
+ * Reads. A handler reads its staged writes, then the actor's cache, then
+ * the pass's snapshot. Releasing a batch (step 2, after the snapshot has
+ * begun) turns the cache entries it carried into clean copies of what
+ * LMDB now holds (a few per actor, see cache.c), so the next read of a
+ * key the actor just wrote costs no B-tree lookup. They stay true because
+ * only the actor writes its keys; an actor is reset with its whole cache.
+ *
  * Commit failure. The store fails a batch and fences every later batch of
  * that worker with the same generation. When the worker learns of it, it
  * bumps its generation, fails the later batches it never sent to the store
  * (they may have read the lost writes), and resets every actor that had
  * anything in those batches from LMDB. New work proceeds from there.
+ *
+ * Messages. A request is read once, by hf_host_submit (to route it and to
+ * refuse what is malformed): its message keeps the envelope's bytes and,
+ * as aux, where each field lies in them (hf_env_pos), so the worker only
+ * unpacks the value. One malloc per message, freed after its handler.
  *
  * Lock order: worker mu and the timer's tmu are never held together.
  */
@@ -547,7 +559,7 @@ static int
 evictable(struct worker *w, struct actor *a)
 {
     return a->nmsg == 0 && !a->queued && a->nsubs == 0 &&
-           hf_cache_empty(&a->cache) && a->last_batch <= w->released;
+           hf_cache_settled(&a->cache) && a->last_batch <= w->released;
 }
 
 static void
@@ -942,7 +954,10 @@ release_history(struct worker *w, const struct r_history *rh, int status)
         hf_pack_cstr(&pk, "epoch");
         hf_pack_cstr(&pk, a->epoch);
         hf_pack_cstr(&pk, "recovered");
-        if (rh->after >= rh->seq_at || (hs.n > 0 && hs.first == rh->after + 1))
+        /* Up to date is recovered; a client ahead of the log (another
+         * epoch, or a wiped actor) is not; otherwise the events found
+         * must start right after `after`. */
+        if (rh->after == rh->seq_at || (hs.n > 0 && hs.first == rh->after + 1))
             msgpack_pack_true(&pk);
         else
             msgpack_pack_false(&pk);
@@ -1419,21 +1434,40 @@ caller_str(char *out, size_t size, hf_slice sub)
     out[n] = '\0';
 }
 
+/* The envelope of a queued request or outbox message, with its value
+ * unpacked into zone (if not NULL). A request carries what hf_host_submit
+ * read of it (aux: an hf_env_pos), so only an outbox message is read
+ * again. Returns 0, or HF_EBADREQ with e holding what could be read. */
+static int
+msg_env(const struct msg *m, msgpack_zone *zone, hf_env *e)
+{
+    const char *env = m->data + m->alen;
+    size_t off = 0;
+    int st;
+
+    if (m->type == M_REQ && m->auxlen == sizeof(hf_env_pos)) {
+        hf_env_pos pos;
+        memcpy(&pos, env + m->len, sizeof(pos));
+        return hf_env_pos_load(&pos, env, zone, e);
+    }
+    if (hf_env_read(env, m->len, &off, zone, e, &st) != 0) {
+        memset(e, 0, sizeof(*e));
+        return HF_EBADREQ;
+    }
+    return st;
+}
+
 static void
 process(struct worker *w, struct actor *a, struct msg *m)
 {
-    size_t off = 0;
     hf_env e;
     char caller[256];
-    int st;
 
     if (m->type == M_ALARM) {
         do_alarm(w, a, m);
         goto done;
     }
-    if (hf_env_read(m->data + m->alen, m->len, &off, &w->zone, &e, &st) !=
-            0 ||
-        st != 0) {
+    if (msg_env(m, &w->zone, &e) != 0) {
         hf_env bad = {0};
         reply_err(w, m->sink, &bad, HF_EBADREQ, "malformed envelope");
         goto done;
@@ -1476,11 +1510,8 @@ dispatch(struct worker *w, struct msg *m)
         return;
     }
     if (m->type == M_REQ && a->nmsg >= (uint32_t)w->host->cfg.mailbox_max) {
-        size_t off = 0;
         hf_env e;
-        int st;
-        if (hf_env_read(m->data + m->alen, m->len, &off, NULL, &e, &st) != 0)
-            memset(&e, 0, sizeof(e));
+        msg_env(m, NULL, &e);
         if (e.op != HF_OP_SIGNAL) {
             msgpack_packer pk;
             msgpack_packer_init(&pk, out_for(w, m->sink), hf_buf_mpwrite);
@@ -1631,7 +1662,9 @@ mp_is_map(unsigned char c)
 }
 
 /* Routing needs only the envelope's header fields: hf_env_read finds them
- * without unpacking anything (the worker unpacks the value). */
+ * without unpacking anything. The message keeps them (hf_env_pos, as its
+ * aux) so the worker does not read the envelope again; it unpacks only
+ * the value. */
 int
 hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len)
 {
@@ -1645,6 +1678,7 @@ hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len)
     while (off < len) {
         size_t start = off, klen;
         hf_env e;
+        hf_env_pos pos;
         uint64_t hash;
         struct msg *m;
         int wi, err = 0, st;
@@ -1675,8 +1709,9 @@ hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len)
             continue;
         }
         hash = hf_addr_hash(e.to.data, e.to.len);
+        hf_env_pos_save(&pos, &e, (const char *)buf + start);
         m = msg_new(M_REQ, hash, e.to.data, e.to.len,
-                    (const char *)buf + start, off - start, NULL, 0);
+                    (const char *)buf + start, off - start, &pos, sizeof(pos));
         m->sink = sink;
         hf_sink_ref(sink);
         wi = (int)(hash % (uint64_t)h->nw);

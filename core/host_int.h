@@ -24,8 +24,10 @@
 /* ---- messages on a worker's queue ---- */
 enum mtype { M_REQ = 1, M_OUTBOX, M_ALARM };
 
-/* data = address (alen) + envelope (len) + aux (auxlen). aux is the outbox
- * key for M_OUTBOX and the alarm name for M_ALARM. */
+/* data = address (alen) + envelope (len) + aux (auxlen). aux is, for
+ * M_REQ, where each field lies in the envelope (an hf_env_pos, filled by
+ * hf_host_submit so the worker need not read it again); for M_OUTBOX the
+ * outbox key; for M_ALARM the alarm name. */
 struct msg {
     struct msg *next;
     int type;

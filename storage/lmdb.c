@@ -17,6 +17,16 @@
  * each batch in queue order. It reads wb->next before calling done: from
  * that moment the batch is its owner's again and may be resubmitted.
  *
+ * Apply order. Within the txn the order of the operations is invisible, so
+ * apply() sorts them by (database, key) and skips every write that a later
+ * one to the same key overwrites (no database is MDB_DUPSORT, so a put
+ * replaces the value and a delete removes it whatever came before). Puts
+ * go through one cursor per database, which LMDB leaves on the leaf of the
+ * previous key: the next key, usually on the same leaf, is found there
+ * instead of by a search from the root. So LMDB walks each page once, in
+ * order, and a hot key is written once per commit instead of once per
+ * handler.
+ *
  * Map growth. mdb_env_set_mapsize may only be called with no transaction
  * active in the process. LMDB checks for a write txn but not for readers,
  * so readers hold rw for reading from rd_begin to rd_end and the writer,
@@ -51,7 +61,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <stdio.h>
 
 #include "core/config.h"
 #include "core/err.h"
@@ -322,43 +331,287 @@ struct failure {
     int rc; /* LMDB/errno code, or 0 when status says it all */
 };
 
-static uint64_t prof_apply, prof_commit, prof_n;
-/* Puts every operation of every pending batch into txn. */
+/* One operation of a group, as the writer applies it. */
+struct gop {
+    const char *key, *val;
+    uint32_t klen, vlen;
+    uint8_t dbi, kind;
+};
+
+/* A sort key: (dbi, 7 key bytes after the group's common prefix), and
+ * the operation's position in the group (the last write of a key wins). */
+struct gkey {
+    uint64_t k;
+    uint32_t i;
+};
+
+/* The writer thread's scratch lists of a group's operations. */
+struct scratch {
+    struct gop *v;      /* in group order */
+    struct gkey *o, *t; /* the order to apply them in; t: merge space */
+    size_t n, cap;
+};
+
+/* Above this many entries the scratch lists are freed after each group. */
+#define SCRATCH_KEEP 65536
+
+/* Puts or deletes one key. Returns 0 or an LMDB/errno code. */
 static int
-apply(struct lmdb *s, MDB_txn *txn, hf_wbatch *head, struct failure *f)
+apply_one(struct lmdb *s, MDB_txn *txn, int dbi, int kind, const void *k,
+          size_t kl, const void *v, size_t vl, struct failure *f)
+{
+    MDB_val mk = {.mv_size = kl, .mv_data = (void *)k};
+    MDB_val mv = {.mv_size = vl, .mv_data = (void *)v};
+    int rc;
+
+    if (kind == HF_WOP_PUT) {
+        f->step = "mdb_put";
+        return mdb_put(txn, s->dbi[dbi], &mk, &mv, 0);
+    }
+    f->step = "mdb_del";
+    rc = mdb_del(txn, s->dbi[dbi], &mk, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* (dbi, key in LMDB's order: memcmp, then the shorter first, then group
+ * position) of two operations; ctx is the group's operation list. */
+static int
+gkey_cmp(const void *x, const void *y, void *ctx)
+{
+    const struct gop *v = ctx;
+    const struct gkey *p = x, *q = y;
+    const struct gop *a = &v[p->i], *b = &v[q->i];
+    size_t n = a->klen < b->klen ? a->klen : b->klen;
+    int r;
+
+    if (a->dbi != b->dbi)
+        return a->dbi < b->dbi ? -1 : 1;
+    if ((r = n ? memcmp(a->key, b->key, n) : 0) != 0)
+        return r;
+    if (a->klen != b->klen)
+        return a->klen < b->klen ? -1 : 1;
+    return (p->i > q->i) - (p->i < q->i);
+}
+
+/* Merges the sorted runs [0, m) and [m, n) of a into b, stably by k. */
+static void
+gkey_merge(const struct gkey *a, size_t m, size_t n, struct gkey *b)
+{
+    size_t i = 0, j = m, o = 0;
+
+    while (i < m && j < n)
+        b[o++] = a[j].k < a[i].k ? a[j++] : a[i++];
+    while (i < m)
+        b[o++] = a[i++];
+    while (j < n)
+        b[o++] = a[j++];
+}
+
+/*
+ * Fills sc->o with the group's operations sorted by (dbi, key, position).
+ * Keys mostly differ right after the prefix that every key of the group
+ * shares (e.g. "counter/a"), so a 64-bit sort key of (dbi, the next 7
+ * bytes) orders nearly all of them: a stable bottom-up merge sort on it
+ * (skipped when the order is already right, as when one key is written
+ * over and over), then each run of equal sort keys by the whole key.
+ */
+static void
+gop_sort(struct scratch *sc)
+{
+    const struct gop *v = sc->v;
+    size_t n = sc->n, lcp = v[0].klen, sorted = 1;
+
+    for (size_t i = 1; i < n && lcp > 0; i++) {
+        size_t j = 0, m = v[i].klen < lcp ? v[i].klen : lcp;
+        while (j < m && v[i].key[j] == v[0].key[j])
+            j++;
+        lcp = j;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = v[i].dbi;
+        for (size_t j = lcp; j < lcp + 7; j++)
+            k = k << 8 | (j < v[i].klen ? (unsigned char)v[i].key[j] : 0);
+        sc->o[i] = (struct gkey){.k = k, .i = (uint32_t)i};
+        sorted &= i == 0 || sc->o[i - 1].k <= k;
+    }
+    if (!sorted) {
+        struct gkey *a = sc->o, *b = sc->t, *t;
+        for (size_t w = 1; w < n; w *= 2) {
+            for (size_t lo = 0; lo < n; lo += 2 * w) {
+                size_t m = lo + w < n ? lo + w : n;
+                size_t hi = lo + 2 * w < n ? lo + 2 * w : n;
+                gkey_merge(a + lo, m - lo, hi - lo, b + lo);
+            }
+            t = a, a = b, b = t;
+        }
+        if (a != sc->o)
+            memcpy(sc->o, a, n * sizeof(*a));
+    }
+    for (size_t i = 0, j; i < n; i = j) {
+        struct gkey *r = &sc->o[i];
+        size_t k = 1;
+        for (j = i + 1; j < n && sc->o[j].k == r->k; j++)
+            ;
+        while (k < j - i && gkey_cmp(&r[k - 1], &r[k], sc->v) < 0)
+            k++;
+        if (k < j - i)
+            qsort_r(r, j - i, sizeof(*r), gkey_cmp, sc->v);
+    }
+}
+
+static int
+gop_samekey(const struct gop *a, const struct gop *b)
+{
+    return a->dbi == b->dbi && a->klen == b->klen &&
+           memcmp(a->key, b->key, a->klen) == 0;
+}
+
+/* Checks an operation before it goes anywhere near LMDB. */
+static int
+op_ok(const hf_wop *op, struct failure *f)
+{
+    if (op->dbi < 0 || op->dbi >= HF_DB_COUNT_) {
+        f->step = "apply (bad dbi)";
+        return EINVAL;
+    }
+    if (op->kind != HF_WOP_PUT && op->kind != HF_WOP_DEL) {
+        f->step = "apply (bad op kind)";
+        return EINVAL;
+    }
+    return 0;
+}
+
+/* Applies the pending batches' operations one by one, in order. */
+static int
+apply_in_order(struct lmdb *s, MDB_txn *txn, hf_wbatch *head, struct failure *f)
 {
     for (hf_wbatch *wb = head; wb; wb = wb->next) {
         size_t pos = 0;
         hf_wop op;
+        int rc;
+
+        if (wb->status != PENDING)
+            continue;
+        while (hf_wbatch_next(wb, &pos, &op))
+            if ((rc = op_ok(&op, f)) != 0 ||
+                (rc = apply_one(s, txn, op.dbi, op.kind, op.key.data,
+                                op.key.len, op.val.data, op.val.len, f)) != 0)
+                return rc;
+    }
+    return 0;
+}
+
+/* Doubles the scratch lists. Returns 0 or ENOMEM (they stay usable). */
+static int
+scratch_grow(struct scratch *sc)
+{
+    size_t cap = sc->cap ? sc->cap * 2 : 1024;
+    void *p;
+
+    if ((p = realloc(sc->v, cap * sizeof(*sc->v))) == NULL)
+        return ENOMEM;
+    sc->v = p;
+    if ((p = realloc(sc->o, cap * sizeof(*sc->o))) == NULL)
+        return ENOMEM;
+    sc->o = p;
+    if ((p = realloc(sc->t, cap * sizeof(*sc->t))) == NULL)
+        return ENOMEM;
+    sc->t = p;
+    sc->cap = cap;
+    return 0;
+}
+
+static void
+scratch_free(struct scratch *sc)
+{
+    free(sc->v);
+    free(sc->o);
+    free(sc->t);
+    *sc = (struct scratch){0};
+}
+
+/* Lists the pending batches' operations in sc, in order. Returns 0,
+ * EINVAL (a bad operation) or ENOMEM. */
+static int
+gather(hf_wbatch *head, struct scratch *sc, struct failure *f)
+{
+    sc->n = 0;
+    for (hf_wbatch *wb = head; wb; wb = wb->next) {
+        size_t pos = 0;
+        hf_wop op;
+        int rc;
 
         if (wb->status != PENDING)
             continue;
         while (hf_wbatch_next(wb, &pos, &op)) {
-            MDB_val k = {.mv_size = op.key.len, .mv_data = (void *)op.key.data};
-            MDB_val v = {.mv_size = op.val.len, .mv_data = (void *)op.val.data};
-            int rc;
-
-            if (op.dbi < 0 || op.dbi >= HF_DB_COUNT_) {
-                f->step = "apply (bad dbi)";
-                return EINVAL;
-            }
-            if (op.kind == HF_WOP_PUT) {
-                rc = mdb_put(txn, s->dbi[op.dbi], &k, &v, 0);
-                f->step = "mdb_put";
-            } else if (op.kind == HF_WOP_DEL) {
-                rc = mdb_del(txn, s->dbi[op.dbi], &k, NULL);
-                if (rc == MDB_NOTFOUND)
-                    rc = 0;
-                f->step = "mdb_del";
-            } else {
-                f->step = "apply (bad op kind)";
-                return EINVAL;
-            }
-            if (rc != 0)
+            if ((rc = op_ok(&op, f)) != 0)
                 return rc;
+            if (sc->n == sc->cap && scratch_grow(sc) != 0)
+                return ENOMEM;
+            sc->v[sc->n] = (struct gop){
+                .key = op.key.data,
+                .val = op.val.data,
+                .klen = (uint32_t)op.key.len,
+                .vlen = (uint32_t)op.val.len,
+                .dbi = (uint8_t)op.dbi,
+                .kind = (uint8_t)op.kind,
+            };
+            sc->n++;
         }
     }
     return 0;
+}
+
+/*
+ * Puts every operation of every pending batch into txn. They are applied
+ * sorted by (database, key), and of several writes to one key only the
+ * last: the txn ends in the state that applying them in order gives, while
+ * LMDB visits its pages once each, in order. Without memory for the list
+ * they are applied in order.
+ */
+static int
+apply(struct lmdb *s, MDB_txn *txn, hf_wbatch *head, struct scratch *sc,
+      struct failure *f)
+{
+    MDB_cursor *cur[HF_DB_COUNT_] = {0};
+    int rc = gather(head, sc, f);
+
+    if (rc == ENOMEM)
+        return apply_in_order(s, txn, head, f);
+    if (rc != 0 || sc->n == 0)
+        return rc;
+    gop_sort(sc);
+    for (size_t i = 0; i < sc->n && rc == 0; i++) {
+        const struct gop *g = &sc->v[sc->o[i].i];
+        MDB_val k = {.mv_size = g->klen, .mv_data = (void *)g->key};
+        MDB_val v = {.mv_size = g->vlen, .mv_data = (void *)g->val};
+
+        if (i + 1 < sc->n && gop_samekey(g, &sc->v[sc->o[i + 1].i]))
+            continue; /* a later write of this key follows */
+        if (g->kind == HF_WOP_DEL) {
+            /* Deletes are rare: a fresh search, and the put cursor of
+             * the database starts afresh after it. */
+            if (cur[g->dbi] != NULL) {
+                mdb_cursor_close(cur[g->dbi]);
+                cur[g->dbi] = NULL;
+            }
+            rc = apply_one(s, txn, g->dbi, g->kind, g->key, g->klen, g->val,
+                           g->vlen, f);
+            continue;
+        }
+        /* A cursor left on the page of the previous key finds the next
+         * one there without searching from the root. */
+        f->step = "mdb_cursor_open";
+        if (cur[g->dbi] == NULL &&
+            (rc = mdb_cursor_open(txn, s->dbi[g->dbi], &cur[g->dbi])) != 0)
+            break;
+        f->step = "mdb_cursor_put";
+        rc = mdb_cursor_put(cur[g->dbi], &k, &v, 0);
+    }
+    for (int d = 0; d < HF_DB_COUNT_; d++)
+        if (cur[d] != NULL)
+            mdb_cursor_close(cur[d]);
+    return rc;
 }
 
 /*
@@ -400,7 +653,7 @@ grow(struct lmdb *s)
  * failure *f says where.
  */
 static int
-commit(struct lmdb *s, hf_wbatch *head, struct failure *f)
+commit(struct lmdb *s, hf_wbatch *head, struct scratch *sc, struct failure *f)
 {
     uint64_t nb = 0, nops = 0, nh = 0;
     uint64_t t0;
@@ -426,9 +679,7 @@ commit(struct lmdb *s, hf_wbatch *head, struct failure *f)
             f->rc = rc;
             return status_of(rc);
         }
-        { uint64_t ta = hf_mono_ns();
-        rc = apply(s, txn, head, f);
-        prof_apply += hf_mono_ns() - ta; }
+        rc = apply(s, txn, head, sc, f);
         if (rc == 0 && (hook = atomic_exchange(&s->fail_next, 0)) != 0) {
             mdb_txn_abort(txn);
             f->step = "injected by hf_lmdb_fail_next";
@@ -439,9 +690,7 @@ commit(struct lmdb *s, hf_wbatch *head, struct failure *f)
             mdb_txn_abort(txn);
         } else {
             f->step = "mdb_txn_commit"; /* frees txn whatever it returns */
-            { uint64_t tc = hf_mono_ns();
             rc = mdb_txn_commit(txn);
-            prof_commit += hf_mono_ns() - tc; prof_n++; }
         }
         if (rc == 0)
             break;
@@ -473,7 +722,8 @@ fenced(const struct lmdb *s, const hf_wbatch *wb)
 /* Handles one group: fenced batches fail, the rest share one commit, and
  * every batch goes back through done in queue order. */
 static void
-group(struct lmdb *s, hf_wbatch *head, hf_store_done_fn done, void *arg)
+group(struct lmdb *s, hf_wbatch *head, hf_store_done_fn done, void *arg,
+      struct scratch *sc)
 {
     struct failure f = {"", 0};
     int npending = 0, st = 0, nfenced = 0;
@@ -489,7 +739,7 @@ group(struct lmdb *s, hf_wbatch *head, hf_store_done_fn done, void *arg)
         }
     }
     if (npending > 0)
-        st = commit(s, head, &f);
+        st = commit(s, head, sc, &f);
     if (st != 0) {
         HF_INC(commit_failures);
         hf_error(MOD, "commit of %d batches failed (%s): %s: %s", npending,
@@ -519,6 +769,7 @@ static void *
 writer(void *p)
 {
     struct lmdb *s = p;
+    struct scratch sc = {0};
 
     pthread_mutex_lock(&s->mu);
     for (;;) {
@@ -535,10 +786,13 @@ writer(void *p)
         done = s->done;
         arg = s->done_arg;
         pthread_mutex_unlock(&s->mu);
-        group(s, head, done, arg);
+        group(s, head, done, arg, &sc);
+        if (sc.cap > SCRATCH_KEEP) /* a rare huge group: let it go */
+            scratch_free(&sc);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
+    scratch_free(&sc);
     return NULL;
 }
 
@@ -575,8 +829,6 @@ lmdb_close(void *self)
 
     if (s == NULL)
         return;
-    if (prof_n) fprintf(stderr, "PROF commits %lu apply %.1f us commit %.1f us\n", (unsigned long)prof_n, prof_apply/1e3/prof_n, prof_commit/1e3/prof_n);
-    prof_apply = prof_commit = prof_n = 0;
     if (s->thr_ok) {
         pthread_mutex_lock(&s->mu);
         s->closing = 1;

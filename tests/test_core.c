@@ -1116,6 +1116,10 @@ test_history_reads_after_a_seq_with_limit_and_retention(void **state)
     assert_true(hf_arg(m->e.val, "recovered")->via.boolean);
     assert_int_equal(hf_arg(m->e.val, "events")->via.array.size, 0);
     hf_drv_msg_free(m);
+    /* A client ahead of the log holds another history. */
+    assert_int_equal(hf_drv_history(e->drv, "tk/h", 20, 0, WAIT, &m), 0);
+    assert_false(hf_arg(m->e.val, "recovered")->via.boolean);
+    hf_drv_msg_free(m);
     eng_free(e);
 }
 
