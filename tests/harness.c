@@ -174,3 +174,34 @@ th_quiet(struct th_eng *e, int ms)
     }
     return 1;
 }
+
+void
+th_has(const char *json, const char *frag)
+{
+    if (strstr(json, frag) == NULL)
+        fail_msg("%s\n  lacks %s", json, frag);
+}
+
+void
+th_ok_has(struct th_eng *e, const char *sub, unsigned role, const char *to,
+          const char *method, const char *args, const char *frag)
+{
+    char *json = th_ok(e, sub, role, to, method, args);
+    if (frag)
+        th_has(json, frag);
+    free(json);
+}
+
+void
+th_expect_event(struct th_eng *e, const char *from, const char *type,
+                const char *frag)
+{
+    hf_drv_msg *m = th_event(e, from);
+    if (m == NULL)
+        fail_msg("no %s event", type);
+    if (strcmp(m->type, type) != 0)
+        fail_msg("got event %s %s, wanted %s", m->type, m->json, type);
+    if (frag)
+        th_has(m->json, frag);
+    hf_drv_msg_free(m);
+}

@@ -56,6 +56,19 @@ void th_sub(struct th_eng *e, uint64_t conn, const char *to, int64_t since);
  * TH_WAIT ms; NULL if none. Free with hf_drv_msg_free. */
 hf_drv_msg *th_event(struct th_eng *e, const char *from);
 
+/* Fails the test unless json contains frag. */
+void th_has(const char *json, const char *frag);
+
+/* th_ok, then th_has on the result unless frag is NULL. */
+void th_ok_has(struct th_eng *e, const char *sub, unsigned role,
+               const char *to, const char *method, const char *args,
+               const char *frag);
+
+/* The next event from `from` must be `type`, its JSON containing frag
+ * (NULL: anything). */
+void th_expect_event(struct th_eng *e, const char *from, const char *type,
+                     const char *frag);
+
 /* Waits up to ms for no further event; returns 1 when none came. */
 int th_quiet(struct th_eng *e, int ms);
 

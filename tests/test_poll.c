@@ -28,12 +28,10 @@
 #define SERVICE HF_ROLE_SERVICE
 #define OPTS    "{\"options\":[\"bibimbap\",\"ramen\",\"pho\"]}"
 
-/* Fails unless json contains frag. */
 static void
 has(const char *json, const char *frag)
 {
-    if (strstr(json, frag) == NULL)
-        fail_msg("%s\n  lacks %s", json, frag);
+    th_has(json, frag);
 }
 
 /* A successful call whose result contains frag (NULL: anything). */
@@ -41,24 +39,14 @@ static void
 ok(struct th_eng *e, const char *sub, unsigned role, const char *method,
    const char *args, const char *frag)
 {
-    char *json = th_ok(e, sub, role, P, method, args);
-    if (frag)
-        has(json, frag);
-    free(json);
+    th_ok_has(e, sub, role, P, method, args, frag);
 }
 
 /* The next event must be `type` with data containing frag. */
 static void
 event(struct th_eng *e, const char *type, const char *frag)
 {
-    hf_drv_msg *m = th_event(e, P);
-    if (m == NULL)
-        fail_msg("no %s event", type);
-    if (strcmp(m->type, type) != 0)
-        fail_msg("got event %s %s, wanted %s", m->type, m->json, type);
-    if (frag)
-        has(m->json, frag);
-    hf_drv_msg_free(m);
+    th_expect_event(e, P, type, frag);
 }
 
 static struct th_eng *
