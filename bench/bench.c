@@ -5,9 +5,11 @@
  * Design notes
  * ------------
  * A scenario is a row in `cmds`; adding one is adding a row and a file.
- * Scenarios drive the engine in-process through core/driver.h, on a store
- * of their own in a fresh data directory, so that every run starts empty
- * and its correctness verdict can be exact.
+ * In-process scenarios (engine) drive the engine through core/driver.h, on
+ * a store of their own in a fresh data directory, so that every run starts
+ * empty and its correctness verdict can be exact. Scenarios against a
+ * running server (calls, fanout: ws.c) get the same exactness from actor
+ * names no earlier run used.
  *
  * Logging is cut to warnings before anything starts: the host's info
  * lines would break up the progress line. Storage still warns that
@@ -37,6 +39,14 @@ static const struct hf_bench_cmd cmds[] = {
      .summary = "counter.incr through the in-process driver: throughput, "
                 "latency, group commit",
      .run = hf_bench_engine},
+    {.name = "calls",
+     .summary = "counter.incr over WebSocket against a running server: "
+                "pipelined calls, latency",
+     .run = hf_bench_calls},
+    {.name = "fanout",
+     .summary = "events from publishers to many WebSocket subscribers of a "
+                "running server",
+     .run = hf_bench_fanout},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -80,6 +90,15 @@ set_flag(const char *cmd, const struct hf_bench_flag *f, const char *v)
         *(double *)f->dst = x;
         break;
     }
+    case HF_BF_BOOL:
+        if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
+            fprintf(stderr,
+                    "holdfast-bench %s: --%s takes no value (or =0, =1)\n", cmd,
+                    f->name);
+            return HF_BENCH_USAGE;
+        }
+        *(int *)f->dst = *v == '1';
+        break;
     case HF_BF_STR:
         if (*v == '\0') {
             fprintf(stderr, "holdfast-bench %s: --%s wants a value\n", cmd,
@@ -127,6 +146,8 @@ hf_bench_flags(const char *cmd, const struct hf_bench_flag *f, size_t n,
         }
         if (eq) {
             v = eq + 1;
+        } else if (f[k].type == HF_BF_BOOL) {
+            v = "1";
         } else if (i + 1 < argc) {
             v = argv[++i];
         } else {
@@ -145,7 +166,8 @@ hf_bench_flags_usage(FILE *out, const struct hf_bench_flag *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char left[64];
-        snprintf(left, sizeof(left), "--%s %s", f[i].name, f[i].metavar);
+        snprintf(left, sizeof(left), "--%s%s%s", f[i].name,
+                 f[i].metavar[0] ? " " : "", f[i].metavar);
         fprintf(out, "  %-22s %s\n", left, f[i].help);
     }
 }
@@ -163,6 +185,8 @@ hf_bench_durability(const char *s)
 const char *
 hf_bench_durability_name(int durability)
 {
+    if (durability == HF_BENCH_DUR_UNKNOWN)
+        return "?";
     return durability == HF_DURABLE_NONE ? "none" : "sync";
 }
 
@@ -451,9 +475,57 @@ hf_bench_result_fill(struct hf_bench_result *r, const struct hf_bench_lat *lat,
         cn ? (double)(m1->commit_us - m0->commit_us) / (double)cn : 0;
 }
 
+static void
+errors_lines(FILE *out, const struct hf_bench_result *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].errors == 0)
+            continue;
+        fprintf(out, "errors in %s %lld/%s:", r[i].scenario, r[i].actors,
+                hf_bench_durability_name(r[i].durability));
+        for (int c = 1; c < HF_ECOUNT_; c++)
+            if (r[i].errs[c])
+                fprintf(out, " %s %llu", hf_err_name(-c),
+                        (unsigned long long)r[i].errs[c]);
+        fputc('\n', out);
+    }
+}
+
+static void
+fanout_table(FILE *out, const struct hf_bench_result *r, size_t n)
+{
+    fprintf(out,
+            "%-8s %6s %-4s %5s %4s %6s %9s %8s %10s %7s %9s %8s %8s %8s "
+            "%9s %9s %8s %6s %6s %6s %-3s\n",
+            "scenario", "actors", "dur", "subs", "pubs", "window", "published",
+            "pub/s", "deliveries", "seconds", "deliv/s", "p50_us", "p90_us",
+            "p99_us", "p99.9_us", "max_us", "commits", "lost", "reord",
+            "errors", "ok");
+    for (size_t i = 0; i < n; i++) {
+        const struct hf_bench_result *x = &r[i];
+        fprintf(out,
+                "%-8s %6lld %-4s %5d %4d %6d %9llu %8.0f %10llu %7.2f %9.0f "
+                "%8.1f %8.1f %8.1f %9.1f %9.1f %8llu %6llu %6llu %6llu "
+                "%-3s\n",
+                x->scenario, x->actors, hf_bench_durability_name(x->durability),
+                x->subscribers, x->publishers, x->window,
+                (unsigned long long)x->published, x->publish_per_sec,
+                (unsigned long long)x->ops, x->seconds, x->ops_per_sec,
+                x->p50_us, x->p90_us, x->p99_us, x->p999_us, x->max_us,
+                (unsigned long long)x->commits, (unsigned long long)x->lost,
+                (unsigned long long)x->reordered, (unsigned long long)x->errors,
+                x->verified ? "yes" : "NO");
+    }
+}
+
 void
 hf_bench_table(FILE *out, const struct hf_bench_result *r, size_t n)
 {
+    if (n > 0 && r[0].subscribers > 0) {
+        fanout_table(out, r, n);
+        errors_lines(out, r, n);
+        return;
+    }
     fprintf(out,
             "%-8s %7s %-4s %3s %6s %9s %7s %9s %8s %8s %8s %9s %9s %8s "
             "%6s %6s %-3s\n",
@@ -471,17 +543,7 @@ hf_bench_table(FILE *out, const struct hf_bench_result *r, size_t n)
                 x->max_us, (unsigned long long)x->commits, x->mean_batch,
                 (unsigned long long)x->errors, x->verified ? "yes" : "NO");
     }
-    for (size_t i = 0; i < n; i++) {
-        if (r[i].errors == 0)
-            continue;
-        fprintf(out, "errors in %s %lld/%s:", r[i].scenario, r[i].actors,
-                hf_bench_durability_name(r[i].durability));
-        for (int c = 1; c < HF_ECOUNT_; c++)
-            if (r[i].errs[c])
-                fprintf(out, " %s %llu", hf_err_name(-c),
-                        (unsigned long long)r[i].errs[c]);
-        fputc('\n', out);
-    }
+    errors_lines(out, r, n);
 }
 
 static json_t *
@@ -491,8 +553,11 @@ result_json(const struct hf_bench_result *r)
 
     json_object_set_new(o, "scenario", json_string(r->scenario));
     json_object_set_new(o, "actors", json_integer(r->actors));
-    json_object_set_new(o, "durability",
-                        json_string(hf_bench_durability_name(r->durability)));
+    json_object_set_new(
+        o, "durability",
+        r->durability == HF_BENCH_DUR_UNKNOWN
+            ? json_null()
+            : json_string(hf_bench_durability_name(r->durability)));
     json_object_set_new(o, "clients", json_integer(r->clients));
     json_object_set_new(o, "window", json_integer(r->window));
     json_object_set_new(o, "workers", json_integer(r->workers));
@@ -514,6 +579,21 @@ result_json(const struct hf_bench_result *r)
             json_object_set_new(errs, hf_err_name(-c),
                                 json_integer((json_int_t)r->errs[c]));
     json_object_set_new(o, "errors_by_code", errs);
+    if (r->url)
+        json_object_set_new(o, "url", json_string(r->url));
+    if (r->subscribers > 0) {
+        json_object_set_new(o, "subscribers", json_integer(r->subscribers));
+        json_object_set_new(o, "publishers", json_integer(r->publishers));
+        json_object_set_new(o, "published",
+                            json_integer((json_int_t)r->published));
+        json_object_set_new(o, "publish_per_sec",
+                            json_real(r->publish_per_sec));
+        json_object_set_new(o, "deliveries", json_integer((json_int_t)r->ops));
+        json_object_set_new(o, "deliveries_per_sec", json_real(r->ops_per_sec));
+        json_object_set_new(o, "lost", json_integer((json_int_t)r->lost));
+        json_object_set_new(o, "reordered",
+                            json_integer((json_int_t)r->reordered));
+    }
     json_object_set_new(o, "verified", json_boolean(r->verified));
     return o;
 }

@@ -2,7 +2,8 @@
  * bench.h - the harness shared by holdfast-bench's scenarios.
  *
  * holdfast-bench is one executable with one subcommand per scenario
- * (engine, and later booking, fanout, ...). A scenario is a function
+ * (engine in-process; calls and fanout against a running server over
+ * WebSocket, bench/ws.c; later booking, ...). A scenario is a function
  * taking the arguments after its name and returning the exit status; it
  * is listed in the const table in bench.c. What every scenario needs lives
  * here so that each one is only its own workload:
@@ -42,6 +43,8 @@ struct hf_bench_cmd {
 };
 
 int hf_bench_engine(int argc, char **argv);
+int hf_bench_calls(int argc, char **argv);
+int hf_bench_fanout(int argc, char **argv);
 
 /* ------------------------------------------------------------------ */
 /* flags                                                               */
@@ -49,14 +52,16 @@ int hf_bench_engine(int argc, char **argv);
 enum hf_bench_ftype {
     HF_BF_INT,    /* long long, within [min, max] */
     HF_BF_DOUBLE, /* double, within [min, max] */
-    HF_BF_STR     /* const char *, pointing into argv */
+    HF_BF_STR,    /* const char *, pointing into argv */
+    HF_BF_BOOL    /* int set to 1 by a bare "--name" (takes no value;
+                     "--name=0" or "=1" also work) */
 };
 
 struct hf_bench_flag {
     const char *name;    /* without the leading "--" */
     const char *metavar; /* shown in the usage text */
     enum hf_bench_ftype type;
-    void *dst;       /* long long *, double * or const char ** */
+    void *dst;       /* long long *, double *, const char ** or int * */
     double min, max; /* numeric flags only */
     int *seen;       /* set to 1 when given; may be NULL */
     const char *help;
@@ -74,6 +79,10 @@ void hf_bench_flags_usage(FILE *out, const struct hf_bench_flag *f, size_t n);
 
 /* "sync" / "none" to HF_DURABLE_*, or -1. */
 int hf_bench_durability(const char *s);
+
+/* "sync", "none", or "?" for HF_BENCH_DUR_UNKNOWN (a remote server that
+ * was not told to the bench). */
+#define HF_BENCH_DUR_UNKNOWN (-1)
 const char *hf_bench_durability_name(int durability);
 
 /* ------------------------------------------------------------------ */
@@ -170,6 +179,21 @@ struct hf_bench_result {
     uint64_t errors;           /* error replies */
     uint64_t errs[HF_ECOUNT_]; /* by code, index -err */
     int verified;              /* the correctness verdict passed */
+    /* Scenarios against a running server (calls, fanout): its URL, or
+     * NULL in-process. commits, batch and commit_us then come from the
+     * server's /metrics (zero when it could not be read). */
+    const char *url;
+    /* fanout only (subscribers > 0). clients is then the number of
+     * subscribers, window the publishers' window; ops and ok_ops count
+     * deliveries (events received, over all subscribers), ops_per_sec is
+     * deliveries per second, the latencies run from a publisher's send of
+     * the call to a subscriber's receipt of its event, and errors are the
+     * publishers' error replies. */
+    int subscribers, publishers;
+    uint64_t published;     /* publish calls answered ok */
+    double publish_per_sec; /* published / publishing time */
+    uint64_t lost;          /* events a subscriber never got */
+    uint64_t reordered;     /* events that came late or twice */
 };
 
 /* Fills ops_per_sec, the percentiles, commits, mean_batch and commit_us
@@ -180,7 +204,8 @@ void hf_bench_result_fill(struct hf_bench_result *r,
                           const struct hf_bench_mark *m1);
 
 /* The summary table (header and one row per result), then one line per
- * error code seen. */
+ * error code seen. Fan-out rows (subscribers > 0) get a table of their
+ * own, with publish and delivery columns. */
 void hf_bench_table(FILE *out, const struct hf_bench_result *r, size_t n);
 
 /* Writes the results to path as one JSON object, or as an array of
