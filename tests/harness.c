@@ -205,3 +205,60 @@ th_expect_event(struct th_eng *e, const char *from, const char *type,
         th_has(m->json, frag);
     hf_drv_msg_free(m);
 }
+
+const msgpack_object *
+th_field(const msgpack_object *map, const char *name)
+{
+    const msgpack_object *v = hf_arg(map, name);
+    if (v == NULL)
+        fail_msg("no field '%s'", name);
+    return v;
+}
+
+int64_t
+th_num(const msgpack_object *map, const char *name)
+{
+    const msgpack_object *v = th_field(map, name);
+    if (v->type == MSGPACK_OBJECT_NIL)
+        return -1;
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (int64_t)v->via.u64;
+    fail_msg("field '%s' is not a non-negative integer", name);
+    return 0;
+}
+
+int
+th_is(const msgpack_object *map, const char *name, const char *s)
+{
+    const msgpack_object *v = th_field(map, name);
+    if (v->type == MSGPACK_OBJECT_NIL)
+        return *s == '\0';
+    return v->type == MSGPACK_OBJECT_STR && v->via.str.size == strlen(s) &&
+           memcmp(v->via.str.ptr, s, v->via.str.size) == 0;
+}
+
+void
+th_expect_ids(const hf_drv_msg *m, const char *what, const char *array,
+              const char *ids, int more)
+{
+    const msgpack_object *arr, *mo;
+    char got[512] = "";
+    size_t n = 0;
+
+    if (!m->e.ok)
+        fail_msg("%s: %s", what, m->code);
+    arr = hf_arg(m->e.val, array);
+    mo = hf_arg(m->e.val, "more");
+    assert_non_null(arr);
+    assert_int_equal(arr->type, MSGPACK_OBJECT_ARRAY);
+    for (uint32_t i = 0; i < arr->via.array.size; i++) {
+        const msgpack_object *id = hf_arg(&arr->via.array.ptr[i], "id");
+        assert_non_null(id);
+        n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%llu", i ? "," : "",
+                              (unsigned long long)id->via.u64);
+    }
+    if (strcmp(got, ids) != 0)
+        fail_msg("%s: ids %s, wanted %s", what, got, ids);
+    assert_non_null(mo);
+    assert_int_equal(mo->via.boolean, more);
+}

@@ -6,6 +6,8 @@
 #ifndef HF_TESTS_HARNESS_H
 #define HF_TESTS_HARNESS_H
 
+#include <msgpack.h>
+
 #include "core/config.h"
 #include "core/driver.h"
 #include "core/host.h"
@@ -68,6 +70,19 @@ void th_ok_has(struct th_eng *e, const char *sub, unsigned role,
  * (NULL: anything). */
 void th_expect_event(struct th_eng *e, const char *from, const char *type,
                      const char *frag);
+
+/* A field of a result map; fails the test when absent. */
+const msgpack_object *th_field(const msgpack_object *map, const char *name);
+/* A non-negative integer field; -1 when nil. */
+int64_t th_num(const msgpack_object *map, const char *name);
+/* Whether a string field equals s ("" matches nil). */
+int th_is(const msgpack_object *map, const char *name, const char *s);
+
+/* Checks a paged reply: the "id"s of the maps in array field `array` of
+ * m's result, joined as "7,6,5", must equal ids, and its "more" flag must
+ * equal more. what names the call in failure messages. */
+void th_expect_ids(const hf_drv_msg *m, const char *what, const char *array,
+                   const char *ids, int more);
 
 /* Waits up to ms for no further event; returns 1 when none came. */
 int th_quiet(struct th_eng *e, int ms);

@@ -91,38 +91,6 @@ fails(struct th_eng *e, const char *sub, unsigned role, const char *method,
     hf_drv_msg_free(m);
 }
 
-static const msgpack_object *
-field(const msgpack_object *map, const char *name)
-{
-    const msgpack_object *v = hf_arg(map, name);
-    if (v == NULL)
-        fail_msg("no field '%s'", name);
-    return v;
-}
-
-/* An integer field; -1 when nil. */
-static int64_t
-num(const msgpack_object *map, const char *name)
-{
-    const msgpack_object *v = field(map, name);
-    if (v->type == MSGPACK_OBJECT_NIL)
-        return -1;
-    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return (int64_t)v->via.u64;
-    fail_msg("field '%s' is not a non-negative integer", name);
-    return 0;
-}
-
-/* Whether a string field equals s ("" matches nil). */
-static int
-is(const msgpack_object *map, const char *name, const char *s)
-{
-    const msgpack_object *v = field(map, name);
-    if (v->type == MSGPACK_OBJECT_NIL)
-        return *s == '\0';
-    return v->type == MSGPACK_OBJECT_STR && v->via.str.size == strlen(s) &&
-           memcmp(v->via.str.ptr, s, v->via.str.size) == 0;
-}
 
 static hf_drv_msg *
 next_event(struct th_eng *e, const char *type)
@@ -157,10 +125,10 @@ slot_call(struct th_eng *e, const char *sub, unsigned role, const char *method,
 static const msgpack_object *
 find_resv(const hf_drv_msg *m, const char *slot)
 {
-    const msgpack_object *r = field(m->e.val, "reservations");
+    const msgpack_object *r = th_field(m->e.val, "reservations");
     assert_int_equal(r->type, MSGPACK_OBJECT_ARRAY);
     for (uint32_t i = 0; i < r->via.array.size; i++)
-        if (is(&r->via.array.ptr[i], "slot", slot))
+        if (th_is(&r->via.array.ptr[i], "slot", slot))
             return &r->via.array.ptr[i];
     return NULL;
 }
@@ -198,7 +166,7 @@ wait_reminded(struct th_eng *e, const char *slot, int ms)
     for (int waited = 0; waited <= ms; waited += 50) {
         hf_drv_msg *m = ok(e, "admin", ADMIN, "get", NULL);
         const msgpack_object *r = find_resv(m, slot);
-        int64_t at = r ? num(r, "reminded_at") : -1;
+        int64_t at = r ? th_num(r, "reminded_at") : -1;
         hf_drv_msg_free(m);
         if (at > 0)
             return at;
@@ -264,16 +232,16 @@ test_reserve_creates_a_pending_reservation(void **state)
     m = ok(e, "kim", USER, "reserve",
            "{\"slot\":\"2026-11-21T18:00:00Z\",\"user\":\"kim\","
            "\"note\":\"FIFA night\"}");
-    assert_true(is(m->e.val, "slot", "2026-11-21T18:00:00Z"));
-    assert_true(is(m->e.val, "user", "kim"));
-    assert_true(is(m->e.val, "state", "pending"));
-    assert_true(is(m->e.val, "note", "FIFA night"));
-    assert_true(num(m->e.val, "created_at") > 0);
+    assert_true(th_is(m->e.val, "slot", "2026-11-21T18:00:00Z"));
+    assert_true(th_is(m->e.val, "user", "kim"));
+    assert_true(th_is(m->e.val, "state", "pending"));
+    assert_true(th_is(m->e.val, "note", "FIFA night"));
+    assert_true(th_num(m->e.val, "created_at") > 0);
     hf_drv_msg_free(m);
     m = next_event(e, "reservation_created");
-    assert_true(is(m->e.val, "slot", "2026-11-21T18:00:00Z"));
-    assert_true(is(m->e.val, "user", "kim"));
-    assert_true(is(m->e.val, "state", "pending"));
+    assert_true(th_is(m->e.val, "slot", "2026-11-21T18:00:00Z"));
+    assert_true(th_is(m->e.val, "user", "kim"));
+    assert_true(th_is(m->e.val, "state", "pending"));
     hf_drv_msg_free(m);
 }
 
@@ -311,7 +279,7 @@ test_reserve_slot_held_by_another_user_conflicts(void **state)
     fails(e, "boss", ADMIN, "reserve", "{\"slot\":\"18:00\",\"user\":\"lee\"}",
           "conflict", "slot 18:00 is held");
     m = ok(e, "boss", ADMIN, "get", NULL);
-    assert_true(is(find_resv(m, "18:00"), "user", "kim"));
+    assert_true(th_is(find_resv(m, "18:00"), "user", "kim"));
     hf_drv_msg_free(m);
 }
 
@@ -320,7 +288,7 @@ test_reserve_without_user_reserves_for_the_caller(void **state)
 {
     struct th_eng *e = *state;
     hf_drv_msg *m = ok(e, "kim", USER, "reserve", "{\"slot\":\"19:00\"}");
-    assert_true(is(m->e.val, "user", "kim"));
+    assert_true(th_is(m->e.val, "user", "kim"));
     hf_drv_msg_free(m);
     /* Anonymous and no user: nobody to hold it. */
     fails(e, "", USER, "reserve", "{\"slot\":\"20:00\"}", "bad_request",
@@ -339,11 +307,11 @@ test_user_may_reserve_only_for_itself(void **state)
           "forbidden", NULL);
     m = ok(e, "boss", ADMIN, "reserve",
            "{\"slot\":\"18:00\",\"user\":\"lee\"}");
-    assert_true(is(m->e.val, "user", "lee"));
+    assert_true(th_is(m->e.val, "user", "lee"));
     hf_drv_msg_free(m);
     m = ok(e, "backend", HF_ROLE_SERVICE, "reserve",
            "{\"slot\":\"19:00\",\"user\":\"park\"}");
-    assert_true(is(m->e.val, "user", "park"));
+    assert_true(th_is(m->e.val, "user", "park"));
     hf_drv_msg_free(m);
 }
 
@@ -373,7 +341,7 @@ test_reserve_validates_arguments(void **state)
           "bad_request", "'user'");
     {
         hf_drv_msg *m = ok(e, "boss", ADMIN, "get", NULL);
-        assert_int_equal(field(m->e.val, "reservations")->via.array.size, 0);
+        assert_int_equal(th_field(m->e.val, "reservations")->via.array.size, 0);
         hf_drv_msg_free(m);
     }
 }
@@ -438,14 +406,14 @@ static void
 assert_holders(struct th_eng *e, const struct racer *a, const struct racer *b)
 {
     hf_drv_msg *m = ok(e, "boss", ADMIN, "get", NULL);
-    assert_int_equal(field(m->e.val, "reservations")->via.array.size, RACE_N);
+    assert_int_equal(th_field(m->e.val, "reservations")->via.array.size, RACE_N);
     for (int i = 0; i < RACE_N; i++) {
         char slot[16];
         const msgpack_object *r;
         snprintf(slot, sizeof(slot), "s%03d", i);
         r = find_resv(m, slot);
         assert_non_null(r);
-        assert_true(is(r, "user", a->ok[i] ? a->user : b->user));
+        assert_true(th_is(r, "user", a->ok[i] ? a->user : b->user));
     }
     hf_drv_msg_free(m);
 }
@@ -501,19 +469,19 @@ test_approve_confirms_and_emits(void **state)
     reserve(e, "kim", "18:00");
     th_sub(e, 1, D, -1);
     m = ok(e, "boss", ADMIN, "approve", "{\"slot\":\"18:00\"}");
-    assert_true(is(m->e.val, "state", "confirmed"));
-    assert_true(num(m->e.val, "approved_at") > 0);
+    assert_true(th_is(m->e.val, "state", "confirmed"));
+    assert_true(th_num(m->e.val, "approved_at") > 0);
     /* "18:00" is no ISO-8601 time: no reminder. */
-    assert_int_equal(num(m->e.val, "remind_at"), -1);
+    assert_int_equal(th_num(m->e.val, "remind_at"), -1);
     hf_drv_msg_free(m);
     m = next_event(e, "reservation_approved");
-    assert_true(is(m->e.val, "slot", "18:00"));
-    assert_true(is(m->e.val, "user", "kim"));
-    assert_true(is(m->e.val, "state", "confirmed"));
+    assert_true(th_is(m->e.val, "slot", "18:00"));
+    assert_true(th_is(m->e.val, "user", "kim"));
+    assert_true(th_is(m->e.val, "state", "confirmed"));
     hf_drv_msg_free(m);
     /* The holder reserving again gets the confirmed reservation. */
     m = ok(e, "kim", USER, "reserve", "{\"slot\":\"18:00\"}");
-    assert_true(is(m->e.val, "state", "confirmed"));
+    assert_true(th_is(m->e.val, "state", "confirmed"));
     hf_drv_msg_free(m);
 }
 
@@ -544,14 +512,14 @@ test_reject_frees_the_slot(void **state)
     th_sub(e, 1, D, -1);
     m = ok(e, "boss", ADMIN, "reject",
            "{\"slot\":\"18:00\",\"reason\":\"maintenance\"}");
-    assert_true(is(m->e.val, "user", "kim"));
-    assert_true(is(m->e.val, "reason", "maintenance"));
+    assert_true(th_is(m->e.val, "user", "kim"));
+    assert_true(th_is(m->e.val, "reason", "maintenance"));
     hf_drv_msg_free(m);
     m = next_event(e, "reservation_rejected");
-    assert_true(is(m->e.val, "slot", "18:00"));
-    assert_true(is(m->e.val, "user", "kim"));
-    assert_true(is(m->e.val, "state", "rejected"));
-    assert_true(is(m->e.val, "reason", "maintenance"));
+    assert_true(th_is(m->e.val, "slot", "18:00"));
+    assert_true(th_is(m->e.val, "user", "kim"));
+    assert_true(th_is(m->e.val, "state", "rejected"));
+    assert_true(th_is(m->e.val, "reason", "maintenance"));
     hf_drv_msg_free(m);
     /* Free again: another user takes it. */
     reserve(e, "lee", "18:00");
@@ -576,10 +544,10 @@ test_cancel_by_the_holder_frees_the_slot(void **state)
     th_sub(e, 1, D, -1);
     slot_call(e, "kim", USER, "cancel", "18:00");
     m = next_event(e, "reservation_cancelled");
-    assert_true(is(m->e.val, "slot", "18:00"));
-    assert_true(is(m->e.val, "user", "kim"));
-    assert_true(is(m->e.val, "state", "cancelled"));
-    assert_true(is(m->e.val, "by", "kim"));
+    assert_true(th_is(m->e.val, "slot", "18:00"));
+    assert_true(th_is(m->e.val, "user", "kim"));
+    assert_true(th_is(m->e.val, "state", "cancelled"));
+    assert_true(th_is(m->e.val, "by", "kim"));
     hf_drv_msg_free(m);
     reserve(e, "lee", "18:00");
 }
@@ -610,11 +578,11 @@ test_get_of_a_new_device(void **state)
     struct th_eng *e = *state;
     hf_drv_msg *m = ok(e, "anyone", USER, "get", NULL);
 
-    assert_true(is(m->e.val, "status", "offline"));
-    assert_int_equal(num(m->e.val, "last_seen"), -1);
-    assert_int_equal(num(m->e.val, "heartbeat_timeout_s"), 30);
-    assert_int_equal(field(m->e.val, "meta")->type, MSGPACK_OBJECT_NIL);
-    assert_int_equal(field(m->e.val, "reservations")->via.array.size, 0);
+    assert_true(th_is(m->e.val, "status", "offline"));
+    assert_int_equal(th_num(m->e.val, "last_seen"), -1);
+    assert_int_equal(th_num(m->e.val, "heartbeat_timeout_s"), 30);
+    assert_int_equal(th_field(m->e.val, "meta")->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(th_field(m->e.val, "reservations")->via.array.size, 0);
     hf_drv_msg_free(m);
 }
 
@@ -630,16 +598,16 @@ test_get_lists_reservations_by_slot(void **state)
     reserve(e, "park", "b");
     slot_call(e, "boss", ADMIN, "approve", "b");
     m = ok(e, "anyone", USER, "get", NULL);
-    r = field(m->e.val, "reservations");
+    r = th_field(m->e.val, "reservations");
     assert_int_equal(r->via.array.size, 3);
-    assert_true(is(&r->via.array.ptr[0], "slot", "a"));
-    assert_true(is(&r->via.array.ptr[0], "user", "lee"));
-    assert_true(is(&r->via.array.ptr[0], "state", "pending"));
-    assert_true(is(&r->via.array.ptr[1], "slot", "b"));
-    assert_true(is(&r->via.array.ptr[1], "state", "confirmed"));
-    assert_true(is(&r->via.array.ptr[2], "slot", "c"));
-    assert_true(num(&r->via.array.ptr[2], "created_at") > 0);
-    assert_true(is(&r->via.array.ptr[2], "note", ""));
+    assert_true(th_is(&r->via.array.ptr[0], "slot", "a"));
+    assert_true(th_is(&r->via.array.ptr[0], "user", "lee"));
+    assert_true(th_is(&r->via.array.ptr[0], "state", "pending"));
+    assert_true(th_is(&r->via.array.ptr[1], "slot", "b"));
+    assert_true(th_is(&r->via.array.ptr[1], "state", "confirmed"));
+    assert_true(th_is(&r->via.array.ptr[2], "slot", "c"));
+    assert_true(th_num(&r->via.array.ptr[2], "created_at") > 0);
+    assert_true(th_is(&r->via.array.ptr[2], "note", ""));
     hf_drv_msg_free(m);
 }
 
@@ -660,16 +628,16 @@ test_status_events_only_when_the_status_changes(void **state)
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         snprintf(a, sizeof(a), "{\"status\":\"%s\"}", steps[i][0]);
         m = ok(e, "ps5", DEV, "report", a);
-        assert_true(field(m->e.val, "changed")->via.boolean);
+        assert_true(th_field(m->e.val, "changed")->via.boolean);
         hf_drv_msg_free(m);
         m = next_event(e, steps[i][1]);
-        assert_true(is(m->e.val, "status", steps[i][0]));
-        assert_true(is(m->e.val, "previous", prev));
-        assert_true(num(m->e.val, "last_seen") > 0);
+        assert_true(th_is(m->e.val, "status", steps[i][0]));
+        assert_true(th_is(m->e.val, "previous", prev));
+        assert_true(th_num(m->e.val, "last_seen") > 0);
         hf_drv_msg_free(m);
         /* The same status again: no event. */
         m = ok(e, "ps5", DEV, "report", a);
-        assert_false(field(m->e.val, "changed")->via.boolean);
+        assert_false(th_field(m->e.val, "changed")->via.boolean);
         hf_drv_msg_free(m);
         assert_true(th_quiet(e, 100));
         prev = steps[i][0];
@@ -690,9 +658,9 @@ test_report_keeps_meta_and_validates(void **state)
     /* Without meta, the last one stays. */
     hf_drv_msg_free(ok(e, "ps5", DEV, "report", "{\"status\":\"in_use\"}"));
     m = ok(e, "x", USER, "get", NULL);
-    assert_true(is(m->e.val, "status", "in_use"));
-    assert_true(is(field(m->e.val, "meta"), "player", "kim"));
-    assert_true(is(field(m->e.val, "meta"), "game", "fifa"));
+    assert_true(th_is(m->e.val, "status", "in_use"));
+    assert_true(th_is(th_field(m->e.val, "meta"), "player", "kim"));
+    assert_true(th_is(th_field(m->e.val, "meta"), "game", "fifa"));
     hf_drv_msg_free(m);
 
     th_err(e, "kim", USER, D, "report", "{\"status\":\"online\"}", "forbidden");
@@ -716,10 +684,10 @@ test_heartbeat_brings_an_offline_device_online(void **state)
 
     th_sub(e, 1, D, -1);
     m = ok(e, "ps5", DEV, "heartbeat", NULL);
-    assert_true(is(m->e.val, "status", "online"));
+    assert_true(th_is(m->e.val, "status", "online"));
     hf_drv_msg_free(m);
     m = next_event(e, "device_online");
-    assert_true(is(m->e.val, "previous", "offline"));
+    assert_true(th_is(m->e.val, "previous", "offline"));
     hf_drv_msg_free(m);
     /* Alive and well: heartbeats change nothing. */
     hf_drv_msg_free(ok(e, "ps5", DEV, "heartbeat", NULL));
@@ -728,7 +696,7 @@ test_heartbeat_brings_an_offline_device_online(void **state)
     hf_drv_msg_free(ok(e, "ps5", DEV, "report", "{\"status\":\"in_use\"}"));
     hf_drv_msg_free(next_event(e, "device_in_use"));
     m = ok(e, "ps5", DEV, "heartbeat", NULL);
-    assert_true(is(m->e.val, "status", "in_use"));
+    assert_true(th_is(m->e.val, "status", "in_use"));
     hf_drv_msg_free(m);
     assert_true(th_quiet(e, 100));
 }
@@ -748,13 +716,13 @@ test_heartbeat_timeout_marks_the_device_offline(void **state)
     hf_drv_msg_free(next_event(e, "device_in_use"));
     m = next_event(e, "device_offline");
     assert_true(hf_now_ms() - t0 >= 900);
-    assert_true(is(m->e.val, "status", "offline"));
-    assert_true(is(m->e.val, "previous", "in_use"));
-    assert_true(is(m->e.val, "reason", "heartbeat_timeout"));
+    assert_true(th_is(m->e.val, "status", "offline"));
+    assert_true(th_is(m->e.val, "previous", "in_use"));
+    assert_true(th_is(m->e.val, "reason", "heartbeat_timeout"));
     hf_drv_msg_free(m);
     m = ok(e, "x", USER, "get", NULL);
-    assert_true(is(m->e.val, "status", "offline"));
-    assert_true(num(m->e.val, "last_seen") >= t0);
+    assert_true(th_is(m->e.val, "status", "offline"));
+    assert_true(th_num(m->e.val, "last_seen") >= t0);
     hf_drv_msg_free(m);
     /* And a heartbeat brings it back. */
     hf_drv_msg_free(ok(e, "ps5", DEV, "heartbeat", NULL));
@@ -798,10 +766,10 @@ test_configure_validates_and_needs_admin(void **state)
     fails(e, "boss", ADMIN, "configure", "{\"heartbeat_timeout_s\":\"5\"}",
           "bad_request", "'heartbeat_timeout_s'");
     m = ok(e, "boss", ADMIN, "configure", "{\"heartbeat_timeout_s\":90}");
-    assert_int_equal(num(m->e.val, "heartbeat_timeout_s"), 90);
+    assert_int_equal(th_num(m->e.val, "heartbeat_timeout_s"), 90);
     hf_drv_msg_free(m);
     m = ok(e, "x", USER, "get", NULL);
-    assert_int_equal(num(m->e.val, "heartbeat_timeout_s"), 90);
+    assert_int_equal(th_num(m->e.val, "heartbeat_timeout_s"), 90);
     hf_drv_msg_free(m);
 }
 
@@ -839,18 +807,18 @@ test_reminder_time_follows_the_slot(void **state)
     reserve(e, "choi", "2026-11-21T18:00:00"); /* no zone */
     snprintf(a, sizeof(a), "{\"slot\":\"%s\"}", s1);
     m = ok(e, "boss", ADMIN, "approve", a);
-    assert_int_equal(num(m->e.val, "remind_at"), t - 10 * MIN_MS);
+    assert_int_equal(th_num(m->e.val, "remind_at"), t - 10 * MIN_MS);
     hf_drv_msg_free(m);
     snprintf(a, sizeof(a), "{\"slot\":\"%s\"}", s2);
     m = ok(e, "boss", ADMIN, "approve", a);
-    assert_int_equal(num(m->e.val, "remind_at"), t - 10 * MIN_MS);
+    assert_int_equal(th_num(m->e.val, "remind_at"), t - 10 * MIN_MS);
     hf_drv_msg_free(m);
     snprintf(a, sizeof(a), "{\"slot\":\"%s\"}", s3);
     m = ok(e, "boss", ADMIN, "approve", a);
-    assert_int_equal(num(m->e.val, "remind_at"), -1);
+    assert_int_equal(th_num(m->e.val, "remind_at"), -1);
     hf_drv_msg_free(m);
     m = ok(e, "boss", ADMIN, "approve", "{\"slot\":\"2026-11-21T18:00:00\"}");
-    assert_int_equal(num(m->e.val, "remind_at"), -1);
+    assert_int_equal(th_num(m->e.val, "remind_at"), -1);
     hf_drv_msg_free(m);
 }
 
@@ -873,7 +841,7 @@ inbox_unread(struct th_eng *e, const char *u, int64_t want, int ms)
     snprintf(to, sizeof(to), "user/%s", u);
     for (int waited = 0; waited <= ms; waited += 50) {
         hf_drv_msg *m = ok_to(e, u, TH_ALL_ROLES, to, "unread", NULL);
-        n = num(m->e.val, "count");
+        n = th_num(m->e.val, "count");
         hf_drv_msg_free(m);
         if (n >= want)
             break;
@@ -895,7 +863,7 @@ test_reminder_reaches_the_user_inbox_exactly_once(void **state)
     reserve(e, "alice", slot);
     snprintf(a, sizeof(a), "{\"slot\":\"%s\"}", slot);
     m = ok(e, "boss", ADMIN, "approve", a);
-    assert_int_equal(num(m->e.val, "remind_at"), t - 10 * MIN_MS);
+    assert_int_equal(th_num(m->e.val, "remind_at"), t - 10 * MIN_MS);
     hf_drv_msg_free(m);
     /* Not before its time (checked only while it is surely not yet due,
      * so a slow machine does not fail it). */
@@ -923,14 +891,14 @@ test_reminder_reaches_the_user_inbox_exactly_once(void **state)
     assert_int_equal(inbox_unread(e, "alice", 1, 0), 1);
     m = ok_to(e, "alice", TH_ALL_ROLES, "user/alice", "list", NULL);
     {
-        const msgpack_object *items = field(m->e.val, "items"), *it;
+        const msgpack_object *items = th_field(m->e.val, "items"), *it;
         assert_int_equal(items->type, MSGPACK_OBJECT_ARRAY);
         assert_int_equal(items->via.array.size, 1);
         it = &items->via.array.ptr[0];
-        assert_true(is(it, "type", "reminder"));
-        assert_true(is(it, "priority", "high"));
-        assert_true(is(it, "title", "Reservation reminder"));
-        assert_int_equal(field(it, "message")->type, MSGPACK_OBJECT_STR);
+        assert_true(th_is(it, "type", "reminder"));
+        assert_true(th_is(it, "priority", "high"));
+        assert_true(th_is(it, "title", "Reservation reminder"));
+        assert_int_equal(th_field(it, "message")->type, MSGPACK_OBJECT_STR);
     }
     hf_drv_msg_free(m);
 }
@@ -948,8 +916,8 @@ test_reminder_at_once_when_approved_within_ten_minutes(void **state)
     reserve(e, "bob", slot);
     snprintf(a, sizeof(a), "{\"slot\":\"%s\"}", slot);
     m = ok(e, "boss", ADMIN, "approve", a);
-    assert_true(num(m->e.val, "remind_at") >= now);
-    assert_true(num(m->e.val, "remind_at") < t - 4 * MIN_MS);
+    assert_true(th_num(m->e.val, "remind_at") >= now);
+    assert_true(th_num(m->e.val, "remind_at") < t - 4 * MIN_MS);
     hf_drv_msg_free(m);
     assert_true(wait_reminded(e, slot, TH_WAIT) > 0);
     sleep_ms(200);

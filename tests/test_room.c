@@ -58,26 +58,9 @@ static void
 page(struct th_eng *e, const char *args, const char *ids, int more)
 {
     hf_drv_msg *m = th_call(e, "kim", USER, R, "history", args);
-    const msgpack_object *msgs, *mo;
-    char got[512] = "";
-    size_t n = 0;
-
-    if (!m->e.ok)
-        fail_msg("history %s: %s", args, m->code);
-    msgs = hf_arg(m->e.val, "messages");
-    mo = hf_arg(m->e.val, "more");
-    assert_non_null(msgs);
-    assert_int_equal(msgs->type, MSGPACK_OBJECT_ARRAY);
-    for (uint32_t i = 0; i < msgs->via.array.size; i++) {
-        const msgpack_object *id = hf_arg(&msgs->via.array.ptr[i], "id");
-        assert_non_null(id);
-        n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%llu", i ? "," : "",
-                              (unsigned long long)id->via.u64);
-    }
-    if (strcmp(got, ids) != 0)
-        fail_msg("history %s: ids %s, wanted %s", args, got, ids);
-    assert_non_null(mo);
-    assert_int_equal(mo->via.boolean, more);
+    char what[256];
+    snprintf(what, sizeof(what), "history %s", args ? args : "");
+    th_expect_ids(m, what, "messages", ids, more);
     hf_drv_msg_free(m);
 }
 

@@ -75,43 +75,11 @@ fails(struct th_eng *e, const char *sub, unsigned role, const char *method,
     hf_drv_msg_free(m);
 }
 
-static const msgpack_object *
-field(const msgpack_object *map, const char *name)
-{
-    const msgpack_object *v = hf_arg(map, name);
-    if (v == NULL)
-        fail_msg("no field '%s'", name);
-    return v;
-}
-
-/* An integer field; -1 when nil. */
-static int64_t
-num(const msgpack_object *map, const char *name)
-{
-    const msgpack_object *v = field(map, name);
-    if (v->type == MSGPACK_OBJECT_NIL)
-        return -1;
-    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return (int64_t)v->via.u64;
-    fail_msg("field '%s' is not a non-negative integer", name);
-    return 0;
-}
-
-/* Whether a string field equals s ("" matches nil). */
-static int
-is(const msgpack_object *map, const char *name, const char *s)
-{
-    const msgpack_object *v = field(map, name);
-    if (v->type == MSGPACK_OBJECT_NIL)
-        return *s == '\0';
-    return v->type == MSGPACK_OBJECT_STR && v->via.str.size == strlen(s) &&
-           memcmp(v->via.str.ptr, s, v->via.str.size) == 0;
-}
 
 static void
 str(const msgpack_object *map, const char *name, char *out, size_t cap)
 {
-    const msgpack_object *v = field(map, name);
+    const msgpack_object *v = th_field(map, name);
     assert_int_equal(v->type, MSGPACK_OBJECT_STR);
     assert_true(v->via.str.size < cap);
     memcpy(out, v->via.str.ptr, v->via.str.size);
@@ -168,7 +136,7 @@ list(struct th_eng *e, const char *sub, unsigned role, int all)
 static const msgpack_object *
 tickets(const hf_drv_msg *m)
 {
-    const msgpack_object *t = field(m->e.val, "tickets");
+    const msgpack_object *t = th_field(m->e.val, "tickets");
     assert_int_equal(t->type, MSGPACK_OBJECT_ARRAY);
     return t;
 }
@@ -264,25 +232,25 @@ test_register_many_numbers_and_positions_in_order(void **state)
                  1 + i % 6);
         m = ok(e, "", GUEST, "register", args);
         hf_store_ticket_id(want, day, (uint32_t)i);
-        assert_true(is(m->e.val, "ticket", want));
-        assert_int_equal(num(m->e.val, "number"), i);
-        assert_int_equal(num(m->e.val, "position"), i);
-        assert_int_equal(num(m->e.val, "waiting"), i);
+        assert_true(th_is(m->e.val, "ticket", want));
+        assert_int_equal(th_num(m->e.val, "number"), i);
+        assert_int_equal(th_num(m->e.val, "position"), i);
+        assert_int_equal(th_num(m->e.val, "waiting"), i);
         hf_drv_msg_free(m);
     }
     m = list(e, "", GUEST, 0);
-    assert_int_equal(num(m->e.val, "waiting"), 30);
-    assert_int_equal(num(m->e.val, "called"), 0);
-    assert_int_equal(num(m->e.val, "day"), day);
+    assert_int_equal(th_num(m->e.val, "waiting"), 30);
+    assert_int_equal(th_num(m->e.val, "called"), 0);
+    assert_int_equal(th_num(m->e.val, "day"), day);
     t = tickets(m);
     assert_int_equal(t->via.array.size, 30);
     for (uint32_t i = 0; i < 30; i++) {
         const msgpack_object *x = &t->via.array.ptr[i];
         snprintf(args, sizeof(args), "g%u", i + 1);
-        assert_true(is(x, "name", args));
-        assert_true(is(x, "status", "waiting"));
-        assert_int_equal(num(x, "position"), i + 1);
-        assert_int_equal(num(x, "party"), 1 + (i + 1) % 6);
+        assert_true(th_is(x, "name", args));
+        assert_true(th_is(x, "status", "waiting"));
+        assert_int_equal(th_num(x, "position"), i + 1);
+        assert_int_equal(th_num(x, "party"), 1 + (i + 1) % 6);
     }
     hf_drv_msg_free(m);
 }
@@ -348,21 +316,21 @@ test_register_emits_new_waiting(void **state)
     hf_drv_msg_free(m);
 
     m = next_event(e, "new_waiting");
-    assert_true(is(m->e.val, "ticket", t1));
-    assert_true(is(m->e.val, "name", "Kim"));
-    assert_int_equal(num(m->e.val, "party"), 2);
-    assert_true(is(m->e.val, "class", ""));
-    assert_true(is(m->e.val, "status", "waiting"));
-    assert_int_equal(num(m->e.val, "position"), 1);
-    assert_int_equal(num(m->e.val, "waiting"), 1);
+    assert_true(th_is(m->e.val, "ticket", t1));
+    assert_true(th_is(m->e.val, "name", "Kim"));
+    assert_int_equal(th_num(m->e.val, "party"), 2);
+    assert_true(th_is(m->e.val, "class", ""));
+    assert_true(th_is(m->e.val, "status", "waiting"));
+    assert_int_equal(th_num(m->e.val, "position"), 1);
+    assert_int_equal(th_num(m->e.val, "waiting"), 1);
     hf_drv_msg_free(m);
 
     m = next_event(e, "new_waiting");
-    assert_true(is(m->e.val, "name", "Lee"));
-    assert_int_equal(num(m->e.val, "party"), 4);
-    assert_true(is(m->e.val, "class", "terrace"));
-    assert_int_equal(num(m->e.val, "position"), 2);
-    assert_int_equal(num(m->e.val, "waiting"), 2);
+    assert_true(th_is(m->e.val, "name", "Lee"));
+    assert_int_equal(th_num(m->e.val, "party"), 4);
+    assert_true(th_is(m->e.val, "class", "terrace"));
+    assert_int_equal(th_num(m->e.val, "position"), 2);
+    assert_int_equal(th_num(m->e.val, "waiting"), 2);
     /* Boards are public: no phone number in events. */
     assert_null(hf_arg(m->e.val, "phone"));
     hf_drv_msg_free(m);
@@ -381,7 +349,7 @@ test_list_shows_phone_to_staff_only(void **state)
     assert_null(hf_arg(&tickets(m)->via.array.ptr[0], "phone"));
     hf_drv_msg_free(m);
     m = list(e, "staff", STAFF, 0);
-    assert_true(is(&tickets(m)->via.array.ptr[0], "phone", "010-1234-5678"));
+    assert_true(th_is(&tickets(m)->via.array.ptr[0], "phone", "010-1234-5678"));
     hf_drv_msg_free(m);
 }
 
@@ -402,41 +370,41 @@ test_call_without_ticket_calls_the_first_waiting(void **state)
     th_sub(e, 1, S, -1);
 
     m = ok(e, "staff", STAFF, "call", "{}");
-    assert_true(is(m->e.val, "ticket", t1));
-    assert_true(is(m->e.val, "status", "called"));
-    assert_true(is(m->e.val, "from", "waiting"));
-    assert_int_equal(num(m->e.val, "waiting"), 2);
-    assert_true(num(m->e.val, "called_at") > 0);
+    assert_true(th_is(m->e.val, "ticket", t1));
+    assert_true(th_is(m->e.val, "status", "called"));
+    assert_true(th_is(m->e.val, "from", "waiting"));
+    assert_int_equal(th_num(m->e.val, "waiting"), 2);
+    assert_true(th_num(m->e.val, "called_at") > 0);
     hf_drv_msg_free(m);
 
     m = next_event(e, "status_changed");
-    assert_true(is(m->e.val, "ticket", t1));
-    assert_true(is(m->e.val, "name", "A"));
-    assert_int_equal(num(m->e.val, "party"), 2);
-    assert_true(is(m->e.val, "status", "called"));
-    assert_true(is(m->e.val, "from", "waiting"));
-    assert_int_equal(num(m->e.val, "position"), -1);
-    assert_int_equal(num(m->e.val, "waiting"), 2);
+    assert_true(th_is(m->e.val, "ticket", t1));
+    assert_true(th_is(m->e.val, "name", "A"));
+    assert_int_equal(th_num(m->e.val, "party"), 2);
+    assert_true(th_is(m->e.val, "status", "called"));
+    assert_true(th_is(m->e.val, "from", "waiting"));
+    assert_int_equal(th_num(m->e.val, "position"), -1);
+    assert_int_equal(th_num(m->e.val, "waiting"), 2);
     hf_drv_msg_free(m);
 
     /* The board: the called ticket first, then the queue, moved up. */
     m = list(e, "", GUEST, 0);
     t = tickets(m);
     assert_int_equal(t->via.array.size, 3);
-    assert_int_equal(num(m->e.val, "called"), 1);
-    assert_int_equal(num(m->e.val, "waiting"), 2);
-    assert_true(is(&t->via.array.ptr[0], "ticket", t1));
-    assert_true(is(&t->via.array.ptr[0], "status", "called"));
-    assert_int_equal(num(&t->via.array.ptr[0], "position"), -1);
-    assert_true(is(&t->via.array.ptr[1], "ticket", t2));
-    assert_int_equal(num(&t->via.array.ptr[1], "position"), 1);
-    assert_true(is(&t->via.array.ptr[2], "ticket", t3));
-    assert_int_equal(num(&t->via.array.ptr[2], "position"), 2);
+    assert_int_equal(th_num(m->e.val, "called"), 1);
+    assert_int_equal(th_num(m->e.val, "waiting"), 2);
+    assert_true(th_is(&t->via.array.ptr[0], "ticket", t1));
+    assert_true(th_is(&t->via.array.ptr[0], "status", "called"));
+    assert_int_equal(th_num(&t->via.array.ptr[0], "position"), -1);
+    assert_true(th_is(&t->via.array.ptr[1], "ticket", t2));
+    assert_int_equal(th_num(&t->via.array.ptr[1], "position"), 1);
+    assert_true(th_is(&t->via.array.ptr[2], "ticket", t3));
+    assert_int_equal(th_num(&t->via.array.ptr[2], "position"), 2);
     hf_drv_msg_free(m);
 
     /* The next call takes the next one. */
     m = ok(e, "staff", STAFF, "call", "{}");
-    assert_true(is(m->e.val, "ticket", t2));
+    assert_true(th_is(m->e.val, "ticket", t2));
     hf_drv_msg_free(m);
 }
 
@@ -451,15 +419,15 @@ test_call_of_a_class_calls_the_first_waiting_of_that_class(void **state)
     reg(e, "b", "B", 1, "bar", t2);
     reg(e, "c", "C", 1, "bar", t3);
     m = ok(e, "staff", STAFF, "call", "{\"class\":\"bar\"}");
-    assert_true(is(m->e.val, "ticket", t2));
-    assert_true(is(m->e.val, "class", "bar"));
+    assert_true(th_is(m->e.val, "ticket", t2));
+    assert_true(th_is(m->e.val, "class", "bar"));
     hf_drv_msg_free(m);
     m = ok(e, "staff", STAFF, "call", "{\"class\":\"bar\"}");
-    assert_true(is(m->e.val, "ticket", t3));
+    assert_true(th_is(m->e.val, "ticket", t3));
     hf_drv_msg_free(m);
     fails(e, "staff", STAFF, "call", "{\"class\":\"bar\"}", "not_found", "bar");
     m = ok(e, "staff", STAFF, "call", "{}");
-    assert_true(is(m->e.val, "ticket", t1));
+    assert_true(th_is(m->e.val, "ticket", t1));
     hf_drv_msg_free(m);
 }
 
@@ -481,9 +449,9 @@ test_call_a_given_ticket_out_of_order(void **state)
     reg(e, "a", "A", 2, NULL, t1);
     reg(e, "b", "B", 6, NULL, t2);
     m = ok(e, "staff", STAFF, "call", targ(a, sizeof(a), t2, ""));
-    assert_true(is(m->e.val, "ticket", t2));
-    assert_true(is(m->e.val, "status", "called"));
-    assert_int_equal(num(m->e.val, "waiting"), 1);
+    assert_true(th_is(m->e.val, "ticket", t2));
+    assert_true(th_is(m->e.val, "status", "called"));
+    assert_int_equal(th_num(m->e.val, "waiting"), 1);
     hf_drv_msg_free(m);
     /* Calling a called ticket again is not a transition. */
     fails(e, "staff", STAFF, "call", targ(a, sizeof(a), t2, ""), "conflict",
@@ -506,14 +474,14 @@ test_seat_a_called_ticket(void **state)
     th_sub(e, 1, S, -1);
     m = ok(e, "staff", STAFF, "set_status",
            targ(a, sizeof(a), t1, "\"status\":\"seated\""));
-    assert_true(is(m->e.val, "status", "seated"));
-    assert_true(num(m->e.val, "done_at") > 0);
+    assert_true(th_is(m->e.val, "status", "seated"));
+    assert_true(th_num(m->e.val, "done_at") > 0);
     hf_drv_msg_free(m);
     m = next_event(e, "status_changed");
-    assert_true(is(m->e.val, "ticket", t1));
-    assert_true(is(m->e.val, "status", "seated"));
-    assert_true(is(m->e.val, "from", "called"));
-    assert_int_equal(num(m->e.val, "waiting"), 0);
+    assert_true(th_is(m->e.val, "ticket", t1));
+    assert_true(th_is(m->e.val, "status", "seated"));
+    assert_true(th_is(m->e.val, "from", "called"));
+    assert_int_equal(th_num(m->e.val, "waiting"), 0);
     hf_drv_msg_free(m);
     /* Off the board, still in today's full list. */
     m = list(e, "", GUEST, 0);
@@ -521,7 +489,7 @@ test_seat_a_called_ticket(void **state)
     hf_drv_msg_free(m);
     m = list(e, "", GUEST, 1);
     assert_int_equal(tickets(m)->via.array.size, 1);
-    assert_true(is(&tickets(m)->via.array.ptr[0], "status", "seated"));
+    assert_true(th_is(&tickets(m)->via.array.ptr[0], "status", "seated"));
     hf_drv_msg_free(m);
 }
 
@@ -539,8 +507,8 @@ test_no_show_a_called_ticket(void **state)
     hf_drv_msg_free(ok(e, "svc", HF_ROLE_SERVICE, "set_status",
                        targ(a, sizeof(a), t1, "\"status\":\"no_show\"")));
     m = next_event(e, "status_changed");
-    assert_true(is(m->e.val, "status", "no_show"));
-    assert_true(is(m->e.val, "from", "called"));
+    assert_true(th_is(m->e.val, "status", "no_show"));
+    assert_true(th_is(m->e.val, "from", "called"));
     hf_drv_msg_free(m);
 }
 
@@ -642,18 +610,18 @@ test_guest_cancels_own_ticket(void **state)
     reg(e, "lee", "Lee", 2, NULL, t2);
     th_sub(e, 1, S, -1);
     m = ok(e, "kim", GUEST, "cancel", targ(a, sizeof(a), t1, ""));
-    assert_true(is(m->e.val, "status", "cancelled"));
+    assert_true(th_is(m->e.val, "status", "cancelled"));
     hf_drv_msg_free(m);
     m = next_event(e, "status_changed");
-    assert_true(is(m->e.val, "ticket", t1));
-    assert_true(is(m->e.val, "status", "cancelled"));
-    assert_true(is(m->e.val, "from", "waiting"));
-    assert_int_equal(num(m->e.val, "waiting"), 1);
+    assert_true(th_is(m->e.val, "ticket", t1));
+    assert_true(th_is(m->e.val, "status", "cancelled"));
+    assert_true(th_is(m->e.val, "from", "waiting"));
+    assert_int_equal(th_num(m->e.val, "waiting"), 1);
     hf_drv_msg_free(m);
     /* From called too. */
     hf_drv_msg_free(ok(e, "s", STAFF, "call", "{}"));
     m = ok(e, "lee", GUEST, "cancel", targ(a, sizeof(a), t2, ""));
-    assert_true(is(m->e.val, "from", "called"));
+    assert_true(th_is(m->e.val, "from", "called"));
     hf_drv_msg_free(m);
     m = list(e, "", GUEST, 0);
     assert_int_equal(tickets(m)->via.array.size, 0);
@@ -676,7 +644,7 @@ test_cancel_by_the_wrong_guest_is_forbidden(void **state)
     /* Still waiting. */
     {
         hf_drv_msg *m = list(e, "", GUEST, 0);
-        assert_int_equal(num(m->e.val, "waiting"), 2);
+        assert_int_equal(th_num(m->e.val, "waiting"), 2);
         hf_drv_msg_free(m);
     }
 }
@@ -707,12 +675,12 @@ assert_order(struct th_eng *e, char (*want)[HF_STORE_ID_MAX], size_t n)
 
     for (uint32_t i = 0; i < t->via.array.size; i++) {
         const msgpack_object *x = &t->via.array.ptr[i];
-        if (!is(x, "status", "waiting"))
+        if (!th_is(x, "status", "waiting"))
             continue;
         assert_true(k < n);
-        if (!is(x, "ticket", want[k]))
+        if (!th_is(x, "ticket", want[k]))
             fail_msg("position %zu: wanted %s in %s", k + 1, want[k], m->json);
-        assert_int_equal(num(x, "position"), k + 1);
+        assert_int_equal(th_num(x, "position"), k + 1);
         k++;
     }
     assert_int_equal(k, n);
@@ -731,13 +699,13 @@ test_move_reorders_and_emits_order_changed(void **state)
         reg(e, "g", "G", 2, NULL, t[i]);
     th_sub(e, 1, S, -1);
     m = ok(e, "s", STAFF, "move", targ(a, sizeof(a), t[3], "\"position\":1"));
-    assert_int_equal(num(m->e.val, "position"), 1);
+    assert_int_equal(th_num(m->e.val, "position"), 1);
     hf_drv_msg_free(m);
     m = next_event(e, "order_changed");
-    assert_true(is(m->e.val, "ticket", t[3]));
-    assert_int_equal(num(m->e.val, "position"), 1);
-    assert_int_equal(num(m->e.val, "waiting"), 4);
-    o = field(m->e.val, "order");
+    assert_true(th_is(m->e.val, "ticket", t[3]));
+    assert_int_equal(th_num(m->e.val, "position"), 1);
+    assert_int_equal(th_num(m->e.val, "waiting"), 4);
+    o = th_field(m->e.val, "order");
     assert_int_equal(o->type, MSGPACK_OBJECT_ARRAY);
     assert_int_equal(o->via.array.size, 4);
     {
@@ -763,7 +731,7 @@ test_move_reorders_and_emits_order_changed(void **state)
     assert_order(e, t, 4);
     /* The next call takes the new head. */
     m = ok(e, "s", STAFF, "call", "{}");
-    assert_true(is(m->e.val, "ticket", t[0]));
+    assert_true(th_is(m->e.val, "ticket", t[0]));
     hf_drv_msg_free(m);
 }
 
@@ -777,7 +745,7 @@ test_move_past_the_end_moves_to_the_end(void **state)
     for (int i = 0; i < 3; i++)
         reg(e, "g", "G", 2, NULL, t[i]);
     m = ok(e, "s", STAFF, "move", targ(a, sizeof(a), t[0], "\"position\":99"));
-    assert_int_equal(num(m->e.val, "position"), 3);
+    assert_int_equal(th_num(m->e.val, "position"), 3);
     hf_drv_msg_free(m);
     memcpy(tmp, t[0], sizeof(tmp));
     memcpy(t[0], t[1], sizeof(tmp));
@@ -797,7 +765,7 @@ test_move_to_the_same_position_changes_nothing(void **state)
     reg(e, "g", "G", 2, NULL, t[1]);
     th_sub(e, 1, S, -1);
     m = ok(e, "s", STAFF, "move", targ(a, sizeof(a), t[1], "\"position\":2"));
-    assert_int_equal(num(m->e.val, "position"), 2);
+    assert_int_equal(th_num(m->e.val, "position"), 2);
     hf_drv_msg_free(m);
     assert_true(th_quiet(e, 200));
     assert_order(e, t, 2);
@@ -880,8 +848,8 @@ test_waiting_list_survives_a_restart(void **state)
     /* Numbering goes on where it was. */
     m = ok(e, "g", GUEST, "register", "{\"name\":\"D\",\"party\":1}");
     hf_store_ticket_id(want, today(), 4);
-    assert_true(is(m->e.val, "ticket", want));
-    assert_int_equal(num(m->e.val, "position"), 4);
+    assert_true(th_is(m->e.val, "ticket", want));
+    assert_int_equal(th_num(m->e.val, "position"), 4);
     hf_drv_msg_free(m);
 }
 

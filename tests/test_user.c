@@ -71,26 +71,9 @@ static void
 listed(struct th_eng *e, const char *args, const char *ids, int more)
 {
     hf_drv_msg *m = th_call(e, "kim", USER, U, "list", args);
-    const msgpack_object *items, *mo;
-    char got[512] = "";
-    size_t n = 0;
-
-    if (!m->e.ok)
-        fail_msg("list %s: %s", args, m->code);
-    items = hf_arg(m->e.val, "items");
-    mo = hf_arg(m->e.val, "more");
-    assert_non_null(items);
-    assert_int_equal(items->type, MSGPACK_OBJECT_ARRAY);
-    for (uint32_t i = 0; i < items->via.array.size; i++) {
-        const msgpack_object *id = hf_arg(&items->via.array.ptr[i], "id");
-        assert_non_null(id);
-        n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%llu", i ? "," : "",
-                              (unsigned long long)id->via.u64);
-    }
-    if (strcmp(got, ids) != 0)
-        fail_msg("list %s: ids %s, wanted %s", args, got, ids);
-    assert_non_null(mo);
-    assert_int_equal(mo->via.boolean, more);
+    char what[256];
+    snprintf(what, sizeof(what), "list %s", args ? args : "");
+    th_expect_ids(m, what, "items", ids, more);
     hf_drv_msg_free(m);
 }
 
