@@ -30,7 +30,7 @@ test-plain: build
 test-asan: deps
 	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHF_SANITIZE=address >/dev/null
 	@$(CMAKE) --build build-asan -j $(JOBS)
-	cd build-asan && ctest --output-on-failure -j 1 -LE node
+	cd build-asan && ctest --output-on-failure -j 1 -E wsclient_node
 
 test-tsan: deps
 	@$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DHF_SANITIZE=thread >/dev/null

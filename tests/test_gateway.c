@@ -10,7 +10,10 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,6 +366,43 @@ test_http_polling_endpoint_returns_history(void **state)
     assert_int_equal(http(&s, "GET", "/healthz", NULL, NULL, &body), 200);
     hf_buf_free(&body);
     cli_close(c);
+    srv_free(&s);
+}
+
+/* Two requests on one keep-alive connection: the second reuses the
+ * session lws kept (it once wrote into freed session storage). */
+static void
+test_http_keep_alive_serves_several_requests(void **state)
+{
+    struct srv s;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    const char req[] = "POST /v1/call/counter/ka/incr HTTP/1.1\r\n"
+                       "Host: x\r\nContent-Length: 0\r\n\r\n";
+    char buf[4096] = "";
+    int fd;
+    (void)state;
+
+    srv_start(&s, NULL);
+    sa.sin_port = htons((uint16_t)s.port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    for (int i = 1; i <= 3; i++) {
+        size_t got = 0;
+        char want[64];
+        assert_int_equal(write(fd, req, sizeof(req) - 1),
+                         (ssize_t)(sizeof(req) - 1));
+        snprintf(want, sizeof(want), "{\"value\":%d}", i);
+        while (strstr(buf, want) == NULL || got == 0) {
+            ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+            assert_true(n > 0);
+            got += (size_t)n;
+            buf[got] = '\0';
+        }
+        assert_non_null(strstr(buf, "HTTP/1.1 200"));
+        memset(buf, 0, sizeof(buf));
+    }
+    close(fd);
     srv_free(&s);
 }
 
@@ -839,6 +879,7 @@ main(void)
         cmocka_unit_test(test_signal_reaches_subscribers_without_being_logged),
         cmocka_unit_test(test_http_call_with_idempotency_key_runs_once),
         cmocka_unit_test(test_http_polling_endpoint_returns_history),
+        cmocka_unit_test(test_http_keep_alive_serves_several_requests),
         cmocka_unit_test(test_metrics_parse_as_prometheus_text),
         cmocka_unit_test(
             test_bad_input_gets_coded_errors_and_the_connection_stays),

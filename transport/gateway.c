@@ -1410,9 +1410,12 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         int rv;
         if (c == NULL || !c->responded)
             return 0;
+        /* Detach first: completing the transaction (in write_http) lets
+         * lws free or reuse this session's storage for the next request
+         * on a keep-alive connection, so pss must not be touched after. */
+        *pss = NULL;
         rv = write_http(c);
         conn_free(gw, c);
-        *pss = NULL;
         return rv;
     }
 
