@@ -1,7 +1,7 @@
 /*
- * ws.c - holdfast-bench calls and fanout: load against a running server
- * through its WebSocket endpoint (wire protocol v1, DESIGN §5), with
- * transport/wsclient.
+ * wsrun.c - the machinery of holdfast-bench's scenarios against a running
+ * server (calls.c, fanout.c, ...): load through its WebSocket endpoint
+ * (wire protocol v1, DESIGN §5), with transport/wsclient. See ws.h.
  *
  * Design notes
  * ------------
@@ -16,7 +16,7 @@
  * thread, so thousands take a while: the connections already open are
  * read every SERVICE_NS meanwhile, or the server would drop them for not
  * answering its heartbeat. Each thread closes its connections together
- * (close_all) instead of waiting up to 250 ms for each goodbye in turn.
+ * (wb_close_all) instead of waiting up to 250 ms for each goodbye in turn.
  *
  * Callers (calls, and fanout's publishers). Slot s of a connection's
  * window holds one call in flight; its id is (seq << SLOT_BITS) | s with
@@ -73,49 +73,26 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench/bench.h"
+#include "bench/ws.h"
 #include "core/buf.h"
 #include "core/env.h"
 #include "core/err.h"
 #include "transport/wsclient.h"
 
-#define DEF_URL       "ws://127.0.0.1:8080"
-#define CONNECT_MS    30000
-#define POLL_MS       20
-#define STALL_S       30 /* calls in flight and no reply for this long */
-#define SUB_S         60 /* for every subscriber's sub reply */
-#define DRAIN_S       30 /* after publishing, for subscribers to catch up */
-#define VERIFY_S      60 /* for reading every actor back */
-#define VERIFY_WINDOW 256
-#define FRAME_MSGS    256
-#define FRAME_BYTES   (32u << 10)
-#define PER_SOURCE    16000
-#define SLOT_BITS     20
-#define MAX_WINDOW    (1 << SLOT_BITS)
-#define MAX_CONNS     1000000
-#define MAX_ACTORS    1000000
-#define MAX_FAN_ACTOR 10000
-#define NAME_CAP      64
-#define SHOW          5
-#define DEFER_MAX     (1u << 22) /* unsettled latency samples per thread */
-#define SETTLE_NS     5000000u   /* how often they are retried */
-#define SERVICE_NS    200000000u /* read open connections while connecting */
-#define CLOSE_MS      10000      /* for the goodbyes of a thread's conns */
-
 /* ------------------------------------------------------------------ */
 /* common                                                              */
 
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t wb_interrupted;
 
 static void
 on_sigint(int sig)
 {
     (void)sig;
-    interrupted = 1;
+    wb_interrupted = 1;
 }
 
-static void
-catch_sigint(void)
+void
+wb_catch_sigint(void)
 {
     struct sigaction sa = {.sa_handler = on_sigint};
 
@@ -123,15 +100,15 @@ catch_sigint(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
-static void
-sleep_ms(int ms)
+void
+wb_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
 }
 
-static uint64_t
-rnd(uint64_t *s)
+uint64_t
+wb_rnd(uint64_t *s)
 {
     uint64_t x = *s;
     x ^= x >> 12;
@@ -141,8 +118,8 @@ rnd(uint64_t *s)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-static int
-ncores(void)
+int
+wb_ncores(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
@@ -171,17 +148,6 @@ raise_nofile(const char *cmd, uint64_t need)
     }
     return 0;
 }
-
-/* Where the server is. */
-struct target {
-    const char *url;
-    char host[256];
-    int port;
-    char path[1024];
-    char headers[2048]; /* "Authorization: Bearer ...\r\n", or empty */
-    int msgpack;
-    int loopback; /* IPv4 loopback: sources may spread over 127.0.0.x */
-};
 
 /* ws://HOST[:PORT][/PATH] (PATH defaults to /v1/ws). */
 static int
@@ -245,9 +211,9 @@ bad:
 }
 
 /* Opens connection idx of total, saying why on stderr when it fails. */
-static int
-dial(const char *cmd, const struct target *t, uint32_t idx, uint32_t total,
-     hf_ws **out)
+int
+wb_dial(const char *cmd, const struct target *t, uint32_t idx, uint32_t total,
+        hf_ws **out)
 {
     char src[32];
     const char *sp = NULL;
@@ -279,16 +245,10 @@ dial(const char *cmd, const struct target *t, uint32_t idx, uint32_t total,
     return rv;
 }
 
-/* An actor address, built once, then read-only. */
-struct name {
-    char s[NAME_CAP];
-    size_t len;
-};
-
 /* Names kind/<base><i>.<tag>, tag unique to this run so every actor
  * starts fresh even on a server that has seen earlier runs. */
-static struct name *
-make_names(uint32_t n, const char *base, char *tag, size_t tagsize)
+struct name *
+wb_make_names(uint32_t n, const char *base, char *tag, size_t tagsize)
 {
     static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
     uint64_t x = hf_mono_ns() ^ ((uint64_t)time(NULL) << 20) ^
@@ -298,7 +258,7 @@ make_names(uint32_t n, const char *base, char *tag, size_t tagsize)
     if (v == NULL)
         return NULL;
     for (size_t i = 0; i + 1 < tagsize && i < 8; i++) {
-        tag[i] = digits[rnd(&x) % 36];
+        tag[i] = digits[wb_rnd(&x) % 36];
         tag[i + 1] = '\0';
     }
     for (uint32_t i = 0; i < n; i++)
@@ -309,12 +269,6 @@ make_names(uint32_t n, const char *base, char *tag, size_t tagsize)
 
 /* ------------------------------------------------------------------ */
 /* the server's own counters (GET /metrics)                            */
-
-struct srv {
-    int ok; /* /metrics could be read */
-    struct hf_bench_mark m;
-    uint64_t rate_limited, slow_consumers, frames_out;
-};
 
 static uint64_t
 metric(const char *text, const char *name)
@@ -331,8 +285,8 @@ metric(const char *text, const char *name)
     return 0;
 }
 
-static void
-scrape(const struct target *t, struct srv *s)
+void
+wb_scrape(const struct target *t, struct srv *s)
 {
     hf_buf body = {0};
     int status = 0;
@@ -358,33 +312,6 @@ scrape(const struct target *t, struct srv *s)
 
 /* ------------------------------------------------------------------ */
 /* reading server messages                                             */
-
-enum { M_OTHER = 0, M_REPLY, M_EVENT };
-
-/* One server message, as much of it as the benchmarks need. from points
- * into the frame (or into a parser's memory) and is valid during the
- * callback only. */
-struct smsg {
-    int op;
-    int has_id;
-    uint64_t id;
-    int ok;
-    int err; /* a failed reply's code, HF_E* */
-    int has_value;
-    int64_t value; /* reply result.value */
-    int has_seq;
-    uint64_t seq; /* event seq, or a sub reply's result.seq */
-    const char *from;
-    size_t from_len;
-};
-
-typedef void (*msg_fn)(void *arg, const struct smsg *m);
-
-struct scanner {
-    msgpack_zone zone;
-    uint64_t malformed;
-    uint64_t presence; /* presence messages seen (and skipped) */
-};
 
 /* Reads 1..19 decimal digits. */
 static int
@@ -642,19 +569,13 @@ scan(struct scanner *sc, int binary, const char *data, size_t len, msg_fn fn,
     }
 }
 
-/* What a load thread reads with. */
-struct reader {
-    hf_buf rx;         /* the last message received */
-    struct scanner sc; /* its parser */
-    uint64_t now;      /* when it was received */
-};
-
 /* Reads what ws has for us: at least one message, then more as long as
  * the client holds buffered bytes, passing every message to fn. Returns 0,
  * or -1 when the connection is over: *err its HF_E code, or 0 with *code
  * the close code the server sent. */
-static int
-drain(struct reader *rd, hf_ws *ws, msg_fn fn, void *arg, int *err, int *code)
+int
+wb_drain(struct reader *rd, hf_ws *ws, msg_fn fn, void *arg, int *err,
+         int *code)
 {
     int op, rv;
 
@@ -675,14 +596,14 @@ drain(struct reader *rd, hf_ws *ws, msg_fn fn, void *arg, int *err, int *code)
     return 0;
 }
 
-static void
-reader_init(struct reader *rd)
+void
+wb_reader_init(struct reader *rd)
 {
     msgpack_zone_init(&rd->sc.zone, 4096);
 }
 
-static void
-reader_fini(struct reader *rd)
+void
+wb_reader_fini(struct reader *rd)
 {
     hf_buf_free(&rd->rx);
     msgpack_zone_destroy(&rd->sc.zone);
@@ -694,8 +615,8 @@ reader_fini(struct reader *rd)
  * every close frame goes out first, then the goodbyes are awaited with one
  * poll() over all of them, CLOSE_MS at most, and only then is each client
  * freed (at once, for those the server has closed). pfds has room for n. */
-static void
-close_all(hf_ws **ws, uint32_t n, struct pollfd *pfds, uint32_t *pidx)
+void
+wb_close_all(hf_ws **ws, uint32_t n, struct pollfd *pfds, uint32_t *pidx)
 {
     uint64_t dl = hf_mono_ns() + (uint64_t)CLOSE_MS * 1000000u;
     hf_buf rx = {0};
@@ -738,9 +659,9 @@ close_all(hf_ws **ws, uint32_t n, struct pollfd *pfds, uint32_t *pidx)
 }
 
 /* Appends one message for op call/sub/get to a frame being built. */
-static void
-put_msg(hf_buf *b, int msgpack, const char *op, uint64_t id,
-        const struct name *to, const char *method, int emit)
+void
+wb_put_msg(hf_buf *b, int msgpack, const char *op, uint64_t id,
+           const struct name *to, const char *method, int emit)
 {
     if (!msgpack) {
         char tmp[NAME_CAP + 160];
@@ -774,23 +695,14 @@ put_msg(hf_buf *b, int msgpack, const char *op, uint64_t id,
     }
 }
 
-static int
-send_frame(hf_ws *ws, int msgpack, const hf_buf *b)
+int
+wb_send_frame(hf_ws *ws, int msgpack, const hf_buf *b)
 {
     return hf_ws_send(ws, msgpack ? HF_WS_BINARY : HF_WS_TEXT, b->data, b->len);
 }
 
 /* ------------------------------------------------------------------ */
 /* fan-out latency: when each publish was sent, by actor and seq        */
-
-#define SM_BITS   16
-#define SM_CHUNKS 1024 /* seqs up to 2^26 per actor get latency samples */
-
-/* Written by the publisher thread only; read by any subscriber thread. A
- * zero entry: not known (yet). */
-struct seqmap {
-    _Atomic(atomic_uint_least64_t *) chunk[SM_CHUNKS];
-};
 
 static void
 sm_set(struct seqmap *sm, uint64_t seq, uint64_t ns)
@@ -810,8 +722,8 @@ sm_set(struct seqmap *sm, uint64_t seq, uint64_t ns)
                           memory_order_relaxed);
 }
 
-static uint64_t
-sm_get(struct seqmap *sm, uint64_t seq)
+uint64_t
+wb_sm_get(struct seqmap *sm, uint64_t seq)
 {
     uint64_t c = seq >> SM_BITS;
     atomic_uint_least64_t *ch;
@@ -825,8 +737,8 @@ sm_get(struct seqmap *sm, uint64_t seq)
                                 memory_order_relaxed);
 }
 
-static void
-sm_free(struct seqmap *sm, uint32_t n)
+void
+wb_sm_free(struct seqmap *sm, uint32_t n)
 {
     for (uint32_t a = 0; sm && a < n; a++)
         for (int c = 0; c < SM_CHUNKS; c++)
@@ -836,59 +748,6 @@ sm_free(struct seqmap *sm, uint32_t n)
 
 /* ------------------------------------------------------------------ */
 /* callers: connections keeping a window of counter.incr in flight     */
-
-/* One actor's view from the ok replies: count, sum and max of values. */
-struct seen {
-    uint64_t acks, sum, max;
-};
-
-/* Shared by the main thread and the caller threads: the plain fields are
- * set before the threads start and only read afterwards. */
-struct crun {
-    const char *cmd;
-    const struct target *t;
-    const struct name *names;
-    uint32_t nactors;
-    uint32_t window;
-    uint32_t nconns;   /* over all caller threads */
-    int emit;          /* incr {"emit":true} */
-    double rate;       /* calls/s per thread; 0: as fast as the window allows */
-    uint64_t total;    /* calls to make; 0: until stop */
-    struct seqmap *sm; /* per actor, or NULL */
-    atomic_uint_least64_t claimed, done, connected;
-    atomic_int go, stop, ready, finished, failed;
-};
-
-struct cconn {
-    hf_ws *ws;
-    uint64_t seq; /* calls sent */
-    uint64_t *sent_id, *sent_ns;
-    uint32_t *sent_actor, *freel, nfree;
-    int dead, err, close_code;
-};
-
-/* Touched only by its own thread from pthread_create to pthread_join,
- * then read by the main thread. */
-struct caller {
-    pthread_t thr;
-    struct crun *r;
-    uint32_t first, n; /* its connections: global index, count */
-    struct cconn *conns;
-    struct pollfd *pfds;
-    uint32_t *pidx;
-    hf_buf frame;
-    struct reader rd;
-    uint64_t rng, t0, sent;
-    struct cconn *cur;
-    struct seen *seen; /* per actor */
-    uint64_t ok, errors, errs[HF_ECOUNT_];
-    uint64_t stray;      /* unknown id, repeated reply */
-    uint64_t bad_value;  /* ok reply without a value >= 1 */
-    uint64_t lost_calls; /* in flight on a connection that died */
-    uint32_t dead;
-    int stalled, connect_err;
-    struct hf_bench_lat lat;
-};
 
 static uint32_t
 claim(struct crun *r, uint32_t want)
@@ -954,7 +813,7 @@ flush_calls(struct caller *c, struct cconn *k, const uint32_t *sl, uint32_t n)
 
     for (uint32_t i = 0; i < n; i++)
         k->sent_ns[sl[i]] = now;
-    rv = send_frame(k->ws, c->r->t->msgpack, &c->frame);
+    rv = wb_send_frame(k->ws, c->r->t->msgpack, &c->frame);
     c->frame.len = 0;
     return rv;
 }
@@ -971,10 +830,10 @@ submit(struct caller *c, struct cconn *k, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         uint32_t s = k->freel[--k->nfree];
         uint32_t a =
-            r->nactors == 1 ? 0 : (uint32_t)(rnd(&c->rng) % r->nactors);
+            r->nactors == 1 ? 0 : (uint32_t)(wb_rnd(&c->rng) % r->nactors);
         uint64_t id = (++k->seq << SLOT_BITS) | s;
-        put_msg(&c->frame, r->t->msgpack, "call", id, &r->names[a], "incr",
-                r->emit);
+        wb_put_msg(&c->frame, r->t->msgpack, "call", id, &r->names[a], "incr",
+                   r->emit);
         k->sent_id[s] = id;
         k->sent_actor[s] = a;
         sl[m++] = s;
@@ -1032,7 +891,7 @@ caller_drain(struct caller *c, struct cconn *k)
     int err, code;
 
     c->cur = k;
-    if (drain(&c->rd, k->ws, on_reply, c, &err, &code) != 0)
+    if (wb_drain(&c->rd, k->ws, on_reply, c, &err, &code) != 0)
         conn_dead(c, k, err, code);
 }
 
@@ -1088,7 +947,7 @@ caller_loop(struct caller *c)
     }
 }
 
-/* Closes the thread's connections, all together (close_all). */
+/* Closes the thread's connections, all together (wb_close_all). */
 static void
 caller_close(struct caller *c)
 {
@@ -1100,7 +959,7 @@ caller_close(struct caller *c)
         v[i] = c->conns[i].ws;
         c->conns[i].ws = NULL;
     }
-    close_all(v, c->n, c->pfds, c->pidx);
+    wb_close_all(v, c->n, c->pfds, c->pidx);
     free(v);
 }
 
@@ -1136,7 +995,8 @@ caller_main(void *arg)
     for (uint32_t i = 0; i < c->n; i++) {
         if (atomic_load(&r->stop) || atomic_load(&r->failed))
             goto out;
-        if (dial(r->cmd, r->t, c->first + i, r->nconns, &c->conns[i].ws) != 0) {
+        if (wb_dial(r->cmd, r->t, c->first + i, r->nconns, &c->conns[i].ws) !=
+            0) {
             c->connect_err = 1;
             atomic_store(&r->failed, 1);
             goto out;
@@ -1179,7 +1039,7 @@ caller_free(struct caller *c)
     free(c->pidx);
     free(c->seen);
     hf_buf_free(&c->frame);
-    reader_fini(&c->rd);
+    wb_reader_fini(&c->rd);
     free(c);
 }
 
@@ -1191,7 +1051,7 @@ caller_new(struct crun *r, uint32_t first, uint32_t n, int idx)
 
     if (c == NULL)
         return NULL;
-    reader_init(&c->rd);
+    wb_reader_init(&c->rd);
     c->r = r;
     c->first = first;
     c->n = n;
@@ -1223,8 +1083,8 @@ fail:
 }
 
 /* Builds nthreads callers over r->nconns connections. */
-static struct caller **
-callers_new(struct crun *r, int nthreads)
+struct caller **
+wb_callers_new(struct crun *r, int nthreads)
 {
     struct caller **cl = calloc((size_t)nthreads, sizeof(*cl));
     uint32_t first = 0;
@@ -1245,18 +1105,8 @@ callers_new(struct crun *r, int nthreads)
     return cl;
 }
 
-/* What all callers saw together. */
-struct ctotal {
-    struct seen *seen; /* per actor */
-    struct hf_bench_lat *lat;
-    uint64_t ok, errors, errs[HF_ECOUNT_], stray, bad_value, lost_calls,
-        malformed;
-    uint32_t dead, dead_shown;
-    int stalled;
-};
-
-static int
-ctotal_merge(struct ctotal *t, struct caller **cl, int n, uint32_t nactors)
+int
+wb_ctotal_merge(struct ctotal *t, struct caller **cl, int n, uint32_t nactors)
 {
     memset(t, 0, sizeof(*t));
     t->seen = calloc(nactors, sizeof(*t->seen));
@@ -1286,16 +1136,16 @@ ctotal_merge(struct ctotal *t, struct caller **cl, int n, uint32_t nactors)
     return 0;
 }
 
-static void
-ctotal_free(struct ctotal *t)
+void
+wb_ctotal_free(struct ctotal *t)
 {
     free(t->seen);
     free(t->lat);
 }
 
 /* Says which caller connections died and how; returns their number. */
-static uint32_t
-report_dead(const char *who, struct caller **cl, int n)
+uint32_t
+wb_report_dead(const char *who, struct caller **cl, int n)
 {
     uint32_t dead = 0;
 
@@ -1324,16 +1174,6 @@ report_dead(const char *who, struct caller **cl, int n)
 
 /* ------------------------------------------------------------------ */
 /* reading the actors back                                             */
-
-struct getter {
-    struct scanner sc;
-    uint8_t *st; /* per actor: 0 to ask, 1 asked, 2 answered */
-    int64_t *vals;
-    uint32_t n, inflight, left;
-    int err;      /* a refusal that retrying cannot cure */
-    int backoff;  /* a refusal that it can: pause before asking again */
-    uint64_t bad; /* stray or unreadable replies */
-};
 
 static void
 on_get(void *arg, const struct smsg *m)
@@ -1367,9 +1207,9 @@ on_get(void *arg, const struct smsg *m)
  * at a time, retrying calls refused with rate_limited, overloaded or
  * timeout. Returns 0 with vals[] filled; otherwise prints why and returns
  * an HF_E* code. */
-static int
-read_values(const char *cmd, const struct target *t, const struct name *names,
-            uint32_t n, int64_t *vals)
+int
+wb_read_values(const char *cmd, const struct target *t,
+               const struct name *names, uint32_t n, int64_t *vals)
 {
     struct getter g = {.vals = vals, .n = n, .left = n};
     hf_ws *ws = NULL;
@@ -1383,7 +1223,7 @@ read_values(const char *cmd, const struct target *t, const struct name *names,
         rv = HF_EINTERNAL;
         goto out;
     }
-    if ((rv = dial(cmd, t, 0, 1, &ws)) != 0)
+    if ((rv = wb_dial(cmd, t, 0, 1, &ws)) != 0)
         goto out;
     while (g.left > 0 && g.err == 0 && g.bad == 0) {
         struct pollfd p = {.fd = hf_ws_fd(ws), .events = POLLIN};
@@ -1392,7 +1232,7 @@ read_values(const char *cmd, const struct target *t, const struct name *names,
             break;
         }
         if (g.backoff) {
-            sleep_ms(50);
+            wb_sleep_ms(50);
             g.backoff = 0;
         }
         /* Ask the actors not asked yet, window permitting, going round
@@ -1403,12 +1243,12 @@ read_values(const char *cmd, const struct target *t, const struct name *names,
              k++, next = (next + 1) % n) {
             if (g.st[next] != 0)
                 continue;
-            put_msg(&frame, t->msgpack, "call", (uint64_t)next + 1,
-                    &names[next], "get", 0);
+            wb_put_msg(&frame, t->msgpack, "call", (uint64_t)next + 1,
+                       &names[next], "get", 0);
             g.st[next] = 1;
             g.inflight++;
         }
-        if (frame.len > 0 && (rv = send_frame(ws, t->msgpack, &frame)) != 0)
+        if (frame.len > 0 && (rv = wb_send_frame(ws, t->msgpack, &frame)) != 0)
             break;
         if (!hf_ws_pending(ws) && poll(&p, 1, 1000) <= 0)
             continue;
@@ -1444,9 +1284,9 @@ out:
 /* Checks the ok replies of each actor carried 1..k_a once each (count,
  * sum and max: cheap, and it catches lost, repeated and stale values),
  * and that the actor holds k_a. Returns 1 when all match. */
-static int
-check_actors(const struct name *names, uint32_t n, const struct seen *seen,
-             const int64_t *vals, uint64_t *sum_out)
+int
+wb_check_actors(const struct name *names, uint32_t n, const struct seen *seen,
+                const int64_t *vals, uint64_t *sum_out)
 {
     uint64_t bad = 0, sum = 0;
 
@@ -1475,9 +1315,9 @@ check_actors(const struct name *names, uint32_t n, const struct seen *seen,
 
 /* The lines every remote summary ends with: the server's view and what
  * the error codes mean for the run. */
-static void
-note_limits(const char *cmd, const struct srv *s0, const struct srv *s1,
-            uint64_t rate_limited, uint64_t messages)
+void
+wb_note_limits(const char *cmd, const struct srv *s0, const struct srv *s1,
+               uint64_t rate_limited, uint64_t messages)
 {
     if (s0->ok && s1->ok && s1->frames_out > s0->frames_out)
         printf("server: %" PRIu64 " WebSocket frames out, %.1f messages "
@@ -1503,8 +1343,8 @@ note_limits(const char *cmd, const struct srv *s0, const struct srv *s1,
 /* ------------------------------------------------------------------ */
 /* running callers                                                     */
 
-static int
-start_callers(struct caller **cl, int n, struct crun *r)
+int
+wb_start_callers(struct caller **cl, int n, struct crun *r)
 {
     for (int i = 0; i < n; i++)
         if (pthread_create(&cl[i]->thr, NULL, caller_main, cl[i]) != 0) {
@@ -1518,16 +1358,16 @@ start_callers(struct caller **cl, int n, struct crun *r)
 
 /* Waits until every started caller has connected: 1; or one failed, or
  * Ctrl-C: 0. label prefixes the progress line. */
-static int
-await_callers(struct crun *r, int started, const char *label)
+int
+wb_await_callers(struct crun *r, int started, const char *label)
 {
     uint64_t next = hf_mono_ns() + 1000000000u;
 
     while (atomic_load(&r->ready) < started) {
-        if (atomic_load(&r->failed) || interrupted ||
+        if (atomic_load(&r->failed) || wb_interrupted ||
             atomic_load(&r->finished) > 0)
             return 0;
-        sleep_ms(5);
+        wb_sleep_ms(5);
         if (hf_mono_ns() >= next) {
             hf_bench_progress("%s: connecting %" PRIu64 "/%u", label,
                               (uint64_t)atomic_load(&r->connected), r->nconns);
@@ -1537,15 +1377,15 @@ await_callers(struct crun *r, int started, const char *label)
     return 1;
 }
 
-static void
-join_callers(struct caller **cl, int started)
+void
+wb_join_callers(struct caller **cl, int started)
 {
     for (int i = 0; i < started; i++)
         pthread_join(cl[i]->thr, NULL);
 }
 
-static void
-free_callers(struct caller **cl, int n)
+void
+wb_free_callers(struct caller **cl, int n)
 {
     for (int i = 0; cl && i < n; i++)
         caller_free(cl[i]);
@@ -1553,182 +1393,14 @@ free_callers(struct caller **cl, int n)
 }
 
 /* The last reply any caller read, for "first submit to last reply". */
-static uint64_t
-last_reply(struct caller **cl, int n, uint64_t t0)
+uint64_t
+wb_last_reply(struct caller **cl, int n, uint64_t t0)
 {
     uint64_t t = t0;
     for (int i = 0; i < n; i++)
         if (cl[i]->rd.now > t)
             t = cl[i]->rd.now;
     return t;
-}
-
-/* ------------------------------------------------------------------ */
-/* calls                                                               */
-
-#define CALLS         "calls"
-#define CALLS_CLIENTS 50
-#define CALLS_WINDOW  64
-#define CALLS_ACTORS  1000
-#define DEF_DURATION  10.0
-
-/* Both scenarios' options; each uses its own subset. */
-struct wopts {
-    long long clients;     /* calls: connections */
-    long long subscribers; /* fanout */
-    long long publishers;  /* fanout */
-    long long window, threads, actors, ops;
-    double rate, duration; /* rate: fanout */
-    const char *url, *token, *json, *durability;
-    int msgpack, has_ops, has_duration;
-};
-
-static int
-run_calls(const struct wopts *o, const struct target *t, int durability,
-          struct hf_bench_result *res)
-{
-    struct crun r = {.cmd = CALLS,
-                     .t = t,
-                     .nactors = (uint32_t)o->actors,
-                     .window = (uint32_t)o->window,
-                     .nconns = (uint32_t)o->clients,
-                     .total = o->has_ops ? (uint64_t)o->ops : 0};
-    int nthreads = (int)(o->threads < o->clients ? o->threads : o->clients);
-    struct caller **cl = NULL;
-    struct ctotal tot = {0};
-    struct srv s0, s1;
-    struct name *names;
-    int64_t *vals = NULL;
-    uint64_t t0, t1, next, last_done = 0, last_ns, sum = 0;
-    char tag[16], label[32];
-    int started = 0, ok = 0, rv = HF_BENCH_FAIL;
-    double duration = o->has_duration ? o->duration
-                      : o->has_ops    ? 0
-                                      : DEF_DURATION;
-
-    memset(res, 0, sizeof(*res));
-    res->scenario = CALLS;
-    res->actors = o->actors;
-    res->durability = durability;
-    res->clients = (int)o->clients;
-    res->window = (int)o->window;
-    res->url = t->url;
-    if ((names = make_names(r.nactors, "calls", tag, sizeof(tag))) == NULL)
-        return HF_BENCH_FAIL;
-    r.names = names;
-    snprintf(label, sizeof(label), "%s", CALLS);
-    printf("%s: %lld connections over %d threads to %s (%s), window %lld, "
-           "%lld actors counter/calls<i>.%s, ",
-           CALLS, o->clients, nthreads, t->url, t->msgpack ? "msgpack" : "JSON",
-           o->window, o->actors, tag);
-    if (duration > 0)
-        printf("%.1f s\n", duration);
-    else
-        printf("%lld calls\n", o->ops);
-    fflush(stdout);
-    if ((cl = callers_new(&r, nthreads)) == NULL)
-        goto out;
-    started = start_callers(cl, nthreads, &r);
-    if (started < nthreads || !await_callers(&r, started, label)) {
-        atomic_store(&r.stop, 1);
-        join_callers(cl, started);
-        hf_bench_progress_end();
-        printf("FAIL: %s: could not open every connection%s\n", CALLS,
-               interrupted ? " (interrupted)" : "");
-        goto out;
-    }
-    scrape(t, &s0);
-    t0 = hf_mono_ns();
-    next = t0 + 1000000000u;
-    last_ns = t0;
-    atomic_store(&r.go, 1);
-    while (atomic_load(&r.finished) < started) {
-        uint64_t now, done;
-        sleep_ms(20);
-        now = hf_mono_ns();
-        if ((duration > 0 && (double)(now - t0) >= duration * 1e9) ||
-            interrupted)
-            atomic_store(&r.stop, 1);
-        if (now >= next) {
-            done = atomic_load(&r.done);
-            hf_bench_progress("%s: %5.1fs %10" PRIu64 " ops %9.0f ops/s", label,
-                              (double)(now - t0) / 1e9, done,
-                              (double)(done - last_done) /
-                                  ((double)(now - last_ns) / 1e9));
-            last_done = done;
-            last_ns = now;
-            next += 1000000000u;
-        }
-    }
-    join_callers(cl, started);
-    t1 = last_reply(cl, started, t0);
-    {
-        uint64_t done = atomic_load(&r.done);
-        hf_bench_progress("%s: %5.1fs %10" PRIu64 " ops %9.0f ops/s (all)",
-                          label, (double)(t1 - t0) / 1e9, done,
-                          t1 > t0 ? (double)done / ((double)(t1 - t0) / 1e9)
-                                  : 0.0);
-        hf_bench_progress_end();
-    }
-    scrape(t, &s1);
-    if (ctotal_merge(&tot, cl, started, r.nactors) != 0)
-        goto out;
-    res->seconds = (double)(t1 - t0) / 1e9;
-    res->ok_ops = tot.ok;
-    res->errors = tot.errors;
-    memcpy(res->errs, tot.errs, sizeof(res->errs));
-    res->ops = tot.ok + tot.errors + tot.bad_value;
-    hf_bench_result_fill(res, tot.lat, &s0.m, &s1.m);
-
-    /* The verdict. */
-    ok = 1;
-    if (tot.stalled) {
-        printf("verify: FAIL (calls in flight and no reply for %d s)\n",
-               STALL_S);
-        ok = 0;
-    }
-    if (report_dead("client", cl, started) > 0) {
-        printf("verify: FAIL (%u connections lost, %" PRIu64
-               " calls in flight on them: their outcome is unknown)\n",
-               tot.dead, tot.lost_calls);
-        ok = 0;
-    }
-    if (tot.stray || tot.bad_value || tot.malformed) {
-        printf("verify: FAIL (%" PRIu64 " replies with an unknown or "
-               "answered id, %" PRIu64 " ok replies without a value, %" PRIu64
-               " unreadable messages)\n",
-               tot.stray, tot.bad_value, tot.malformed);
-        ok = 0;
-    }
-    if ((vals = calloc(r.nactors, sizeof(*vals))) == NULL ||
-        read_values(CALLS, t, names, r.nactors, vals) != 0) {
-        ok = 0;
-    } else {
-        ok &= check_actors(names, r.nactors, tot.seen, vals, &sum);
-        if (sum != tot.ok) {
-            printf("verify: FAIL (sum over actors %" PRIu64
-                   " != acknowledged %" PRIu64 ")\n",
-                   sum, tot.ok);
-            ok = 0;
-        }
-    }
-    res->verified = ok;
-    if (ok)
-        printf("verify: OK (sum of get over %u actors %" PRIu64
-               " == acknowledged increments %" PRIu64
-               "; every actor's replies 1..k) [fresh connection]\n",
-               r.nactors, sum, tot.ok);
-    else
-        printf("verify: FAIL [%s]\n", CALLS);
-    note_limits(CALLS, &s0, &s1, tot.errs[-HF_ERATELIMIT], res->ops);
-    fflush(stdout);
-    rv = ok ? HF_BENCH_OK : HF_BENCH_FAIL;
-out:
-    ctotal_free(&tot);
-    free(vals);
-    free_callers(cl, nthreads);
-    free(names);
-    return rv;
 }
 
 static const char server_note[] =
@@ -1756,9 +1428,9 @@ static const char server_note[] =
     "when the server is on loopback.\n";
 
 /* The flags, then what both scenarios share, then extra. */
-static void
-usage_tail(FILE *out, const struct hf_bench_flag *f, size_t n,
-           const char *extra)
+void
+wb_usage_tail(FILE *out, const struct hf_bench_flag *f, size_t n,
+              const char *extra)
 {
     hf_bench_flags_usage(out, f, n);
     fputc('\n', out);
@@ -1772,773 +1444,8 @@ usage_tail(FILE *out, const struct hf_bench_flag *f, size_t n,
           out);
 }
 
-static void
-calls_usage(FILE *out, const struct hf_bench_flag *f, size_t n)
-{
-    fputs("usage: holdfast-bench calls [flags]\n"
-          "\n"
-          "C WebSocket connections to a running server, spread over T "
-          "threads that each\n"
-          "poll() their sockets, call counter.incr on N fresh actors (picked "
-          "uniformly).\n"
-          "Every connection keeps W calls in flight and sends each refill as "
-          "one frame:\n"
-          "'\\n'-joined JSON, or concatenated msgpack with --msgpack. "
-          "Latency runs from\n"
-          "writing the frame to reading the reply; ops/s counts ok replies; "
-          "error replies\n"
-          "are listed by code.\n"
-          "\n"
-          "Afterwards every actor is read back through a fresh connection: "
-          "the sum of get\n"
-          "must equal the acknowledged increments, each actor must hold what "
-          "its replies\n"
-          "acknowledged, and those replies must have carried 1..k. Else "
-          "FAIL, exit 1.\n"
-          "\n"
-          "flags:\n",
-          out);
-    usage_tail(out, f, n, "");
-}
-
-/* ------------------------------------------------------------------ */
-/* fanout: subscribers                                                 */
-
-#define FANOUT     "fanout"
-#define FAN_SUBS   1000
-#define FAN_PUBS   2
-#define FAN_WINDOW 32
-
-enum { S_NEW = 0, S_ASKED, S_ON, S_DEAD };
-
-struct sub {
-    hf_ws *ws;
-    uint32_t actor;
-    int state;
-    int err, close_code; /* S_DEAD: why */
-    uint64_t start;      /* the seq its sub reply reported */
-    uint64_t last;       /* the highest seq received */
-    uint64_t got, gaps, late;
-    uint64_t bad_want, bad_got; /* the first anomaly, for the report */
-};
-
-/* Shared by the main thread and the subscriber threads: the plain fields
- * are set before the threads start; final[] is written by the main thread
- * before it sets final_known. */
-struct frun {
-    const char *cmd;
-    const struct target *t;
-    const struct name *names;
-    uint32_t nactors, nsubs;
-    struct seqmap *sm;
-    atomic_uint_least64_t *final; /* per actor: the last seq to expect */
-    atomic_int final_known, stop, ready, finished, failed;
-    atomic_uint_least64_t connected, subscribed, delivered;
-};
-
-/* A latency sample whose send time was not known at receipt. */
-struct defer {
-    uint32_t actor;
-    uint64_t seq, ns;
-};
-
-/* Touched only by its own thread until joined. */
-struct subber {
-    pthread_t thr;
-    struct frun *r;
-    uint32_t first, n;
-    struct sub *subs;
-    struct pollfd *pfds;
-    uint32_t *pidx;
-    struct reader rd;
-    struct sub *cur;
-    uint64_t last_ns, settled_ns;
-    struct hf_bench_lat lat;
-    struct defer *dq;
-    size_t ndq, capdq;
-    uint64_t deliveries, reported, unmatched, stray;
-    int connect_err, sub_err;
-};
-
-static void
-lat_sample(struct subber *w, uint32_t actor, uint64_t seq, uint64_t ns)
-{
-    uint64_t sent = sm_get(&w->r->sm[actor], seq);
-
-    if (sent != 0) {
-        hf_bench_lat_add(&w->lat, ns > sent ? ns - sent : 0);
-        return;
-    }
-    if (w->ndq == w->capdq) {
-        size_t cap = w->capdq ? w->capdq * 2 : 4096;
-        struct defer *d;
-        if (cap > DEFER_MAX || (d = realloc(w->dq, cap * sizeof(*d))) == NULL) {
-            w->unmatched++;
-            return;
-        }
-        w->dq = d;
-        w->capdq = cap;
-    }
-    w->dq[w->ndq++] = (struct defer){actor, seq, ns};
-}
-
-/* Settles the deferred samples whose send time is now known; with last
- * set, counts the rest as unmatched. */
-static void
-settle(struct subber *w, int last)
-{
-    size_t j = 0;
-
-    for (size_t i = 0; i < w->ndq; i++) {
-        struct defer d = w->dq[i];
-        uint64_t sent = sm_get(&w->r->sm[d.actor], d.seq);
-        if (sent != 0)
-            hf_bench_lat_add(&w->lat, d.ns > sent ? d.ns - sent : 0);
-        else if (last)
-            w->unmatched++;
-        else
-            w->dq[j++] = d;
-    }
-    w->ndq = j;
-}
-
-static void
-on_sub_msg(void *arg, const struct smsg *m)
-{
-    struct subber *w = arg;
-    struct sub *s = w->cur;
-    const struct name *nm = &w->r->names[s->actor];
-    uint64_t seq = m->seq;
-
-    if (m->op == M_REPLY) {
-        if (s->state != S_ASKED || !m->has_id || m->id != 1) {
-            w->stray++;
-        } else if (!m->ok || !m->has_seq) {
-            s->err = m->ok ? HF_EBADREQ : m->err;
-            w->sub_err = s->err;
-        } else {
-            s->start = s->last = m->seq;
-            s->state = S_ON;
-            atomic_fetch_add_explicit(&w->r->subscribed, 1,
-                                      memory_order_relaxed);
-        }
-        return;
-    }
-    if (m->op != M_EVENT)
-        return;
-    if (s->state != S_ON || m->from_len != nm->len ||
-        memcmp(m->from, nm->s, nm->len) != 0) {
-        w->stray++;
-        return;
-    }
-    w->deliveries++;
-    s->got++;
-    if (seq == s->last + 1) {
-        s->last = seq;
-    } else if (seq > s->last + 1) {
-        if (s->gaps == 0 && s->late == 0)
-            s->bad_want = s->last + 1, s->bad_got = seq;
-        s->gaps += seq - s->last - 1;
-        s->last = seq;
-    } else {
-        if (s->gaps == 0 && s->late == 0)
-            s->bad_want = s->last + 1, s->bad_got = seq;
-        s->late++;
-        return;
-    }
-    lat_sample(w, s->actor, seq, w->rd.now);
-}
-
-static void
-sub_dead(struct sub *s, int err, int code)
-{
-    s->state = S_DEAD;
-    s->err = err;
-    s->close_code = code;
-}
-
-static void
-sub_drain(struct subber *w, struct sub *s)
-{
-    int err, code;
-
-    w->cur = s;
-    if (drain(&w->rd, s->ws, on_sub_msg, w, &err, &code) != 0)
-        sub_dead(s, err, code);
-    w->last_ns = w->rd.now;
-}
-
-/* One poll() over the live (open) subscribers and a drain of those
- * readable. Returns how many are live. */
-static uint32_t
-sub_pass(struct subber *w, int timeout)
-{
-    uint32_t np = 0;
-
-    for (uint32_t i = 0; i < w->n; i++) {
-        struct sub *s = &w->subs[i];
-        if (s->state == S_DEAD || s->ws == NULL)
-            continue;
-        w->pfds[np] = (struct pollfd){.fd = hf_ws_fd(s->ws), .events = POLLIN};
-        w->pidx[np++] = i;
-    }
-    if (np == 0)
-        return 0;
-    if (poll(w->pfds, np, timeout) < 0 && errno != EINTR)
-        return np;
-    for (uint32_t j = 0; j < np; j++) {
-        struct sub *s = &w->subs[w->pidx[j]];
-        if (w->pfds[j].revents != 0 || hf_ws_pending(s->ws))
-            sub_drain(w, s);
-    }
-    return np;
-}
-
-/* Whether every live subscriber has the last seq of its actor. */
-static int
-caught_up(struct subber *w)
-{
-    for (uint32_t i = 0; i < w->n; i++) {
-        struct sub *s = &w->subs[i];
-        if (s->state == S_ON &&
-            s->last < atomic_load_explicit(&w->r->final[s->actor],
-                                           memory_order_relaxed))
-            return 0;
-    }
-    return 1;
-}
-
-/* Closes the thread's subscribers, all together (close_all). */
-static void
-sub_close(struct subber *w)
-{
-    hf_ws **v = calloc(w->n ? w->n : 1, sizeof(*v));
-
-    if (v == NULL)
-        return; /* subber_free closes them one by one */
-    for (uint32_t i = 0; i < w->n; i++) {
-        v[i] = w->subs[i].ws;
-        w->subs[i].ws = NULL;
-    }
-    close_all(v, w->n, w->pfds, w->pidx);
-    free(v);
-}
-
-static void *
-subber_main(void *arg)
-{
-    struct subber *w = arg;
-    struct frun *r = w->r;
-    hf_buf frame = {0};
-    uint64_t dl, serviced = hf_mono_ns();
-
-    /* Each connection subscribes as soon as it is open, and those open
-     * are read now and then while the rest connect: a connection left
-     * unread would not answer the server's heartbeat pings and be
-     * dropped when connecting many takes long. */
-    for (uint32_t i = 0; i < w->n; i++) {
-        struct sub *s = &w->subs[i];
-        uint64_t now;
-        if (atomic_load(&r->failed) || atomic_load(&r->stop))
-            goto out;
-        if (dial(r->cmd, r->t, w->first + i, r->nsubs, &s->ws) != 0) {
-            w->connect_err = 1;
-            atomic_store(&r->failed, 1);
-            goto out;
-        }
-        atomic_fetch_add(&r->connected, 1);
-        frame.len = 0;
-        put_msg(&frame, r->t->msgpack, "sub", 1, &r->names[s->actor], NULL, 0);
-        if (send_frame(s->ws, r->t->msgpack, &frame) != 0)
-            sub_dead(s, HF_EUNAVAIL, 0);
-        else
-            s->state = S_ASKED;
-        if ((now = hf_mono_ns()) - serviced > SERVICE_NS) {
-            sub_pass(w, 0);
-            serviced = now;
-        }
-    }
-    dl = hf_mono_ns() + (uint64_t)SUB_S * 1000000000u;
-    for (;;) {
-        uint32_t on = 0, dead = 0;
-        for (uint32_t i = 0; i < w->n; i++) {
-            on += w->subs[i].state == S_ON;
-            dead += w->subs[i].state == S_DEAD;
-        }
-        if (on == w->n)
-            break;
-        if (dead > 0 || w->sub_err || hf_mono_ns() > dl ||
-            atomic_load(&r->failed) || atomic_load(&r->stop)) {
-            if (!w->sub_err)
-                w->sub_err = dead > 0 ? HF_EUNAVAIL : HF_ETIMEOUT;
-            atomic_store(&r->failed, 1);
-            goto out;
-        }
-        sub_pass(w, POLL_MS);
-    }
-    atomic_fetch_add(&r->ready, 1);
-    w->settled_ns = hf_mono_ns();
-    for (;;) {
-        uint64_t now;
-        if (atomic_load(&r->stop))
-            break;
-        if (atomic_load(&r->final_known) && caught_up(w))
-            break;
-        if (sub_pass(w, POLL_MS) == 0)
-            break;
-        atomic_fetch_add_explicit(&r->delivered, w->deliveries - w->reported,
-                                  memory_order_relaxed);
-        w->reported = w->deliveries;
-        now = hf_mono_ns();
-        if (w->ndq > 0 && now - w->settled_ns > SETTLE_NS) {
-            settle(w, 0);
-            w->settled_ns = now;
-        }
-    }
-    atomic_fetch_add_explicit(&r->delivered, w->deliveries - w->reported,
-                              memory_order_relaxed);
-    w->reported = w->deliveries;
-    settle(w, atomic_load(&r->final_known));
-out:
-    sub_close(w);
-    hf_buf_free(&frame);
-    atomic_fetch_add(&r->finished, 1);
-    return NULL;
-}
-
-static void
-subber_free(struct subber *w)
-{
-    if (w == NULL)
-        return;
-    for (uint32_t i = 0; w->subs && i < w->n; i++)
-        hf_ws_close(w->subs[i].ws);
-    free(w->subs);
-    free(w->pfds);
-    free(w->pidx);
-    free(w->dq);
-    reader_fini(&w->rd);
-    free(w);
-}
-
-static struct subber *
-subber_new(struct frun *r, uint32_t first, uint32_t n)
-{
-    struct subber *w = calloc(1, sizeof(*w));
-
-    if (w == NULL)
-        return NULL;
-    reader_init(&w->rd);
-    w->r = r;
-    w->first = first;
-    w->n = n;
-    w->subs = calloc(n, sizeof(*w->subs));
-    w->pfds = calloc(n, sizeof(*w->pfds));
-    w->pidx = calloc(n, sizeof(*w->pidx));
-    if (!w->subs || !w->pfds || !w->pidx) {
-        subber_free(w);
-        return NULL;
-    }
-    /* Subscriber i watches actor i mod A: as even as it gets. */
-    for (uint32_t i = 0; i < n; i++)
-        w->subs[i].actor = (first + i) % r->nactors;
-    return w;
-}
-
-/* ------------------------------------------------------------------ */
-/* fanout: the run                                                     */
-
-/* What the subscribers saw, summed, and the verdict on their streams. */
-struct ftotal {
-    struct hf_bench_lat *lat;
-    uint64_t deliveries, expected, lost, reordered, unmatched, stray, malformed,
-        presence, dead, last_ns;
-};
-
-static int
-judge_subs(struct frun *r, struct subber **sw, int n, struct ftotal *ft)
-{
-    uint64_t shown = 0;
-
-    if ((ft->lat = calloc(1, sizeof(*ft->lat))) == NULL)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        struct subber *w = sw[i];
-        hf_bench_lat_merge(ft->lat, &w->lat);
-        ft->deliveries += w->deliveries;
-        ft->unmatched += w->unmatched;
-        ft->stray += w->stray;
-        ft->malformed += w->rd.sc.malformed;
-        ft->presence += w->rd.sc.presence;
-        if (w->last_ns > ft->last_ns)
-            ft->last_ns = w->last_ns;
-        for (uint32_t j = 0; j < w->n; j++) {
-            struct sub *s = &w->subs[j];
-            uint64_t fin = atomic_load(&r->final[s->actor]);
-            uint64_t tail = s->last < fin ? fin - s->last : 0;
-            const char *who = r->names[s->actor].s;
-            ft->expected += fin > s->start ? fin - s->start : 0;
-            ft->lost += s->gaps + tail;
-            ft->reordered += s->late;
-            if (s->state == S_DEAD && shown++ < SHOW) {
-                if (s->close_code)
-                    printf("verify: FAIL (subscriber %u of %s closed by the "
-                           "server with %d%s after seq %" PRIu64 ")\n",
-                           w->first + j, who, s->close_code,
-                           s->close_code == 1013
-                               ? " (slow consumer: more than --outbuf-max "
-                                 "queued for it)"
-                               : "",
-                           s->last);
-                else
-                    printf("verify: FAIL (subscriber %u of %s lost its "
-                           "connection after seq %" PRIu64 ": %s)\n",
-                           w->first + j, who, s->last, hf_err_name(s->err));
-            }
-            ft->dead += s->state == S_DEAD;
-            if (s->gaps + s->late > 0 && shown++ < SHOW)
-                printf("verify: FAIL (subscriber %u of %s: expected seq "
-                       "%" PRIu64 ", got %" PRIu64 " first; %" PRIu64
-                       " missing, %" PRIu64 " late or repeated)\n",
-                       w->first + j, who, s->bad_want, s->bad_got, s->gaps,
-                       s->late);
-            if (tail > 0 && s->state != S_DEAD && shown++ < SHOW)
-                printf("verify: FAIL (subscriber %u of %s: stopped at seq "
-                       "%" PRIu64 " of %" PRIu64 ")\n",
-                       w->first + j, who, s->last, fin);
-        }
-    }
-    if (shown > SHOW)
-        printf("verify: FAIL (%" PRIu64 " subscriber problems in all)\n",
-               shown);
-    return 0;
-}
-
-static void
-fan_progress(const char *label, struct crun *cr, struct frun *fr, uint64_t t0,
-             uint64_t now, uint64_t *pub0, uint64_t *del0, uint64_t *ns0)
-{
-    uint64_t pub = atomic_load(&cr->done), del = atomic_load(&fr->delivered);
-    double dt = (double)(now - *ns0) / 1e9;
-
-    hf_bench_progress("%s: %5.1fs published %9" PRIu64 " %8.0f/s  delivered "
-                      "%11" PRIu64 " %10.0f/s",
-                      label, (double)(now - t0) / 1e9, pub,
-                      dt > 0 ? (double)(pub - *pub0) / dt : 0.0, del,
-                      dt > 0 ? (double)(del - *del0) / dt : 0.0);
-    *pub0 = pub;
-    *del0 = del;
-    *ns0 = now;
-}
-
-static int
-run_fanout(const struct wopts *o, const struct target *t, int durability,
-           struct hf_bench_result *res)
-{
-    uint32_t nactors = (uint32_t)o->actors, nsubs = (uint32_t)o->subscribers;
-    int nthreads =
-        (int)(o->threads < o->subscribers ? o->threads : o->subscribers);
-    struct frun fr = {
-        .cmd = FANOUT, .t = t, .nactors = nactors, .nsubs = nsubs};
-    struct crun cr = {.cmd = FANOUT,
-                      .t = t,
-                      .nactors = nactors,
-                      .window = (uint32_t)o->window,
-                      .nconns = (uint32_t)o->publishers,
-                      .emit = 1,
-                      .rate = o->rate,
-                      .total = o->has_ops ? (uint64_t)o->ops : 0};
-    struct subber **sw = NULL;
-    struct caller **cl = NULL;
-    struct ctotal tot = {0};
-    struct ftotal ft = {0};
-    struct srv s0, s1;
-    struct name *names;
-    int64_t *vals = NULL;
-    uint64_t t0, tpub = 0, next, drain_dl = 0, pub0 = 0, del0 = 0, ns0, sum;
-    char tag[16];
-    int sstarted = 0, pstarted = 0, ok = 0, rv = HF_BENCH_FAIL, pub_done = 0;
-    double duration = o->has_duration ? o->duration
-                      : o->has_ops    ? 0
-                                      : DEF_DURATION;
-
-    memset(res, 0, sizeof(*res));
-    res->scenario = FANOUT;
-    res->actors = o->actors;
-    res->durability = durability;
-    res->clients = res->subscribers = (int)o->subscribers;
-    res->publishers = (int)o->publishers;
-    res->window = (int)o->window;
-    res->url = t->url;
-    if ((names = make_names(nactors, "fan", tag, sizeof(tag))) == NULL)
-        return HF_BENCH_FAIL;
-    fr.names = cr.names = names;
-    fr.sm = cr.sm = calloc(nactors, sizeof(*fr.sm));
-    fr.final = calloc(nactors, sizeof(*fr.final));
-    sw = calloc((size_t)nthreads, sizeof(*sw));
-    if (fr.sm == NULL || fr.final == NULL || sw == NULL)
-        goto out;
-    printf("%s: %lld subscribers over %d threads, %lld publishers (window "
-           "%lld, ",
-           FANOUT, o->subscribers, nthreads, o->publishers, o->window);
-    if (o->rate > 0)
-        printf("%.0f calls/s in all", o->rate);
-    else
-        printf("as fast as the window allows");
-    printf(") to %s (%s), %lld actors counter/fan<i>.%s, ", t->url,
-           t->msgpack ? "msgpack" : "JSON", o->actors, tag);
-    if (duration > 0)
-        printf("%.1f s\n", duration);
-    else
-        printf("%lld publishes\n", o->ops);
-    fflush(stdout);
-
-    /* Subscribers first: every one must hold its subscription before the
-     * first publish, so that it can be held to every event. */
-    for (uint32_t i = 0, first = 0; i < (uint32_t)nthreads; i++) {
-        uint32_t n =
-            nsubs / (uint32_t)nthreads + (i < nsubs % (uint32_t)nthreads);
-        if ((sw[i] = subber_new(&fr, first, n)) == NULL)
-            goto out;
-        first += n;
-    }
-    for (; sstarted < nthreads; sstarted++)
-        if (pthread_create(&sw[sstarted]->thr, NULL, subber_main,
-                           sw[sstarted]) != 0)
-            break;
-    next = hf_mono_ns() + 1000000000u;
-    while (atomic_load(&fr.ready) < sstarted && sstarted == nthreads &&
-           !atomic_load(&fr.failed) && !interrupted) {
-        sleep_ms(5);
-        if (hf_mono_ns() >= next) {
-            hf_bench_progress("%s: connecting %" PRIu64 "/%u, subscribed "
-                              "%" PRIu64,
-                              FANOUT, (uint64_t)atomic_load(&fr.connected),
-                              nsubs, (uint64_t)atomic_load(&fr.subscribed));
-            next += 1000000000u;
-        }
-    }
-    if (atomic_load(&fr.ready) < nthreads) {
-        int err = 0;
-        atomic_store(&fr.stop, 1);
-        for (int i = 0; i < sstarted; i++)
-            pthread_join(sw[i]->thr, NULL);
-        sstarted = 0;
-        for (int i = 0; i < nthreads; i++)
-            if (sw[i] && sw[i]->sub_err)
-                err = sw[i]->sub_err;
-        hf_bench_progress_end();
-        printf("FAIL: %s: could not connect and subscribe every subscriber "
-               "(%" PRIu64 " connected, %" PRIu64 " subscribed%s%s)%s\n",
-               FANOUT, (uint64_t)atomic_load(&fr.connected),
-               (uint64_t)atomic_load(&fr.subscribed), err ? ": " : "",
-               err ? hf_err_name(err) : "",
-               interrupted ? " (interrupted)" : "");
-        goto out;
-    }
-
-    /* Then the publishers. */
-    if ((cl = callers_new(&cr, 1)) == NULL)
-        goto out;
-    pstarted = start_callers(cl, 1, &cr);
-    if (pstarted < 1 || !await_callers(&cr, pstarted, FANOUT)) {
-        atomic_store(&cr.stop, 1);
-        atomic_store(&fr.stop, 1);
-        hf_bench_progress_end();
-        printf("FAIL: %s: could not connect the publishers\n", FANOUT);
-        goto out;
-    }
-    scrape(t, &s0);
-    t0 = ns0 = hf_mono_ns();
-    next = t0 + 1000000000u;
-    atomic_store(&cr.go, 1);
-    for (;;) {
-        uint64_t now;
-        sleep_ms(20);
-        now = hf_mono_ns();
-        if ((duration > 0 && (double)(now - t0) >= duration * 1e9) ||
-            interrupted)
-            atomic_store(&cr.stop, 1);
-        if (!pub_done && atomic_load(&cr.finished) == pstarted) {
-            /* Every publish is answered: the actors are final. What they
-             * hold is what the subscribers must reach. */
-            pub_done = 1;
-            tpub = last_reply(cl, pstarted, t0);
-            if ((vals = calloc(nactors, sizeof(*vals))) != NULL &&
-                read_values(FANOUT, t, names, nactors, vals) != 0) {
-                free(vals);
-                vals = NULL;
-            }
-            for (uint32_t a = 0; a < nactors; a++)
-                atomic_store(&fr.final[a], vals && vals[a] > 0
-                                               ? (uint64_t)vals[a]
-                                               : cl[0]->seen[a].max);
-            atomic_store(&fr.final_known, 1);
-            drain_dl = hf_mono_ns() + (uint64_t)DRAIN_S * 1000000000u;
-        }
-        if (pub_done && atomic_load(&fr.finished) == sstarted)
-            break;
-        /* Even after Ctrl-C the subscribers get their DRAIN_S to catch
-         * up: cutting them off would report events as lost. */
-        if (pub_done && now > drain_dl)
-            atomic_store(&fr.stop, 1);
-        if (now >= next) {
-            fan_progress(FANOUT, &cr, &fr, t0, now, &pub0, &del0, &ns0);
-            next += 1000000000u;
-        }
-    }
-    join_callers(cl, pstarted);
-    for (int i = 0; i < sstarted; i++)
-        pthread_join(sw[i]->thr, NULL);
-    fan_progress(FANOUT, &cr, &fr, t0, hf_mono_ns(), &pub0, &del0, &ns0);
-    hf_bench_progress_end();
-    scrape(t, &s1);
-    if (ctotal_merge(&tot, cl, pstarted, nactors) != 0 ||
-        judge_subs(&fr, sw, sstarted, &ft) != 0)
-        goto out;
-
-    res->ops = res->ok_ops = ft.deliveries;
-    res->seconds = (double)((ft.last_ns > tpub ? ft.last_ns : tpub) - t0) / 1e9;
-    res->published = tot.ok;
-    res->publish_per_sec =
-        tpub > t0 ? (double)tot.ok / ((double)(tpub - t0) / 1e9) : 0;
-    res->errors = tot.errors;
-    memcpy(res->errs, tot.errs, sizeof(res->errs));
-    res->lost = ft.lost;
-    res->reordered = ft.reordered;
-    hf_bench_result_fill(res, ft.lat, &s0.m, &s1.m);
-
-    /* The verdict. */
-    ok = ft.lost == 0 && ft.reordered == 0 && ft.dead == 0;
-    if (ft.stray || ft.malformed) {
-        printf("verify: FAIL (subscribers: %" PRIu64 " stray messages, %" PRIu64
-               " unreadable)\n",
-               ft.stray, ft.malformed);
-        ok = 0;
-    }
-    if (tot.stalled) {
-        printf("verify: FAIL (publishes in flight and no reply for %d s)\n",
-               STALL_S);
-        ok = 0;
-    }
-    if (report_dead("publisher", cl, pstarted) > 0) {
-        printf("verify: FAIL (%u publisher connections lost, %" PRIu64
-               " calls in flight on them)\n",
-               tot.dead, tot.lost_calls);
-        ok = 0;
-    }
-    if (tot.stray || tot.bad_value || tot.malformed) {
-        printf("verify: FAIL (publishers: %" PRIu64 " stray replies, %" PRIu64
-               " ok replies without a value, %" PRIu64 " unreadable)\n",
-               tot.stray, tot.bad_value, tot.malformed);
-        ok = 0;
-    }
-    if (vals == NULL)
-        ok = 0;
-    else
-        ok &= check_actors(names, nactors, tot.seen, vals, &sum);
-    res->verified = ok;
-    printf("%s: %" PRIu64 " events published, %" PRIu64
-           " deliveries expected, %" PRIu64 " received; lost %" PRIu64
-           ", reordered or repeated %" PRIu64 "\n",
-           FANOUT, tot.ok, ft.expected, ft.deliveries, ft.lost, ft.reordered);
-    if (ft.unmatched > 0)
-        printf("note: %" PRIu64 " deliveries had no known publish time and "
-               "no latency sample\n",
-               ft.unmatched);
-    if (ft.presence > 0)
-        printf("note: the subscribers were also sent %" PRIu64
-               " presence messages (other subscribers joining or leaving), not "
-               "counted as deliveries\n",
-               ft.presence);
-    if (ok)
-        printf("verify: OK (every subscriber got every event of its actor "
-               "once, in seq order; actors hold the %" PRIu64
-               " acknowledged publishes)\n",
-               tot.ok);
-    else
-        printf("verify: FAIL [%s]\n", FANOUT);
-    note_limits(FANOUT, &s0, &s1, tot.errs[-HF_ERATELIMIT],
-                ft.deliveries + tot.ok + tot.errors);
-    fflush(stdout);
-    rv = ok ? HF_BENCH_OK : HF_BENCH_FAIL;
-out:
-    if (rv != HF_BENCH_OK) {
-        atomic_store(&cr.stop, 1);
-        atomic_store(&fr.stop, 1);
-    }
-    if (pstarted > 0 && !pub_done)
-        join_callers(cl, pstarted);
-    if (sstarted > 0 && !pub_done)
-        for (int i = 0; i < sstarted; i++)
-            pthread_join(sw[i]->thr, NULL);
-    ctotal_free(&tot);
-    free(ft.lat);
-    free(vals);
-    free_callers(cl, 1);
-    for (int i = 0; sw && i < nthreads; i++)
-        subber_free(sw[i]);
-    free(sw);
-    sm_free(fr.sm, nactors);
-    free(fr.final);
-    free(names);
-    return rv;
-}
-
-static void
-fanout_usage(FILE *out, const struct hf_bench_flag *f, size_t n)
-{
-    fputs("usage: holdfast-bench fanout [flags]\n"
-          "\n"
-          "S subscriber connections, spread over T threads that each poll() "
-          "their sockets,\n"
-          "subscribe to A fresh actors counter/fan<i>.<tag> (subscriber i "
-          "watches actor\n"
-          "i mod A). Once all hold their subscription, P publisher "
-          "connections (one\n"
-          "thread) call incr {\"emit\":true} on the actors, R calls/s in "
-          "all, or as fast\n"
-          "as a window of W calls per publisher allows. Each incr emits one "
-          "event, which\n"
-          "the server delivers to every subscriber of that actor.\n"
-          "\n"
-          "deliv/s counts events received by all subscribers together per "
-          "second, from\n"
-          "the first publish to the last delivery. Latency runs from the "
-          "publisher's\n"
-          "write of a call to a subscriber's read of its event (matched by "
-          "seq, which is\n"
-          "the value incr returns on a fresh counter).\n"
-          "\n"
-          "Afterwards: every subscriber must have received every event of "
-          "its actor,\n"
-          "once, in seq order, up to what the actor holds (read through a "
-          "fresh\n"
-          "connection), and the actors must hold exactly the acknowledged "
-          "publishes.\n"
-          "Lost and reordered events are counted and shown; either is FAIL, "
-          "exit 1.\n"
-          "\n"
-          "flags:\n",
-          out);
-    usage_tail(out, f, n,
-               "A subscriber with more than --outbuf-max queued is closed by "
-               "the server (1013);\nthat is reported, and it fails the "
-               "run.\n");
-}
-
 /* ------------------------------------------------------------------ */
 /* the subcommands                                                     */
-
-#define MAX_FLAGS 16
-
-/* A scenario against a running server, as ws_main runs it. */
-struct wscen {
-    const char *name;
-    void (*usage)(FILE *out, const struct hf_bench_flag *f, size_t n);
-    int (*run)(const struct wopts *o, const struct target *t, int durability,
-               struct hf_bench_result *res);
-};
 
 /* --durability for the remote scenarios: a label. */
 static int
@@ -2595,9 +1502,9 @@ common_flags(struct hf_bench_flag *f, size_t *n, struct wopts *o)
 
 /* Parses the flags (f[0..n) the scenario's own, f sized MAX_FLAGS), runs
  * the scenario once and shows its result. Returns the exit status. */
-static int
-ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
-        size_t n, int argc, char **argv)
+int
+wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
+           size_t n, int argc, char **argv)
 {
     struct hf_bench_result res;
     struct target t;
@@ -2623,7 +1530,7 @@ ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
              sc->name, (uint64_t)(o->clients + o->subscribers + o->publishers) +
                            32)) != 0)
         return rv;
-    catch_sigint();
+    wb_catch_sigint();
     status = sc->run(o, &t, durability, &res);
     if (res.seconds > 0) { /* it ran: there is something to show */
         putchar('\n');
@@ -2631,145 +1538,9 @@ ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
     }
     if (o->json && hf_bench_json(o->json, &res, 1, 0) != 0)
         status = HF_BENCH_FAIL;
-    if (interrupted) {
-        fprintf(stderr, "holdfast-bench %s: interrupted\n", sc->name);
+    if (wb_interrupted) {
+        fprintf(stderr, "holdfast-bench %s: wb_interrupted\n", sc->name);
         status = HF_BENCH_FAIL;
     }
     return status;
-}
-
-int
-hf_bench_calls(int argc, char **argv)
-{
-    static const struct wscen sc = {
-        .name = CALLS, .usage = calls_usage, .run = run_calls};
-    struct wopts o = {.clients = CALLS_CLIENTS,
-                      .window = CALLS_WINDOW,
-                      .threads = ncores(),
-                      .actors = CALLS_ACTORS,
-                      .url = DEF_URL};
-    struct hf_bench_flag f[MAX_FLAGS] = {
-        {.name = "clients",
-         .metavar = "C",
-         .type = HF_BF_INT,
-         .dst = &o.clients,
-         .min = 1,
-         .max = MAX_CONNS,
-         .help = "WebSocket connections (default 50)"},
-        {.name = "window",
-         .metavar = "W",
-         .type = HF_BF_INT,
-         .dst = &o.window,
-         .min = 1,
-         .max = MAX_WINDOW,
-         .help = "calls in flight per connection (default 64)"},
-        {.name = "threads",
-         .metavar = "T",
-         .type = HF_BF_INT,
-         .dst = &o.threads,
-         .min = 1,
-         .max = 1024,
-         .help = "client threads (default: one per core)"},
-        {.name = "actors",
-         .metavar = "N",
-         .type = HF_BF_INT,
-         .dst = &o.actors,
-         .min = 1,
-         .max = MAX_ACTORS,
-         .help = "actors to spread calls over (default 1000)"},
-        {.name = "duration",
-         .metavar = "S",
-         .type = HF_BF_DOUBLE,
-         .dst = &o.duration,
-         .min = 0.1,
-         .max = 86400,
-         .seen = &o.has_duration,
-         .help = "run for S seconds (default 10)"},
-        {.name = "ops",
-         .metavar = "N",
-         .type = HF_BF_INT,
-         .dst = &o.ops,
-         .min = 1,
-         .max = 1e15,
-         .seen = &o.has_ops,
-         .help = "make N calls in all instead"},
-    };
-
-    return ws_main(&sc, &o, f, 6, argc, argv);
-}
-
-int
-hf_bench_fanout(int argc, char **argv)
-{
-    static const struct wscen sc = {
-        .name = FANOUT, .usage = fanout_usage, .run = run_fanout};
-    struct wopts o = {.subscribers = FAN_SUBS,
-                      .publishers = FAN_PUBS,
-                      .actors = 1,
-                      .window = FAN_WINDOW,
-                      .threads = ncores(),
-                      .url = DEF_URL};
-    struct hf_bench_flag f[MAX_FLAGS] = {
-        {.name = "subscribers",
-         .metavar = "S",
-         .type = HF_BF_INT,
-         .dst = &o.subscribers,
-         .min = 1,
-         .max = MAX_CONNS,
-         .help = "subscriber connections (default 1000)"},
-        {.name = "publishers",
-         .metavar = "P",
-         .type = HF_BF_INT,
-         .dst = &o.publishers,
-         .min = 1,
-         .max = 10000,
-         .help = "publisher connections (default 2)"},
-        {.name = "rate",
-         .metavar = "R",
-         .type = HF_BF_DOUBLE,
-         .dst = &o.rate,
-         .min = 0,
-         .max = 1e9,
-         .help = "publishes per second, all publishers together "
-                 "(default 0: as fast as the window allows)"},
-        {.name = "window",
-         .metavar = "W",
-         .type = HF_BF_INT,
-         .dst = &o.window,
-         .min = 1,
-         .max = MAX_WINDOW,
-         .help = "publishes in flight per publisher (default 32)"},
-        {.name = "actors",
-         .metavar = "A",
-         .type = HF_BF_INT,
-         .dst = &o.actors,
-         .min = 1,
-         .max = MAX_FAN_ACTOR,
-         .help = "actors published to (default 1)"},
-        {.name = "threads",
-         .metavar = "T",
-         .type = HF_BF_INT,
-         .dst = &o.threads,
-         .min = 1,
-         .max = 1024,
-         .help = "subscriber threads (default: one per core)"},
-        {.name = "duration",
-         .metavar = "S",
-         .type = HF_BF_DOUBLE,
-         .dst = &o.duration,
-         .min = 0.1,
-         .max = 86400,
-         .seen = &o.has_duration,
-         .help = "publish for S seconds (default 10)"},
-        {.name = "ops",
-         .metavar = "N",
-         .type = HF_BF_INT,
-         .dst = &o.ops,
-         .min = 1,
-         .max = 1e15,
-         .seen = &o.has_ops,
-         .help = "make N publishes in all instead"},
-    };
-
-    return ws_main(&sc, &o, f, 8, argc, argv);
 }

@@ -1,0 +1,313 @@
+/*
+ * ws.h - what holdfast-bench's scenarios against a running server share
+ * (bench/wsrun.c): the target and its connections, reading the server's
+ * messages, callers keeping windows of calls in flight, reading actors
+ * back, and the common flags and main. Private to holdfast-bench.
+ *
+ * The threading rules are wsrun.c's: a connection, a caller and a reader
+ * belong to one thread; what threads share is a run struct (crun) whose
+ * plain fields are written before they start and whose atomics carry the
+ * rest.
+ */
+#ifndef HF_BENCH_WS_H
+#define HF_BENCH_WS_H
+
+#include <msgpack.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bench/bench.h"
+#include "core/buf.h"
+#include "transport/wsclient.h"
+
+#define DEF_URL       "ws://127.0.0.1:8080"
+#define CONNECT_MS    30000
+#define POLL_MS       20
+#define STALL_S       30 /* calls in flight and no reply for this long */
+#define SUB_S         60 /* for every subscriber's sub reply */
+#define DRAIN_S       30 /* after publishing, for subscribers to catch up */
+#define VERIFY_S      60 /* for reading every actor back */
+#define VERIFY_WINDOW 256
+#define FRAME_MSGS    256
+#define FRAME_BYTES   (32u << 10)
+#define PER_SOURCE    16000
+#define SLOT_BITS     20
+#define MAX_WINDOW    (1 << SLOT_BITS)
+#define MAX_CONNS     1000000
+#define MAX_ACTORS    1000000
+#define MAX_FAN_ACTOR 10000
+#define NAME_CAP      64
+#define SHOW          5
+#define DEFER_MAX     (1u << 22) /* unsettled latency samples per thread */
+#define SETTLE_NS     5000000u   /* how often they are retried */
+#define SERVICE_NS    200000000u /* read open connections while connecting */
+#define CLOSE_MS      10000      /* for the goodbyes of a thread's conns */
+#define MAX_FLAGS     16         /* per scenario, its own and the common ones */
+#define DEF_DURATION  10.0       /* seconds, without --duration or --ops */
+
+/* Where the server is. */
+struct target {
+    const char *url;
+    char host[256];
+    int port;
+    char path[1024];
+    char headers[2048]; /* "Authorization: Bearer ...\r\n", or empty */
+    int msgpack;
+    int loopback; /* IPv4 loopback: sources may spread over 127.0.0.x */
+};
+
+/* An actor address, built once, then read-only. */
+struct name {
+    char s[NAME_CAP];
+    size_t len;
+};
+
+struct srv {
+    int ok; /* /metrics could be read */
+    struct hf_bench_mark m;
+    uint64_t rate_limited, slow_consumers, frames_out;
+};
+
+enum { M_OTHER = 0, M_REPLY, M_EVENT };
+
+/* One server message, as much of it as the benchmarks need. from points
+ * into the frame (or into a parser's memory) and is valid during the
+ * callback only. */
+struct smsg {
+    int op;
+    int has_id;
+    uint64_t id;
+    int ok;
+    int err; /* a failed reply's code, HF_E* */
+    int has_value;
+    int64_t value; /* reply result.value */
+    int has_seq;
+    uint64_t seq; /* event seq, or a sub reply's result.seq */
+    const char *from;
+    size_t from_len;
+};
+
+typedef void (*msg_fn)(void *arg, const struct smsg *m);
+
+struct scanner {
+    msgpack_zone zone;
+    uint64_t malformed;
+    uint64_t presence; /* presence messages seen (and skipped) */
+};
+
+/* What a load thread reads with. */
+struct reader {
+    hf_buf rx;         /* the last message received */
+    struct scanner sc; /* its parser */
+    uint64_t now;      /* when it was received */
+};
+
+#define SM_BITS   16
+#define SM_CHUNKS 1024 /* seqs up to 2^26 per actor get latency samples */
+
+/* Written by the publisher thread only; read by any subscriber thread. A
+ * zero entry: not known (yet). */
+struct seqmap {
+    _Atomic(atomic_uint_least64_t *) chunk[SM_CHUNKS];
+};
+
+/* One actor's view from the ok replies: count, sum and max of values. */
+struct seen {
+    uint64_t acks, sum, max;
+};
+
+/* Shared by the main thread and the caller threads: the plain fields are
+ * set before the threads start and only read afterwards. */
+struct crun {
+    const char *cmd;
+    const struct target *t;
+    const struct name *names;
+    uint32_t nactors;
+    uint32_t window;
+    uint32_t nconns;   /* over all caller threads */
+    int emit;          /* incr {"emit":true} */
+    double rate;       /* calls/s per thread; 0: as fast as the window allows */
+    uint64_t total;    /* calls to make; 0: until stop */
+    struct seqmap *sm; /* per actor, or NULL */
+    atomic_uint_least64_t claimed, done, connected;
+    atomic_int go, stop, ready, finished, failed;
+};
+
+struct cconn {
+    hf_ws *ws;
+    uint64_t seq; /* calls sent */
+    uint64_t *sent_id, *sent_ns;
+    uint32_t *sent_actor, *freel, nfree;
+    int dead, err, close_code;
+};
+
+/* Touched only by its own thread from pthread_create to pthread_join,
+ * then read by the main thread. */
+struct caller {
+    pthread_t thr;
+    struct crun *r;
+    uint32_t first, n; /* its connections: global index, count */
+    struct cconn *conns;
+    struct pollfd *pfds;
+    uint32_t *pidx;
+    hf_buf frame;
+    struct reader rd;
+    uint64_t rng, t0, sent;
+    struct cconn *cur;
+    struct seen *seen; /* per actor */
+    uint64_t ok, errors, errs[HF_ECOUNT_];
+    uint64_t stray;      /* unknown id, repeated reply */
+    uint64_t bad_value;  /* ok reply without a value >= 1 */
+    uint64_t lost_calls; /* in flight on a connection that died */
+    uint32_t dead;
+    int stalled, connect_err;
+    struct hf_bench_lat lat;
+};
+
+/* What all callers saw together. */
+struct ctotal {
+    struct seen *seen; /* per actor */
+    struct hf_bench_lat *lat;
+    uint64_t ok, errors, errs[HF_ECOUNT_], stray, bad_value, lost_calls,
+        malformed;
+    uint32_t dead, dead_shown;
+    int stalled;
+};
+
+struct getter {
+    struct scanner sc;
+    uint8_t *st; /* per actor: 0 to ask, 1 asked, 2 answered */
+    int64_t *vals;
+    uint32_t n, inflight, left;
+    int err;      /* a refusal that retrying cannot cure */
+    int backoff;  /* a refusal that it can: pause before asking again */
+    uint64_t bad; /* stray or unreadable replies */
+};
+
+/* Both scenarios' options; each uses its own subset. */
+struct wopts {
+    long long clients;     /* calls: connections */
+    long long subscribers; /* fanout */
+    long long publishers;  /* fanout */
+    long long window, threads, actors, ops;
+    double rate, duration; /* rate: fanout */
+    const char *url, *token, *json, *durability;
+    int msgpack, has_ops, has_duration;
+};
+
+/* A scenario against a running server, as ws_main runs it. */
+struct wscen {
+    const char *name;
+    void (*usage)(FILE *out, const struct hf_bench_flag *f, size_t n);
+    int (*run)(const struct wopts *o, const struct target *t, int durability,
+               struct hf_bench_result *res);
+};
+
+/* Set by SIGINT (wb_catch_sigint). */
+extern volatile sig_atomic_t wb_interrupted;
+
+void wb_catch_sigint(void);
+uint64_t wb_rnd(uint64_t *s);
+
+void wb_sleep_ms(int ms);
+
+int wb_ncores(void);
+
+/* Opens connection idx of total, saying why on stderr when it fails. */
+int wb_dial(const char *cmd, const struct target *t, uint32_t idx,
+            uint32_t total, hf_ws **out);
+
+/* Names kind/<base><i>.<tag>, tag unique to this run so every actor
+ * starts fresh even on a server that has seen earlier runs. */
+struct name *wb_make_names(uint32_t n, const char *base, char *tag,
+                           size_t tagsize);
+
+void wb_scrape(const struct target *t, struct srv *s);
+
+/* Reads what ws has for us: at least one message, then more as long as
+ * the client holds buffered bytes, passing every message to fn. Returns 0,
+ * or -1 when the connection is over: *err its HF_E code, or 0 with *code
+ * the close code the server sent. */
+int wb_drain(struct reader *rd, hf_ws *ws, msg_fn fn, void *arg, int *err,
+             int *code);
+
+void wb_reader_init(struct reader *rd);
+
+void wb_reader_fini(struct reader *rd);
+
+/* Closes n connections together (NULL entries are skipped) and sets the
+ * entries to NULL. hf_ws_close alone waits up to 250 ms for each server
+ * goodbye in turn, which for thousands of connections takes minutes: so
+ * every close frame goes out first, then the goodbyes are awaited with one
+ * poll() over all of them, CLOSE_MS at most, and only then is each client
+ * freed (at once, for those the server has closed). pfds has room for n. */
+void wb_close_all(hf_ws **ws, uint32_t n, struct pollfd *pfds, uint32_t *pidx);
+
+/* Appends one message for op call/sub/get to a frame being built. */
+void wb_put_msg(hf_buf *b, int msgpack, const char *op, uint64_t id,
+                const struct name *to, const char *method, int emit);
+
+int wb_send_frame(hf_ws *ws, int msgpack, const hf_buf *b);
+
+uint64_t wb_sm_get(struct seqmap *sm, uint64_t seq);
+
+void wb_sm_free(struct seqmap *sm, uint32_t n);
+
+/* Builds nthreads callers over r->nconns connections. */
+struct caller **wb_callers_new(struct crun *r, int nthreads);
+
+int wb_ctotal_merge(struct ctotal *t, struct caller **cl, int n,
+                    uint32_t nactors);
+
+void wb_ctotal_free(struct ctotal *t);
+
+/* Says which caller connections died and how; returns their number. */
+uint32_t wb_report_dead(const char *who, struct caller **cl, int n);
+
+/* Calls get on every actor through one fresh connection, VERIFY_WINDOW
+ * at a time, retrying calls refused with rate_limited, overloaded or
+ * timeout. Returns 0 with vals[] filled; otherwise prints why and returns
+ * an HF_E* code. */
+int wb_read_values(const char *cmd, const struct target *t,
+                   const struct name *names, uint32_t n, int64_t *vals);
+
+/* Checks the ok replies of each actor carried 1..k_a once each (count,
+ * sum and max: cheap, and it catches lost, repeated and stale values),
+ * and that the actor holds k_a. Returns 1 when all match. */
+int wb_check_actors(const struct name *names, uint32_t n,
+                    const struct seen *seen, const int64_t *vals,
+                    uint64_t *sum_out);
+
+/* The lines every remote summary ends with: the server's view and what
+ * the error codes mean for the run. */
+void wb_note_limits(const char *cmd, const struct srv *s0, const struct srv *s1,
+                    uint64_t rate_limited, uint64_t messages);
+
+/* Starts the callers' threads; returns how many started. */
+int wb_start_callers(struct caller **cl, int n, struct crun *r);
+
+/* Waits until every started caller has connected: 1; or one failed, or
+ * Ctrl-C: 0. label prefixes the progress line. */
+int wb_await_callers(struct crun *r, int started, const char *label);
+
+void wb_join_callers(struct caller **cl, int started);
+
+void wb_free_callers(struct caller **cl, int n);
+
+/* The last reply any caller read, for "first submit to last reply". */
+uint64_t wb_last_reply(struct caller **cl, int n, uint64_t t0);
+
+/* The flags, then what both scenarios share, then extra. */
+void wb_usage_tail(FILE *out, const struct hf_bench_flag *f, size_t n,
+                   const char *extra);
+
+/* Parses the flags (f[0..n) the scenario's own, f sized MAX_FLAGS), runs
+ * the scenario once and shows its result. Returns the exit status. */
+int wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
+               size_t n, int argc, char **argv);
+
+#endif
