@@ -43,6 +43,10 @@ static const struct hf_bench_cmd cmds[] = {
      .summary = "counter.incr over WebSocket against a running server: "
                 "pipelined calls, latency",
      .run = hf_bench_calls},
+    {.name = "booking",
+     .summary = "users racing for device slots over WebSocket: durable "
+                "reservations/s, 0 double bookings",
+     .run = hf_bench_booking},
     {.name = "fanout",
      .summary = "events from publishers to many WebSocket subscribers of a "
                 "running server",
@@ -546,6 +550,16 @@ hf_bench_table(FILE *out, const struct hf_bench_result *r, size_t n)
     errors_lines(out, r, n);
 }
 
+void
+hf_bench_extra(struct hf_bench_result *r, const char *name, double value)
+{
+    if (r->nextra >= HF_BENCH_EXTRA)
+        return;
+    r->extra[r->nextra].name = name;
+    r->extra[r->nextra].value = value;
+    r->nextra++;
+}
+
 static json_t *
 result_json(const struct hf_bench_result *r)
 {
@@ -565,6 +579,8 @@ result_json(const struct hf_bench_result *r)
     json_object_set_new(o, "ok_ops", json_integer((json_int_t)r->ok_ops));
     json_object_set_new(o, "seconds", json_real(r->seconds));
     json_object_set_new(o, "ops_per_sec", json_real(r->ops_per_sec));
+    json_object_set_new(o, "p50_ms", json_real(r->p50_us / 1e3));
+    json_object_set_new(o, "p99_ms", json_real(r->p99_us / 1e3));
     json_object_set_new(o, "p50_us", json_real(r->p50_us));
     json_object_set_new(o, "p90_us", json_real(r->p90_us));
     json_object_set_new(o, "p99_us", json_real(r->p99_us));
@@ -579,6 +595,16 @@ result_json(const struct hf_bench_result *r)
             json_object_set_new(errs, hf_err_name(-c),
                                 json_integer((json_int_t)r->errs[c]));
     json_object_set_new(o, "errors_by_code", errs);
+    if (r->refused > 0 || r->has_bookings)
+        json_object_set_new(o, "refused", json_integer((json_int_t)r->refused));
+    if (r->has_bookings) {
+        json_object_set_new(o, "double_bookings",
+                            json_integer((json_int_t)r->double_bookings));
+        json_object_set_new(o, "lost_acks",
+                            json_integer((json_int_t)r->lost_acks));
+    }
+    for (int i = 0; i < r->nextra && i < HF_BENCH_EXTRA; i++)
+        json_object_set_new(o, r->extra[i].name, json_real(r->extra[i].value));
     if (r->url)
         json_object_set_new(o, "url", json_string(r->url));
     if (r->subscribers > 0) {

@@ -45,6 +45,7 @@ struct hf_bench_cmd {
 int hf_bench_engine(int argc, char **argv);
 int hf_bench_calls(int argc, char **argv);
 int hf_bench_fanout(int argc, char **argv);
+int hf_bench_booking(int argc, char **argv);
 
 /* ------------------------------------------------------------------ */
 /* flags                                                               */
@@ -194,7 +195,27 @@ struct hf_bench_result {
     double publish_per_sec; /* published / publishing time */
     uint64_t lost;          /* events a subscriber never got */
     uint64_t reordered;     /* events that came late or twice */
+    /* Scenarios whose calls may be refused by design (booking: conflict):
+     * those answers, counted apart from ok_ops and errors. */
+    uint64_t refused;
+    /* booking: the verdict counts (has_bookings set). double_bookings:
+     * slots acknowledged to two different users; lost_acks: acknowledged
+     * bookings the device does not hold afterwards. */
+    int has_bookings;
+    uint64_t double_bookings, lost_acks;
+    /* Extra figures a scenario reports, written into the JSON as they
+     * are (name, value), up to HF_BENCH_EXTRA. */
+#define HF_BENCH_EXTRA 8
+    struct {
+        const char *name;
+        double value;
+    } extra[HF_BENCH_EXTRA];
+    int nextra;
 };
+
+/* Adds an extra figure to r (ignored past HF_BENCH_EXTRA). */
+void hf_bench_extra(struct hf_bench_result *r, const char *name,
+                    double value);
 
 /* Fills ops_per_sec, the percentiles, commits, mean_batch and commit_us
  * from the samples and the two metric marks. */

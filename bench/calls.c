@@ -49,7 +49,8 @@ run_calls(const struct wopts *o, const struct target *t, int durability,
     res->clients = (int)o->clients;
     res->window = (int)o->window;
     res->url = t->url;
-    if ((names = wb_make_names(r.nactors, "calls", tag, sizeof(tag))) == NULL)
+    if ((names = wb_make_names(r.nactors, "counter/calls", tag, sizeof(tag))) ==
+        NULL)
         return HF_BENCH_FAIL;
     r.names = names;
     snprintf(label, sizeof(label), "%s", CALLS);

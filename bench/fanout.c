@@ -482,7 +482,8 @@ run_fanout(const struct wopts *o, const struct target *t, int durability,
     res->publishers = (int)o->publishers;
     res->window = (int)o->window;
     res->url = t->url;
-    if ((names = wb_make_names(nactors, "fan", tag, sizeof(tag))) == NULL)
+    if ((names = wb_make_names(nactors, "counter/fan", tag, sizeof(tag))) ==
+        NULL)
         return HF_BENCH_FAIL;
     fr.names = cr.names = names;
     fr.sm = cr.sm = calloc(nactors, sizeof(*fr.sm));

@@ -12,6 +12,7 @@
 #ifndef HF_BENCH_WS_H
 #define HF_BENCH_WS_H
 
+#include <jansson.h>
 #include <msgpack.h>
 #include <poll.h>
 #include <pthread.h>
@@ -87,6 +88,12 @@ struct smsg {
     int64_t value; /* reply result.value */
     int has_seq;
     uint64_t seq; /* event seq, or a sub reply's result.seq */
+    int has_ts;
+    uint64_t ts;        /* event data.meta.ts: a timestamp the bench sent */
+    const char *result; /* an ok JSON reply's result, when read fast */
+    size_t result_len;
+    const msgpack_object *mresult; /* an ok msgpack reply's result */
+    json_t *jresult; /* an ok JSON reply's result, when read slowly */
     const char *from;
     size_t from_len;
 };
@@ -122,8 +129,29 @@ struct seen {
 
 /* Shared by the main thread and the caller threads: the plain fields are
  * set before the threads start and only read afterwards. */
+struct caller;
+struct cconn;
+
+/* What callers send, when it is not counter.incr, and how its replies
+ * count. Called on the caller's thread. */
+enum { WR_OK = 0, WR_REFUSED, WR_ERROR };
+
+struct wload {
+    /* Appends the call with this id for slot s of connection k to
+     * c->frame and returns the index of the actor it addresses (for
+     * c->seen). Per-slot data may go in k->sent_aux[s]. */
+    uint32_t (*put)(struct caller *c, struct cconn *k, uint32_t s, uint64_t id);
+    /* Says how the reply m to slot s counts: WR_OK (c->ok), WR_REFUSED
+     * (an answer the workload expects, such as conflict: c->refused), or
+     * WR_ERROR (c->errors, by code). */
+    int (*reply)(struct caller *c, struct cconn *k, uint32_t s,
+                 const struct smsg *m);
+};
+
 struct crun {
     const char *cmd;
+    const struct wload *wl; /* NULL: counter.incr */
+    void *wl_arg;           /* the workload's, read-only while running */
     const struct target *t;
     const struct name *names;
     uint32_t nactors;
@@ -139,9 +167,10 @@ struct crun {
 
 struct cconn {
     hf_ws *ws;
+    uint32_t idx; /* over all caller threads */
     uint64_t seq; /* calls sent */
     uint64_t *sent_id, *sent_ns;
-    uint32_t *sent_actor, *freel, nfree;
+    uint32_t *sent_actor, *sent_aux, *freel, nfree;
     int dead, err, close_code;
 };
 
@@ -159,7 +188,8 @@ struct caller {
     uint64_t rng, t0, sent;
     struct cconn *cur;
     struct seen *seen; /* per actor */
-    uint64_t ok, errors, errs[HF_ECOUNT_];
+    void *wl_state;    /* the workload's own, per thread */
+    uint64_t ok, refused, errors, errs[HF_ECOUNT_];
     uint64_t stray;      /* unknown id, repeated reply */
     uint64_t bad_value;  /* ok reply without a value >= 1 */
     uint64_t lost_calls; /* in flight on a connection that died */
@@ -172,8 +202,8 @@ struct caller {
 struct ctotal {
     struct seen *seen; /* per actor */
     struct hf_bench_lat *lat;
-    uint64_t ok, errors, errs[HF_ECOUNT_], stray, bad_value, lost_calls,
-        malformed;
+    uint64_t ok, refused, errors, errs[HF_ECOUNT_], stray, bad_value,
+        lost_calls, malformed;
     uint32_t dead, dead_shown;
     int stalled;
 };
@@ -181,7 +211,8 @@ struct ctotal {
 struct getter {
     struct scanner sc;
     uint8_t *st; /* per actor: 0 to ask, 1 asked, 2 answered */
-    int64_t *vals;
+    int (*fn)(void *arg, uint32_t a, const struct smsg *m);
+    void *arg;
     uint32_t n, inflight, left;
     int err;      /* a refusal that retrying cannot cure */
     int backoff;  /* a refusal that it can: pause before asking again */
@@ -194,6 +225,7 @@ struct wopts {
     long long subscribers; /* fanout */
     long long publishers;  /* fanout */
     long long window, threads, actors, ops;
+    long long slots;       /* booking: per device */
     double rate, duration; /* rate: fanout */
     const char *url, *token, *json, *durability;
     int msgpack, has_ops, has_duration;
@@ -221,8 +253,8 @@ int wb_ncores(void);
 int wb_dial(const char *cmd, const struct target *t, uint32_t idx,
             uint32_t total, hf_ws **out);
 
-/* Names kind/<base><i>.<tag>, tag unique to this run so every actor
- * starts fresh even on a server that has seen earlier runs. */
+/* Names <base><i>.<tag> (base "kind/name"), tag unique to this run so every
+ * actor starts fresh even on a server that has seen earlier runs. */
 struct name *wb_make_names(uint32_t n, const char *base, char *tag,
                            size_t tagsize);
 
@@ -274,6 +306,18 @@ uint32_t wb_report_dead(const char *who, struct caller **cl, int n);
  * an HF_E* code. */
 int wb_read_values(const char *cmd, const struct target *t,
                    const struct name *names, uint32_t n, int64_t *vals);
+
+/* Calls method (no args) on every actor through one fresh connection as
+ * wb_read_values does, window calls in flight (fewer for big replies: the
+ * server closes a client with more than --outbuf-max queued), passing each ok
+ * reply to fn with the actor's index; fn returns 0, or -1 when the reply is not
+ * what it should be (which fails the whole read). Returns 0 or an HF_E* code,
+ * said on stdout. */
+int wb_call_each(const char *cmd, const struct target *t,
+                 const struct name *names, uint32_t n, const char *method,
+                 uint32_t window,
+                 int (*fn)(void *arg, uint32_t a, const struct smsg *m),
+                 void *arg);
 
 /* Checks the ok replies of each actor carried 1..k_a once each (count,
  * sum and max: cheap, and it catches lost, repeated and stale values),

@@ -262,8 +262,8 @@ wb_make_names(uint32_t n, const char *base, char *tag, size_t tagsize)
         tag[i + 1] = '\0';
     }
     for (uint32_t i = 0; i < n; i++)
-        v[i].len = (size_t)snprintf(v[i].s, sizeof(v[i].s), "counter/%s%u.%s",
-                                    base, i, tag);
+        v[i].len =
+            (size_t)snprintf(v[i].s, sizeof(v[i].s), "%s%u.%s", base, i, tag);
     return v;
 }
 
@@ -364,9 +364,34 @@ json_fast(struct scanner *sc, const char *p, const char *end, struct smsg *m)
         return 1; /* hello, pong, signal: M_OTHER */
 
     if (EAT(&p, end, "{\"op\":\"reply\",\"id\":")) {
-        if (read_u64(&p, end, &m->id) != 0 ||
-            !EAT(&p, end, ",\"ok\":true,\"result\":{\"value\":"))
+        if (read_u64(&p, end, &m->id) != 0)
             return 0;
+        if (EAT(&p, end, ",\"ok\":false,\"error\":{\"code\":\"")) {
+            char code[32];
+            size_t n = 0;
+            while (p < end && *p != '"' && n + 1 < sizeof(code))
+                code[n++] = *p++;
+            if (p == end || *p != '"')
+                return 0;
+            code[n] = '\0';
+            m->op = M_REPLY;
+            m->has_id = 1;
+            m->err = hf_err_from_name(code);
+            return 1;
+        }
+        if (!EAT(&p, end, ",\"ok\":true,\"result\":"))
+            return 0;
+        if (!EAT(&p, end, "{\"value\":")) {
+            /* Another result: the callers' workloads only need to know
+             * it was ok. A sub reply ({"seq":...) goes the slow way. */
+            if ((size_t)(end - p) < 7 || memcmp(p, "{\"seq\":", 7) == 0)
+                return 0;
+            m->op = M_REPLY;
+            m->has_id = m->ok = 1;
+            m->result = p;
+            m->result_len = (size_t)(end - p);
+            return 1;
+        }
         neg = EAT(&p, end, "-");
         if (read_u64(&p, end, &u) != 0 || u > INT64_MAX ||
             !EAT(&p, end, "}}") || p != end)
@@ -390,6 +415,15 @@ json_fast(struct scanner *sc, const char *p, const char *end, struct smsg *m)
             return 0;
         m->op = M_EVENT;
         m->has_seq = 1;
+        /* A timestamp the benchmark put in a device's meta. */
+        {
+            static const char k[] = "\"meta\":{\"ts\":";
+            const char *q = memmem(p, (size_t)(end - p), k, sizeof(k) - 1);
+            if (q != NULL) {
+                q += sizeof(k) - 1;
+                m->has_ts = read_u64(&q, end, &m->ts) == 0;
+            }
+        }
         return 1;
     }
     return 0;
@@ -430,6 +464,7 @@ json_slow(const char *p, size_t n, struct smsg *m, json_t **keep)
             m->err = code ? hf_err_from_name(code) : HF_EINTERNAL;
             return 0;
         }
+        m->jresult = res;
         if (json_is_integer(v = json_object_get(res, "value"))) {
             m->has_value = 1;
             m->value = (int64_t)json_integer_value(v);
@@ -443,6 +478,10 @@ json_slow(const char *p, size_t n, struct smsg *m, json_t **keep)
             return -1;
         m->from = json_string_value(v);
         m->from_len = json_string_length(v);
+        m->has_ts = json_u64(
+            json_object_get(json_object_get(json_object_get(o, "data"), "meta"),
+                            "ts"),
+            &m->ts);
     }
     return 0;
 }
@@ -503,6 +542,7 @@ mp_msg(const msgpack_object *o, struct smsg *m)
             m->err = hf_err_from_name(code);
             return 0;
         }
+        m->mresult = res;
         v = mp_get(res, "value");
         if (v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
             v->via.u64 <= INT64_MAX) {
@@ -521,6 +561,8 @@ mp_msg(const msgpack_object *o, struct smsg *m)
             return -1;
         m->from = v->via.str.ptr;
         m->from_len = v->via.str.size;
+        m->has_ts =
+            mp_u64(mp_get(mp_get(mp_get(o, "data"), "meta"), "ts"), &m->ts);
     }
     return 0;
 }
@@ -828,12 +870,15 @@ submit(struct caller *c, struct cconn *k, uint32_t n)
 
     c->frame.len = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t s = k->freel[--k->nfree];
-        uint32_t a =
-            r->nactors == 1 ? 0 : (uint32_t)(wb_rnd(&c->rng) % r->nactors);
+        uint32_t s = k->freel[--k->nfree], a;
         uint64_t id = (++k->seq << SLOT_BITS) | s;
-        wb_put_msg(&c->frame, r->t->msgpack, "call", id, &r->names[a], "incr",
-                   r->emit);
+        if (r->wl != NULL) {
+            a = r->wl->put(c, k, s, id);
+        } else {
+            a = r->nactors == 1 ? 0 : (uint32_t)(wb_rnd(&c->rng) % r->nactors);
+            wb_put_msg(&c->frame, r->t->msgpack, "call", id, &r->names[a],
+                       "incr", r->emit);
+        }
         k->sent_id[s] = id;
         k->sent_actor[s] = a;
         sl[m++] = s;
@@ -862,7 +907,24 @@ on_reply(void *arg, const struct smsg *m)
         return;
     }
     hf_bench_lat_add(&c->lat, c->rd.now - k->sent_ns[s]);
-    if (m->ok) {
+    if (r->wl != NULL) {
+        switch (r->wl->reply(c, k, s, m)) {
+        case WR_OK:
+            c->seen[k->sent_actor[s]].acks++;
+            c->ok++;
+            break;
+        case WR_REFUSED:
+            c->refused++;
+            break;
+        default: {
+            int e = m->ok                                ? HF_EBADREQ
+                    : m->err < 0 && m->err > -HF_ECOUNT_ ? m->err
+                                                         : HF_EINTERNAL;
+            c->errors++;
+            c->errs[-e]++;
+        }
+        }
+    } else if (m->ok) {
         struct seen *x = &c->seen[k->sent_actor[s]];
         if (!m->has_value || m->value < 1) {
             c->bad_value++;
@@ -895,6 +957,13 @@ caller_drain(struct caller *c, struct cconn *k)
         conn_dead(c, k, err, code);
 }
 
+/* Replies read so far, whatever they said. */
+static uint64_t
+answered(const struct caller *c)
+{
+    return c->ok + c->refused + c->errors + c->bad_value + c->stray;
+}
+
 static void
 caller_loop(struct caller *c)
 {
@@ -902,7 +971,7 @@ caller_loop(struct caller *c)
     uint64_t last = hf_mono_ns();
 
     for (;;) {
-        uint64_t before = c->ok + c->errors + c->bad_value + c->stray, now;
+        uint64_t before = answered(c), now;
         uint32_t inflight = 0, np = 0;
         int timeout = POLL_MS, n;
 
@@ -932,10 +1001,9 @@ caller_loop(struct caller *c)
                 caller_drain(c, k);
         }
         now = hf_mono_ns();
-        if (c->ok + c->errors + c->bad_value + c->stray > before) {
-            atomic_fetch_add_explicit(
-                &r->done, c->ok + c->errors + c->bad_value + c->stray - before,
-                memory_order_relaxed);
+        if (answered(c) > before) {
+            atomic_fetch_add_explicit(&r->done, answered(c) - before,
+                                      memory_order_relaxed);
             last = now;
         } else if (inflight == 0) {
             last = now; /* paced, or waiting to stop: not a stall */
@@ -1032,6 +1100,7 @@ caller_free(struct caller *c)
         free(k->sent_id);
         free(k->sent_ns);
         free(k->sent_actor);
+        free(k->sent_aux);
         free(k->freel);
     }
     free(c->conns);
@@ -1068,9 +1137,12 @@ caller_new(struct crun *r, uint32_t first, uint32_t n, int idx)
         struct cconn *k = &c->conns[i];
         k->sent_id = calloc(w, sizeof(*k->sent_id));
         k->sent_ns = calloc(w, sizeof(*k->sent_ns));
+        k->idx = first + i;
         k->sent_actor = calloc(w, sizeof(*k->sent_actor));
+        k->sent_aux = calloc(w, sizeof(*k->sent_aux));
         k->freel = calloc(w, sizeof(*k->freel));
-        if (!k->sent_id || !k->sent_ns || !k->sent_actor || !k->freel)
+        if (!k->sent_id || !k->sent_ns || !k->sent_actor || !k->sent_aux ||
+            !k->freel)
             goto fail;
         for (uint32_t s = 0; s < w; s++)
             k->freel[s] = w - 1 - s;
@@ -1123,6 +1195,7 @@ wb_ctotal_merge(struct ctotal *t, struct caller **cl, int n, uint32_t nactors)
                 t->seen[a].max = c->seen[a].max;
         }
         t->ok += c->ok;
+        t->refused += c->refused;
         t->errors += c->errors;
         for (int k = 0; k < HF_ECOUNT_; k++)
             t->errs[k] += c->errs[k];
@@ -1188,30 +1261,48 @@ on_get(void *arg, const struct smsg *m)
         return;
     }
     g->inflight--;
-    if (m->ok && m->has_value) {
-        g->vals[a] = m->value;
+    if (m->ok) {
         g->st[a] = 2;
         g->left--;
-    } else if (!m->ok && (m->err == HF_ERATELIMIT || m->err == HF_EOVERLOADED ||
-                          m->err == HF_ETIMEOUT)) {
+        if (g->fn(g->arg, (uint32_t)a, m) != 0)
+            g->err = HF_EBADREQ;
+    } else if (m->err == HF_ERATELIMIT || m->err == HF_EOVERLOADED ||
+               m->err == HF_ETIMEOUT) {
         g->st[a] = 0;
         g->backoff = 1;
     } else {
         g->st[a] = 2;
         g->left--;
-        g->err = m->ok ? HF_EBADREQ : m->err;
+        g->err = m->err;
     }
 }
 
-/* Calls get on every actor through one fresh connection, VERIFY_WINDOW
- * at a time, retrying calls refused with rate_limited, overloaded or
- * timeout. Returns 0 with vals[] filled; otherwise prints why and returns
- * an HF_E* code. */
+/* vals[a] = the value get returned. */
+static int
+got_value(void *arg, uint32_t a, const struct smsg *m)
+{
+    int64_t *vals = arg;
+
+    if (!m->has_value)
+        return -1;
+    vals[a] = m->value;
+    return 0;
+}
+
 int
 wb_read_values(const char *cmd, const struct target *t,
                const struct name *names, uint32_t n, int64_t *vals)
 {
-    struct getter g = {.vals = vals, .n = n, .left = n};
+    return wb_call_each(cmd, t, names, n, "get", VERIFY_WINDOW, got_value,
+                        vals);
+}
+
+int
+wb_call_each(const char *cmd, const struct target *t, const struct name *names,
+             uint32_t n, const char *method, uint32_t window,
+             int (*fn)(void *arg, uint32_t a, const struct smsg *m), void *arg)
+{
+    struct getter g = {.fn = fn, .arg = arg, .n = n, .left = n};
     hf_ws *ws = NULL;
     hf_buf frame = {0}, rx = {0};
     uint64_t dl = hf_mono_ns() + (uint64_t)VERIFY_S * 1000000000u;
@@ -1239,12 +1330,12 @@ wb_read_values(const char *cmd, const struct target *t,
          * from where the last pass stopped. */
         frame.len = 0;
         for (uint32_t k = 0;
-             k < n && g.inflight < VERIFY_WINDOW && frame.len < FRAME_BYTES;
+             k < n && g.inflight < window && frame.len < FRAME_BYTES;
              k++, next = (next + 1) % n) {
             if (g.st[next] != 0)
                 continue;
             wb_put_msg(&frame, t->msgpack, "call", (uint64_t)next + 1,
-                       &names[next], "get", 0);
+                       &names[next], method, 0);
             g.st[next] = 1;
             g.inflight++;
         }

@@ -1,0 +1,614 @@
+/*
+ * booking.c - holdfast-bench booking: users racing for the slots of
+ * devices (device.reserve) over WebSocket, against a running server, with
+ * the verdict the product promises: no slot acknowledged to two users, no
+ * acknowledged booking lost.
+ *
+ * Design notes
+ * ------------
+ * Workload. C connections, each one user ("u<connection>"), keep W
+ * reserve calls in flight through the callers of wsrun.c (struct wload).
+ * Each call picks a device of D and a slot of S uniformly at random, so
+ * users collide on slots more and more as the run fills them: the answer
+ * is the reservation (a win) or conflict (someone else holds it), both
+ * expected. With auth off the caller is anonymous, so the call names its
+ * user explicitly; the device kind then stores that user as the holder.
+ * Throughput counts wins only ("durable reservations/s"): conflicts are
+ * shown apart, as decisions.
+ *
+ * Every win is remembered by its thread as (device, slot, user): 12 bytes
+ * per acknowledged booking. A connection may win the same slot twice
+ * (two calls in flight for it): the device answers its holder with the
+ * same reservation, which is not a double booking.
+ *
+ * The verdict, after the run:
+ *   double bookings  slots acknowledged to two different users (from the
+ *                    wins alone: any such pair is a broken promise);
+ *   lost acks        acknowledged wins whose slot, read back through a
+ *                    fresh connection (device.get lists every
+ *                    reservation), is not held by that user;
+ *   phantoms         reservations the device holds that no reply
+ *                    acknowledged - possible only for calls whose answer
+ *                    was lost with a dead connection, else FAIL.
+ * The devices' names carry a tag new to the run, so they start empty.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/ws.h"
+#include "core/env.h"
+#include "core/err.h"
+
+#define BOOKING     "booking"
+#define BK_CLIENTS  50
+#define BK_WINDOW   16
+#define BK_DEVICES  1000
+#define BK_SLOTS    1000
+#define BK_MAX_DEVS 100000
+#define BK_MAX_CELL 100000000ull /* devices x slots */
+/* device.get lists every reservation (~200 bytes each): few in flight,
+ * or the replies could pass the server's --outbuf-max. */
+#define BK_READ_WINDOW 2
+
+/* The run's read-only part (crun.wl_arg). */
+struct bk {
+    uint32_t ndev, nslots;
+    const struct name *devs;
+};
+
+struct win {
+    uint32_t d, j, u;
+};
+
+/* Per caller thread (caller.wl_state). */
+struct bkthr {
+    struct win *v;
+    size_t n, cap;
+    int oom;
+};
+
+static uint32_t
+bk_put(struct caller *c, struct cconn *k, uint32_t s, uint64_t id)
+{
+    const struct bk *b = c->r->wl_arg;
+    uint32_t d = (uint32_t)(wb_rnd(&c->rng) % b->ndev);
+    uint32_t j = (uint32_t)(wb_rnd(&c->rng) % b->nslots);
+    char slot[16], user[16];
+    int sl = snprintf(slot, sizeof(slot), "s%u", j);
+    int ul = snprintf(user, sizeof(user), "u%u", k->idx);
+
+    k->sent_actor[s] = d;
+    k->sent_aux[s] = j;
+    if (!c->r->t->msgpack) {
+        char tmp[NAME_CAP + 160];
+        int n =
+            snprintf(tmp, sizeof(tmp),
+                     "%s{\"op\":\"call\",\"id\":%" PRIu64
+                     ",\"to\":\"%s\",\"method\":\"reserve\",\"args\":{"
+                     "\"slot\":\"%s\",\"user\":\"%s\"}}",
+                     c->frame.len ? "\n" : "", id, b->devs[d].s, slot, user);
+        hf_buf_append(&c->frame, tmp, (size_t)n);
+        return d;
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &c->frame, hf_buf_mpwrite);
+    msgpack_pack_map(&pk, 5);
+    hf_pack_cstr(&pk, "op");
+    hf_pack_cstr(&pk, "call");
+    hf_pack_cstr(&pk, "id");
+    msgpack_pack_uint64(&pk, id);
+    hf_pack_cstr(&pk, "to");
+    hf_pack_str(&pk, b->devs[d].s, b->devs[d].len);
+    hf_pack_cstr(&pk, "method");
+    hf_pack_cstr(&pk, "reserve");
+    hf_pack_cstr(&pk, "args");
+    msgpack_pack_map(&pk, 2);
+    hf_pack_cstr(&pk, "slot");
+    hf_pack_str(&pk, slot, (size_t)sl);
+    hf_pack_cstr(&pk, "user");
+    hf_pack_str(&pk, user, (size_t)ul);
+    return d;
+}
+
+static int
+bk_reply(struct caller *c, struct cconn *k, uint32_t s, const struct smsg *m)
+{
+    struct bkthr *w = c->wl_state;
+
+    if (!m->ok)
+        return m->err == HF_ECONFLICT ? WR_REFUSED : WR_ERROR;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 65536;
+        struct win *v = realloc(w->v, cap * sizeof(*v));
+        if (v == NULL) {
+            w->oom = 1;
+            return WR_OK;
+        }
+        w->v = v;
+        w->cap = cap;
+    }
+    w->v[w->n++] = (struct win){k->sent_actor[s], k->sent_aux[s], k->idx};
+    return WR_OK;
+}
+
+static const struct wload bk_load = {.put = bk_put, .reply = bk_reply};
+
+/* ------------------------------------------------------------------ */
+/* reading the devices back                                            */
+
+/* What device.get says: held[d * S + j] = holder + 1 (0: free). */
+struct readback {
+    const struct bk *b;
+    uint32_t *held;
+    uint64_t reservations, dup, foreign;
+};
+
+/* "s<j>" with j < max, or -1. */
+static long
+parse_num(const char *p, size_t n, char prefix, uint32_t max)
+{
+    unsigned long v = 0;
+
+    if (n < 2 || n > 11 || p[0] != prefix)
+        return -1;
+    for (size_t i = 1; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned long)(p[i] - '0');
+    }
+    return v < max ? (long)v : -1;
+}
+
+static void
+note(struct readback *rb, uint32_t d, const char *slot, size_t sl,
+     const char *user, size_t ul)
+{
+    long j = parse_num(slot, sl, 's', rb->b->nslots);
+    long u = parse_num(user, ul, 'u', UINT32_MAX - 1);
+    uint32_t *h;
+
+    rb->reservations++;
+    if (j < 0 || u < 0) {
+        rb->foreign++;
+        return;
+    }
+    h = &rb->held[(uint64_t)d * rb->b->nslots + (uint64_t)j];
+    if (*h != 0)
+        rb->dup++;
+    *h = (uint32_t)u + 1;
+}
+
+static int
+got_device(void *arg, uint32_t d, const struct smsg *m)
+{
+    struct readback *rb = arg;
+
+    if (m->mresult != NULL) {
+        const msgpack_object *rs = NULL;
+        for (uint32_t i = 0; m->mresult->type == MSGPACK_OBJECT_MAP &&
+                             i < m->mresult->via.map.size;
+             i++) {
+            const msgpack_object_kv *kv = &m->mresult->via.map.ptr[i];
+            if (kv->key.type == MSGPACK_OBJECT_STR &&
+                kv->key.via.str.size == 12 &&
+                memcmp(kv->key.via.str.ptr, "reservations", 12) == 0)
+                rs = &kv->val;
+        }
+        if (rs == NULL || rs->type != MSGPACK_OBJECT_ARRAY)
+            return -1;
+        for (uint32_t i = 0; i < rs->via.array.size; i++) {
+            const msgpack_object *r = &rs->via.array.ptr[i];
+            const msgpack_object *slot = NULL, *user = NULL;
+            if (r->type != MSGPACK_OBJECT_MAP)
+                return -1;
+            for (uint32_t f = 0; f < r->via.map.size; f++) {
+                const msgpack_object_kv *kv = &r->via.map.ptr[f];
+                if (kv->key.type != MSGPACK_OBJECT_STR ||
+                    kv->val.type != MSGPACK_OBJECT_STR)
+                    continue;
+                if (kv->key.via.str.size == 4 &&
+                    memcmp(kv->key.via.str.ptr, "slot", 4) == 0)
+                    slot = &kv->val;
+                else if (kv->key.via.str.size == 4 &&
+                         memcmp(kv->key.via.str.ptr, "user", 4) == 0)
+                    user = &kv->val;
+            }
+            if (slot == NULL || user == NULL)
+                return -1;
+            note(rb, d, slot->via.str.ptr, slot->via.str.size,
+                 user->via.str.ptr, user->via.str.size);
+        }
+        return 0;
+    }
+
+    json_t *doc = NULL, *res = m->jresult, *rs, *r;
+    size_t i;
+    if (res == NULL && m->result != NULL) {
+        json_error_t je;
+        /* The result is followed by the message's closing brace. */
+        doc = json_loadb(m->result, m->result_len, JSON_DISABLE_EOF_CHECK, &je);
+        res = doc;
+    }
+    if (!json_is_array(rs = json_object_get(res, "reservations"))) {
+        json_decref(doc);
+        return -1;
+    }
+    json_array_foreach(rs, i, r)
+    {
+        json_t *slot = json_object_get(r, "slot"),
+               *user = json_object_get(r, "user");
+        if (!json_is_string(slot) || !json_is_string(user)) {
+            json_decref(doc);
+            return -1;
+        }
+        note(rb, d, json_string_value(slot), json_string_length(slot),
+             json_string_value(user), json_string_length(user));
+    }
+    json_decref(doc);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the run                                                             */
+
+struct bkverdict {
+    uint64_t wins, dup_wins, double_bookings, lost_acks, phantoms;
+};
+
+/* Checks the wins against each other and against what the devices hold.
+ * held is consumed: wins are crossed off it to find the phantoms. */
+static void
+judge(const struct bk *b, struct caller **cl, int n, uint32_t *held,
+      struct bkverdict *v)
+{
+    uint64_t cells = (uint64_t)b->ndev * b->nslots;
+    uint32_t *acked = calloc(cells, sizeof(*acked));
+    uint8_t *twice = calloc(cells, 1);
+
+    memset(v, 0, sizeof(*v));
+    if (acked == NULL || twice == NULL) {
+        free(acked);
+        free(twice);
+        v->lost_acks = UINT64_MAX;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const struct bkthr *w = cl[i]->wl_state;
+        for (size_t x = 0; x < w->n; x++) {
+            const struct win *e = &w->v[x];
+            uint64_t cell = (uint64_t)e->d * b->nslots + e->j;
+            v->wins++;
+            if (acked[cell] == 0) {
+                acked[cell] = e->u + 1;
+            } else if (acked[cell] == e->u + 1) {
+                v->dup_wins++;
+                continue;
+            } else if (!twice[cell]) {
+                twice[cell] = 1;
+                if (v->double_bookings++ < SHOW)
+                    printf("verify: FAIL (%s slot s%u acknowledged to u%u "
+                           "and to u%u)\n",
+                           b->devs[e->d].s, e->j, acked[cell] - 1, e->u);
+            }
+            if (held[cell] != e->u + 1) {
+                if (v->lost_acks++ < SHOW)
+                    printf("verify: FAIL (%s slot s%u acknowledged to u%u, "
+                           "held by %s%u)\n",
+                           b->devs[e->d].s, e->j, e->u,
+                           held[cell] ? "u" : "nobody",
+                           held[cell] ? held[cell] - 1 : 0);
+            }
+        }
+    }
+    for (uint64_t cell = 0; cell < cells; cell++)
+        if (held[cell] != 0 && acked[cell] == 0)
+            v->phantoms++;
+    free(acked);
+    free(twice);
+}
+
+static int
+run_booking(const struct wopts *o, const struct target *t, int durability,
+            struct hf_bench_result *res)
+{
+    struct bk b = {.ndev = (uint32_t)o->actors, .nslots = (uint32_t)o->slots};
+    struct crun r = {.cmd = BOOKING,
+                     .wl = &bk_load,
+                     .wl_arg = &b,
+                     .t = t,
+                     .nactors = b.ndev,
+                     .window = (uint32_t)o->window,
+                     .nconns = (uint32_t)o->clients,
+                     .rate = o->rate,
+                     .total = o->has_ops ? (uint64_t)o->ops : 0};
+    int nthreads = (int)(o->threads < o->clients ? o->threads : o->clients);
+    struct caller **cl = NULL;
+    struct bkthr *thr = NULL;
+    struct ctotal tot = {0};
+    struct readback rb = {.b = &b};
+    struct bkverdict v = {0};
+    struct srv s0, s1;
+    struct name *names;
+    uint64_t t0, t1, next, last_done = 0, last_ns;
+    char tag[16];
+    int started = 0, ok = 0, rv = HF_BENCH_FAIL;
+    double duration = o->has_duration ? o->duration
+                      : o->has_ops    ? 0
+                                      : DEF_DURATION;
+
+    memset(res, 0, sizeof(*res));
+    if ((uint64_t)b.ndev * b.nslots > BK_MAX_CELL) {
+        fprintf(stderr,
+                "holdfast-bench %s: --devices x --slots is at most %llu\n",
+                BOOKING, (unsigned long long)BK_MAX_CELL);
+        return HF_BENCH_USAGE;
+    }
+    res->scenario = BOOKING;
+    res->actors = o->actors;
+    res->durability = durability;
+    res->clients = (int)o->clients;
+    res->window = (int)o->window;
+    res->url = t->url;
+    res->has_bookings = 1;
+    if (r.rate > 0)
+        r.rate /= nthreads; /* --rate is for all threads together */
+    if ((names = wb_make_names(b.ndev, "device/bk", tag, sizeof(tag))) == NULL)
+        return HF_BENCH_FAIL;
+    b.devs = names;
+    r.names = names;
+    printf("%s: %lld users (connections) over %d threads to %s (%s), window "
+           "%lld, %u devices device/bk<i>.%s x %u slots, ",
+           BOOKING, o->clients, nthreads, t->url,
+           t->msgpack ? "msgpack" : "JSON", o->window, b.ndev, tag, b.nslots);
+    if (duration > 0)
+        printf("%.1f s\n", duration);
+    else
+        printf("%lld reservations\n", o->ops);
+    fflush(stdout);
+    if ((cl = wb_callers_new(&r, nthreads)) == NULL ||
+        (thr = calloc((size_t)nthreads, sizeof(*thr))) == NULL)
+        goto out;
+    for (int i = 0; i < nthreads; i++)
+        cl[i]->wl_state = &thr[i];
+    started = wb_start_callers(cl, nthreads, &r);
+    if (started < nthreads || !wb_await_callers(&r, started, BOOKING)) {
+        atomic_store(&r.stop, 1);
+        wb_join_callers(cl, started);
+        hf_bench_progress_end();
+        printf("FAIL: %s: could not open every connection%s\n", BOOKING,
+               wb_interrupted ? " (interrupted)" : "");
+        goto out;
+    }
+    wb_scrape(t, &s0);
+    t0 = hf_mono_ns();
+    next = t0 + 1000000000u;
+    last_ns = t0;
+    atomic_store(&r.go, 1);
+    while (atomic_load(&r.finished) < started) {
+        uint64_t now, done;
+        wb_sleep_ms(20);
+        now = hf_mono_ns();
+        if ((duration > 0 && (double)(now - t0) >= duration * 1e9) ||
+            wb_interrupted)
+            atomic_store(&r.stop, 1);
+        if (now >= next) {
+            done = atomic_load(&r.done);
+            hf_bench_progress(
+                "%s: %5.1fs %10" PRIu64 " answered %9.0f answers/s", BOOKING,
+                (double)(now - t0) / 1e9, done,
+                (double)(done - last_done) / ((double)(now - last_ns) / 1e9));
+            last_done = done;
+            last_ns = now;
+            next += 1000000000u;
+        }
+    }
+    wb_join_callers(cl, started);
+    t1 = wb_last_reply(cl, started, t0);
+    hf_bench_progress_end();
+    wb_scrape(t, &s1);
+    if (wb_ctotal_merge(&tot, cl, started, r.nactors) != 0)
+        goto out;
+    res->seconds = (double)(t1 - t0) / 1e9;
+    res->ok_ops = tot.ok;
+    res->refused = tot.refused;
+    res->errors = tot.errors;
+    memcpy(res->errs, tot.errs, sizeof(res->errs));
+    res->ops = tot.ok + tot.refused + tot.errors + tot.bad_value;
+    hf_bench_result_fill(res, tot.lat, &s0.m, &s1.m);
+    printf("%s: %" PRIu64 " reservations acknowledged, %" PRIu64
+           " conflicts (slot already held), %" PRIu64
+           " errors; %.0f decisions/s\n",
+           BOOKING, tot.ok, tot.refused, tot.errors,
+           res->seconds > 0 ? (double)(tot.ok + tot.refused) / res->seconds
+                            : 0.0);
+
+    /* The verdict. */
+    ok = 1;
+    if (tot.stalled) {
+        printf("verify: FAIL (calls in flight and no reply for %d s)\n",
+               STALL_S);
+        ok = 0;
+    }
+    if (wb_report_dead("client", cl, started) > 0) {
+        printf("verify: FAIL (%u connections lost, %" PRIu64
+               " calls in flight on them: their outcome is unknown)\n",
+               tot.dead, tot.lost_calls);
+        ok = 0;
+    }
+    if (tot.stray || tot.malformed) {
+        printf("verify: FAIL (%" PRIu64 " replies with an unknown or "
+               "answered id, %" PRIu64 " unreadable messages)\n",
+               tot.stray, tot.malformed);
+        ok = 0;
+    }
+    for (int i = 0; i < started; i++)
+        if (thr[i].oom) {
+            printf("verify: FAIL (out of memory remembering wins)\n");
+            ok = 0;
+            break;
+        }
+    if ((rb.held = calloc((uint64_t)b.ndev * b.nslots, sizeof(*rb.held))) ==
+            NULL ||
+        wb_call_each(BOOKING, t, names, b.ndev, "get", BK_READ_WINDOW,
+                     got_device, &rb) != 0) {
+        ok = 0;
+    } else {
+        judge(&b, cl, started, rb.held, &v);
+        res->double_bookings = v.double_bookings;
+        res->lost_acks = v.lost_acks;
+        if (rb.dup || rb.foreign) {
+            printf("verify: FAIL (devices list %" PRIu64
+                   " slots twice and %" PRIu64 " reservations this run did "
+                   "not make)\n",
+                   rb.dup, rb.foreign);
+            ok = 0;
+        }
+        if (v.double_bookings || v.lost_acks)
+            ok = 0;
+        if (v.phantoms > 0 && tot.lost_calls == 0) {
+            printf("verify: FAIL (%" PRIu64 " slots are held although no "
+                   "reply acknowledged them)\n",
+                   v.phantoms);
+            ok = 0;
+        }
+        printf("%s: %" PRIu64 " double bookings, %" PRIu64
+               " lost acknowledged bookings (%" PRIu64 " acknowledged, %" PRIu64
+               " of them repeats by the holder; "
+               "the devices hold %" PRIu64 ")\n",
+               BOOKING, v.double_bookings, v.lost_acks, v.wins, v.dup_wins,
+               rb.reservations);
+    }
+    res->verified = ok;
+    hf_bench_extra(
+        res, "decisions_per_sec",
+        res->seconds > 0 ? (double)(tot.ok + tot.refused) / res->seconds : 0.0);
+    if (ok)
+        printf("verify: OK (0 double bookings, 0 lost acknowledged "
+               "bookings; every slot the devices hold was acknowledged to "
+               "its holder) [fresh connection]\n");
+    else
+        printf("verify: FAIL [%s]\n", BOOKING);
+    wb_note_limits(BOOKING, &s0, &s1, tot.errs[-HF_ERATELIMIT], res->ops);
+    fflush(stdout);
+    rv = ok ? HF_BENCH_OK : HF_BENCH_FAIL;
+out:
+    wb_ctotal_free(&tot);
+    free(rb.held);
+    for (int i = 0; thr && i < nthreads; i++)
+        free(thr[i].v);
+    free(thr);
+    wb_free_callers(cl, nthreads);
+    free(names);
+    return rv;
+}
+
+static void
+booking_usage(FILE *out, const struct hf_bench_flag *f, size_t n)
+{
+    fputs("usage: holdfast-bench booking [flags]\n"
+          "\n"
+          "C users, each its own WebSocket connection (spread over T threads "
+          "that poll()\n"
+          "their sockets), race for the slots of D fresh devices "
+          "device/bk<i>.<tag>: every\n"
+          "call is device.reserve {slot, user} on a device and a slot of S "
+          "picked at\n"
+          "random, W calls in flight per user. The answer is the reservation "
+          "(the user won\n"
+          "the slot) or conflict (another user holds it). ops/s counts "
+          "acknowledged\n"
+          "reservations; conflicts are shown apart. Latency runs from writing "
+          "a call to\n"
+          "reading its answer.\n"
+          "\n"
+          "Afterwards every device is read back (device.get) through a fresh "
+          "connection:\n"
+          "0 double bookings (no slot acknowledged to two users) and 0 lost "
+          "acknowledged\n"
+          "bookings (every acknowledged slot held by its user) are required, "
+          "and no slot\n"
+          "may be held without an acknowledgement. Else FAIL, exit 1.\n"
+          "\n"
+          "flags:\n",
+          out);
+    wb_usage_tail(out, f, n, "");
+}
+
+int
+hf_bench_booking(int argc, char **argv)
+{
+    static const struct wscen sc = {
+        .name = BOOKING, .usage = booking_usage, .run = run_booking};
+    struct wopts o = {.clients = BK_CLIENTS,
+                      .window = BK_WINDOW,
+                      .threads = wb_ncores(),
+                      .actors = BK_DEVICES,
+                      .slots = BK_SLOTS,
+                      .url = DEF_URL};
+    struct hf_bench_flag f[MAX_FLAGS] = {
+        {.name = "clients",
+         .metavar = "C",
+         .type = HF_BF_INT,
+         .dst = &o.clients,
+         .min = 1,
+         .max = MAX_CONNS,
+         .help = "users, one WebSocket connection each (default 50)"},
+        {.name = "devices",
+         .metavar = "D",
+         .type = HF_BF_INT,
+         .dst = &o.actors,
+         .min = 1,
+         .max = BK_MAX_DEVS,
+         .help = "devices (default 1000)"},
+        {.name = "slots",
+         .metavar = "S",
+         .type = HF_BF_INT,
+         .dst = &o.slots,
+         .min = 1,
+         .max = 1000000,
+         .help = "slots per device (default 1000)"},
+        {.name = "window",
+         .metavar = "W",
+         .type = HF_BF_INT,
+         .dst = &o.window,
+         .min = 1,
+         .max = MAX_WINDOW,
+         .help = "calls in flight per user (default 16)"},
+        {.name = "rate",
+         .metavar = "R",
+         .type = HF_BF_DOUBLE,
+         .dst = &o.rate,
+         .min = 0,
+         .max = 1e9,
+         .help = "calls per second, all users together (default 0: as "
+                 "fast as the window allows)"},
+        {.name = "threads",
+         .metavar = "T",
+         .type = HF_BF_INT,
+         .dst = &o.threads,
+         .min = 1,
+         .max = 1024,
+         .help = "client threads (default: one per core)"},
+        {.name = "duration",
+         .metavar = "S",
+         .type = HF_BF_DOUBLE,
+         .dst = &o.duration,
+         .min = 0.1,
+         .max = 86400,
+         .seen = &o.has_duration,
+         .help = "run for S seconds (default 10)"},
+        {.name = "ops",
+         .metavar = "N",
+         .type = HF_BF_INT,
+         .dst = &o.ops,
+         .min = 1,
+         .max = 1e15,
+         .seen = &o.has_ops,
+         .help = "make N reserve calls in all instead"},
+    };
+
+    return wb_ws_main(&sc, &o, f, 8, argc, argv);
+}
