@@ -47,6 +47,10 @@ static const struct hf_bench_cmd cmds[] = {
      .summary = "users racing for device slots over WebSocket: durable "
                 "reservations/s, 0 double bookings",
      .run = hf_bench_booking},
+    {.name = "devices",
+     .summary = "devices reporting status to dashboards over WebSocket: "
+                "propagation latency, 0 lost",
+     .run = hf_bench_devices},
     {.name = "fanout",
      .summary = "events from publishers to many WebSocket subscribers of a "
                 "running server",
@@ -605,6 +609,18 @@ result_json(const struct hf_bench_result *r)
     }
     for (int i = 0; i < r->nextra && i < HF_BENCH_EXTRA; i++)
         json_object_set_new(o, r->extra[i].name, json_real(r->extra[i].value));
+    if (r->has_conns) {
+        json_object_set_new(o, "connections", json_integer((json_int_t)r->ops));
+        json_object_set_new(o, "held", json_integer((json_int_t)r->held));
+        json_object_set_new(o, "server_bytes_per_conn",
+                            r->server_bytes_per_conn >= 0
+                                ? json_real(r->server_bytes_per_conn)
+                                : json_null());
+        json_object_set_new(o, "server_cpu_pct",
+                            r->server_cpu_pct >= 0
+                                ? json_real(r->server_cpu_pct)
+                                : json_null());
+    }
     if (r->url)
         json_object_set_new(o, "url", json_string(r->url));
     if (r->subscribers > 0) {

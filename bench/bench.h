@@ -44,8 +44,10 @@ struct hf_bench_cmd {
 
 int hf_bench_engine(int argc, char **argv);
 int hf_bench_calls(int argc, char **argv);
+int hf_bench_connections(int argc, char **argv);
 int hf_bench_fanout(int argc, char **argv);
 int hf_bench_booking(int argc, char **argv);
+int hf_bench_devices(int argc, char **argv);
 
 /* ------------------------------------------------------------------ */
 /* flags                                                               */
@@ -195,6 +197,15 @@ struct hf_bench_result {
     double publish_per_sec; /* published / publishing time */
     uint64_t lost;          /* events a subscriber never got */
     uint64_t reordered;     /* events that came late or twice */
+    /* connections only (has_conns): ops and ok_ops are the connections
+     * reached, ops_per_sec connects/s over the ramp, the latencies the
+     * handshakes', errors the failed connects by code; held: connections
+     * that answered a ping after the hold; the server's RSS growth per
+     * connection reached and its CPU while holding (% of one core), < 0
+     * when unknown. */
+    int has_conns;
+    uint64_t held;
+    double server_bytes_per_conn, server_cpu_pct;
     /* Scenarios whose calls may be refused by design (booking: conflict):
      * those answers, counted apart from ok_ops and errors. */
     uint64_t refused;

@@ -71,7 +71,7 @@ run_calls(const struct wopts *o, const struct target *t, int durability,
         wb_join_callers(cl, started);
         hf_bench_progress_end();
         printf("FAIL: %s: could not open every connection%s\n", CALLS,
-               wb_interrupted ? " (wb_interrupted)" : "");
+               wb_interrupted ? " (interrupted)" : "");
         goto out;
     }
     wb_scrape(t, &s0);

@@ -546,7 +546,7 @@ run_fanout(const struct wopts *o, const struct target *t, int durability,
                FANOUT, (uint64_t)atomic_load(&fr.connected),
                (uint64_t)atomic_load(&fr.subscribed), err ? ": " : "",
                err ? hf_err_name(err) : "",
-               wb_interrupted ? " (wb_interrupted)" : "");
+               wb_interrupted ? " (interrupted)" : "");
         goto out;
     }
 

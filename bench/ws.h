@@ -237,6 +237,7 @@ struct wscen {
     void (*usage)(FILE *out, const struct hf_bench_flag *f, size_t n);
     int (*run)(const struct wopts *o, const struct target *t, int durability,
                struct hf_bench_result *res);
+    int actor_conns; /* each actor is a connection of its own (devices) */
 };
 
 /* Set by SIGINT (wb_catch_sigint). */

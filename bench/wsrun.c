@@ -1618,7 +1618,8 @@ wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
     if ((rv = remote_durability(sc->name, o->durability, &durability)) != 0 ||
         (rv = parse_url(sc->name, o->url, o->token, o->msgpack, &t)) != 0 ||
         (rv = raise_nofile(
-             sc->name, (uint64_t)(o->clients + o->subscribers + o->publishers) +
+             sc->name, (uint64_t)(o->clients + o->subscribers + o->publishers +
+                                  (sc->actor_conns ? o->actors : 0)) +
                            32)) != 0)
         return rv;
     wb_catch_sigint();
@@ -1630,7 +1631,7 @@ wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
     if (o->json && hf_bench_json(o->json, &res, 1, 0) != 0)
         status = HF_BENCH_FAIL;
     if (wb_interrupted) {
-        fprintf(stderr, "holdfast-bench %s: wb_interrupted\n", sc->name);
+        fprintf(stderr, "holdfast-bench %s: interrupted\n", sc->name);
         status = HF_BENCH_FAIL;
     }
     return status;
