@@ -291,7 +291,7 @@ static int
 read_mark(hf_ctx *c, const msgpack_object *args)
 {
     char rk[HF_UTIL_KEY_MAX], be[8];
-    size_t rkl;
+    size_t rkl = 0;
     int64_t upto;
     uint64_t mark, last;
     hf_slice v;
@@ -353,7 +353,7 @@ static int
 unread(hf_ctx *c, const msgpack_object *args)
 {
     char rk[HF_UTIL_KEY_MAX], lo[MKEY_LEN];
-    size_t rkl;
+    size_t rkl = 0;
     hf_slice v;
     uint64_t mark;
     struct count n = {.me = hf_caller(c)};
