@@ -51,6 +51,10 @@ static const struct hf_bench_cmd cmds[] = {
      .summary = "devices reporting status to dashboards over WebSocket: "
                 "propagation latency, 0 lost",
      .run = hf_bench_devices},
+    {.name = "mix",
+     .summary = "a blend of the five kinds over WebSocket: calls/s per "
+                "operation, exact state afterwards",
+     .run = hf_bench_mix},
     {.name = "fanout",
      .summary = "events from publishers to many WebSocket subscribers of a "
                 "running server",

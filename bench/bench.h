@@ -48,6 +48,7 @@ int hf_bench_connections(int argc, char **argv);
 int hf_bench_fanout(int argc, char **argv);
 int hf_bench_booking(int argc, char **argv);
 int hf_bench_devices(int argc, char **argv);
+int hf_bench_mix(int argc, char **argv);
 
 /* ------------------------------------------------------------------ */
 /* flags                                                               */

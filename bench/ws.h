@@ -355,4 +355,8 @@ void wb_usage_tail(FILE *out, const struct hf_bench_flag *f, size_t n,
 int wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
                size_t n, int argc, char **argv);
 
+/* An ok reply's result as a jansson value (a new reference), whichever
+ * way it was read; NULL when there is none. For verdicts, not hot paths. */
+json_t *wb_result_json(const struct smsg *m);
+
 #endif

@@ -74,6 +74,7 @@
 #include <unistd.h>
 
 #include "bench/ws.h"
+#include "core/mpjson.h"
 #include "core/buf.h"
 #include "core/env.h"
 #include "core/err.h"
@@ -1635,4 +1636,25 @@ wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
         status = HF_BENCH_FAIL;
     }
     return status;
+}
+
+json_t *
+wb_result_json(const struct smsg *m)
+{
+    json_error_t je;
+
+    if (!m->ok)
+        return NULL;
+    if (m->jresult != NULL)
+        return json_incref(m->jresult);
+    if (m->result != NULL) /* followed by the message's closing brace */
+        return json_loadb(m->result, m->result_len, JSON_DISABLE_EOF_CHECK,
+                          &je);
+    if (m->mresult != NULL) {
+        char *s = hf_mp_to_json(m->mresult);
+        json_t *o = s ? json_loads(s, 0, &je) : NULL;
+        free(s);
+        return o;
+    }
+    return NULL;
 }
