@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -481,6 +482,11 @@ hf_bench_result_fill(struct hf_bench_result *r, const struct hf_bench_lat *lat,
     r->p99_us = (double)hf_bench_lat_quantile(lat, 0.99) / 1e3;
     r->p999_us = (double)hf_bench_lat_quantile(lat, 0.999) / 1e3;
     r->max_us = (double)lat->max / 1e3;
+    for (int i = 0; i < HF_BENCH_CURVE; i++)
+        r->curve_us[i] =
+            (double)hf_bench_lat_quantile(lat, 1.0 - pow(10.0, -i / 20.0)) /
+            1e3;
+    r->has_curve = lat->n > 0;
     r->commits = m1->commits - m0->commits;
     r->mean_batch = r->commits ? (double)handlers / (double)r->commits : 0;
     r->commit_us =
@@ -642,6 +648,95 @@ result_json(const struct hf_bench_result *r)
     }
     json_object_set_new(o, "verified", json_boolean(r->verified));
     return o;
+}
+
+int
+hf_bench_plot(const char *path, const struct hf_bench_result *r, size_t n)
+{
+    char dat[PATH_MAX], gp[PATH_MAX], cmd[PATH_MAX + 64];
+    FILE *f;
+    int have = 0, rv;
+
+    if ((size_t)snprintf(dat, sizeof(dat), "%s.dat", path) >= sizeof(dat) ||
+        (size_t)snprintf(gp, sizeof(gp), "%s.gp", path) >= sizeof(gp)) {
+        fprintf(stderr, "holdfast-bench: --plot path too long\n");
+        return HF_EINTERNAL;
+    }
+    if ((f = fopen(dat, "w")) == NULL) {
+        fprintf(stderr, "holdfast-bench: cannot write %s: %s\n", dat,
+                strerror(errno));
+        return HF_EINTERNAL;
+    }
+    /* One block per run: x = 1 / (1 - q), y = latency in ms. */
+    for (size_t k = 0; k < n; k++) {
+        if (!r[k].has_curve)
+            continue;
+        fprintf(f, "# %s %s\n", r[k].scenario,
+                hf_bench_durability_name(r[k].durability));
+        for (int i = 0; i < HF_BENCH_CURVE; i++)
+            fprintf(f, "%g %g\n", pow(10.0, i / 20.0), r[k].curve_us[i] / 1e3);
+        fputs("\n\n", f);
+        have++;
+    }
+    fclose(f);
+    if (have == 0) {
+        fprintf(stderr, "holdfast-bench: --plot: no latency samples\n");
+        remove(dat);
+        return HF_EINTERNAL;
+    }
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        fprintf(stderr,
+                "holdfast-bench: --plot: gnuplot is not installed (apt-get "
+                "install gnuplot-nox); the distribution is in %s\n",
+                dat);
+        return 0;
+    }
+    if ((f = fopen(gp, "w")) == NULL) {
+        fprintf(stderr, "holdfast-bench: cannot write %s: %s\n", gp,
+                strerror(errno));
+        return HF_EINTERNAL;
+    }
+    fprintf(f,
+            "set terminal pngcairo size 900,540 noenhanced\n"
+            "set output '%s'\n"
+            "set title 'holdfast-bench latency by percentile'\n"
+            "set logscale x\n"
+            /* a tic label is a format: %% is a literal % */
+            "set xtics ('50%%%%' 2, '90%%%%' 10, '99%%%%' 100, "
+            "'99.9%%%%' 1000, '99.99%%%%' 10000, '99.999%%%%' 100000)\n"
+            "set xrange [1:100000]\n"
+            "set xlabel 'percentile'\n"
+            "set ylabel 'latency (ms)'\n"
+            "set grid\n"
+            "set key left top\n"
+            "plot ",
+            path);
+    for (size_t k = 0, b = 0; k < n; k++) {
+        if (!r[k].has_curve)
+            continue;
+        fprintf(f,
+                "%s'%s' index %zu with lines lw 2 title '%s %s: %.0f/s, "
+                "p99 %.2f ms'",
+                b ? ", " : "", dat, b, r[k].scenario,
+                hf_bench_durability_name(r[k].durability), r[k].ops_per_sec,
+                r[k].p99_us / 1e3);
+        b++;
+    }
+    fputc('\n', f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>&1", gp);
+    rv = system(cmd);
+    remove(gp);
+    if (rv != 0) {
+        fprintf(stderr,
+                "holdfast-bench: gnuplot failed (status %d); the "
+                "distribution is in %s\n",
+                rv, dat);
+        return HF_EINTERNAL;
+    }
+    remove(dat);
+    printf("plot: %s\n", path);
+    return 0;
 }
 
 int

@@ -215,6 +215,12 @@ struct hf_bench_result {
      * bookings the device does not hold afterwards. */
     int has_bookings;
     uint64_t double_bookings, lost_acks;
+    /* The latency distribution for --plot: curve_us[i] is the latency at
+     * quantile 1 - 10^(-i / 20), i.e. from the median (i = 6) to
+     * 99.999% (i = 100); filled by hf_bench_result_fill. */
+#define HF_BENCH_CURVE 101
+    double curve_us[HF_BENCH_CURVE];
+    int has_curve;
     /* Extra figures a scenario reports, written into the JSON as they
      * are (name, value), up to HF_BENCH_EXTRA. */
 #define HF_BENCH_EXTRA 8
@@ -240,6 +246,14 @@ void hf_bench_result_fill(struct hf_bench_result *r,
  * error code seen. Fan-out rows (subscribers > 0) get a table of their
  * own, with publish and delivery columns. */
 void hf_bench_table(FILE *out, const struct hf_bench_result *r, size_t n);
+
+/* Draws the latency distributions of r[0..n) (those with a curve) into
+ * a PNG at path with gnuplot: latency against percentile, the tail
+ * stretched (HdrHistogram style). Without gnuplot it says so and writes
+ * the data next to path (path.dat) instead. Returns 0, or HF_EINTERNAL
+ * after printing why. */
+int hf_bench_plot(const char *path, const struct hf_bench_result *r,
+                  size_t n);
 
 /* Writes the results to path as one JSON object, or as an array of
  * objects when array is set. Returns 0 or HF_EINTERNAL (printed). */

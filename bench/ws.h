@@ -227,7 +227,7 @@ struct wopts {
     long long window, threads, actors, ops;
     long long slots;       /* booking: per device */
     double rate, duration; /* rate: fanout */
-    const char *url, *token, *json, *durability;
+    const char *url, *token, *json, *durability, *plot;
     int msgpack, has_ops, has_duration;
 };
 

@@ -1586,6 +1586,11 @@ common_flags(struct hf_bench_flag *f, size_t *n, struct wopts *o)
          .type = HF_BF_STR,
          .dst = &o->json,
          .help = "also write the result as JSON"},
+        {.name = "plot",
+         .metavar = "FILE.png",
+         .type = HF_BF_STR,
+         .dst = &o->plot,
+         .help = "also draw the latency distribution (gnuplot)"},
     };
 
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]) && *n < MAX_FLAGS; i++)
@@ -1630,6 +1635,8 @@ wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
         hf_bench_table(stdout, &res, 1);
     }
     if (o->json && hf_bench_json(o->json, &res, 1, 0) != 0)
+        status = HF_BENCH_FAIL;
+    if (o->plot && res.seconds > 0 && hf_bench_plot(o->plot, &res, 1) != 0)
         status = HF_BENCH_FAIL;
     if (wb_interrupted) {
         fprintf(stderr, "holdfast-bench %s: interrupted\n", sc->name);
