@@ -41,6 +41,7 @@
 #include "bench/ws.h"
 #include "core/env.h"
 #include "core/err.h"
+#include "core/mpjson.h"
 
 #define BOOKING     "booking"
 #define BK_CLIENTS  50
@@ -251,6 +252,61 @@ got_device(void *arg, uint32_t d, const struct smsg *m)
     return 0;
 }
 
+/* --tamper, for the test suite: cancels the first acknowledged booking
+ * (auth off: every caller is admin) through a connection of its own, so
+ * that the read-back must find it lost. Proves the verdict can fail. */
+static int
+tamper(const struct target *t, const struct bk *b, struct caller **cl, int n)
+{
+    const struct win *e = NULL;
+    hf_ws *ws = NULL;
+    hf_buf frame = {0}, rx = {0};
+    char tmp[NAME_CAP + 128];
+    int rv, op, code, len;
+
+    for (int i = 0; i < n && e == NULL; i++) {
+        const struct bkthr *w = cl[i]->wl_state;
+        if (w->n > 0)
+            e = &w->v[0];
+    }
+    if (e == NULL)
+        return HF_ENOTFOUND;
+    if ((rv = wb_dial(BOOKING, t, 0, 1, &ws)) != 0)
+        return rv;
+    len = snprintf(tmp, sizeof(tmp),
+                   "{\"op\":\"call\",\"id\":1,\"to\":\"%s\",\"method\":"
+                   "\"cancel\",\"args\":{\"slot\":\"s%u\"}}",
+                   b->devs[e->d].s, e->j);
+    /* JSON even on a msgpack connection would be refused: convert. */
+    if (t->msgpack)
+        rv = hf_json_to_mp(tmp, (size_t)len, &frame);
+    else
+        hf_buf_append(&frame, tmp, (size_t)len);
+    if (rv == 0)
+        rv = wb_send_frame(ws, t->msgpack, &frame);
+    /* The hello comes first; then the reply. */
+    while (rv == 0) {
+        if ((rv = hf_ws_recv(ws, 10000, &op, &rx, &code)) != 0)
+            break;
+        if (op == HF_WS_CLOSE) {
+            rv = HF_EUNAVAIL;
+            break;
+        }
+        if (rx.len > 0 && (memmem(rx.data, rx.len, "reply", 5) != NULL)) {
+            if (memmem(rx.data, rx.len, "cancelled", 9) == NULL)
+                rv = HF_EBADREQ;
+            break;
+        }
+    }
+    printf("%s: --tamper: cancelled %s slot s%u behind the bench's back "
+           "(%s)\n",
+           BOOKING, b->devs[e->d].s, e->j, rv ? hf_err_name(rv) : "ok");
+    hf_ws_close(ws);
+    hf_buf_free(&frame);
+    hf_buf_free(&rx);
+    return rv;
+}
+
 /* ------------------------------------------------------------------ */
 /* the run                                                             */
 
@@ -294,12 +350,16 @@ judge(const struct bk *b, struct caller **cl, int n, uint32_t *held,
                            b->devs[e->d].s, e->j, acked[cell] - 1, e->u);
             }
             if (held[cell] != e->u + 1) {
-                if (v->lost_acks++ < SHOW)
+                if (v->lost_acks++ >= SHOW)
+                    ;
+                else if (held[cell] == 0)
                     printf("verify: FAIL (%s slot s%u acknowledged to u%u, "
-                           "held by %s%u)\n",
-                           b->devs[e->d].s, e->j, e->u,
-                           held[cell] ? "u" : "nobody",
-                           held[cell] ? held[cell] - 1 : 0);
+                           "held by nobody)\n",
+                           b->devs[e->d].s, e->j, e->u);
+                else
+                    printf("verify: FAIL (%s slot s%u acknowledged to u%u, "
+                           "held by u%u)\n",
+                           b->devs[e->d].s, e->j, e->u, held[cell] - 1);
             }
         }
     }
@@ -450,6 +510,8 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
             ok = 0;
             break;
         }
+    if (o->tamper && tamper(t, &b, cl, started) != 0)
+        ok = 0;
     if ((rb.held = calloc((uint64_t)b.ndev * b.nslots, sizeof(*rb.held))) ==
             NULL ||
         wb_call_each(BOOKING, t, names, b.ndev, "get", BK_READ_WINDOW,
@@ -608,7 +670,13 @@ hf_bench_booking(int argc, char **argv)
          .max = 1e15,
          .seen = &o.has_ops,
          .help = "make N reserve calls in all instead"},
+        {.name = "tamper",
+         .metavar = "",
+         .type = HF_BF_BOOL,
+         .dst = &o.tamper,
+         .help = "for tests: cancel one acknowledged booking before the "
+                 "check, which must then FAIL"},
     };
 
-    return wb_ws_main(&sc, &o, f, 8, argc, argv);
+    return wb_ws_main(&sc, &o, f, 9, argc, argv);
 }

@@ -63,7 +63,7 @@
 struct opts {
     long long actors, ops, clients, window, workers;
     double duration;
-    const char *durability, *data, *json;
+    const char *durability, *data, *json, *plot;
     int has_actors, has_ops, has_duration;
 };
 
@@ -744,6 +744,11 @@ hf_bench_engine(int argc, char **argv)
          .type = HF_BF_STR,
          .dst = &o.json,
          .help = "also write the results as JSON"},
+        {.name = "plot",
+         .metavar = "FILE.png",
+         .type = HF_BF_STR,
+         .dst = &o.plot,
+         .help = "also draw the latency distributions (gnuplot)"},
     };
     const size_t nflags = sizeof(flags) / sizeof(flags[0]);
     uint32_t actors[2];
@@ -811,6 +816,8 @@ hf_bench_engine(int argc, char **argv)
         hf_bench_table(stdout, res, nres);
     }
     if (o.json && hf_bench_json(o.json, res, nres, na * nd > 1) != 0)
+        status = HF_BENCH_FAIL;
+    if (o.plot && nres > 0 && hf_bench_plot(o.plot, res, nres) != 0)
         status = HF_BENCH_FAIL;
     if (interrupted) {
         fprintf(stderr, "holdfast-bench engine: interrupted\n");

@@ -597,7 +597,7 @@ on_configured(void *arg, const struct smsg *m)
 static int
 configure_polls(const struct target *t, const struct mx *x)
 {
-    struct reader rd;
+    struct reader rd = {0};
     struct cfgd cd = {0};
     hf_ws *ws = NULL;
     hf_buf frame = {0};

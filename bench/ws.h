@@ -226,6 +226,7 @@ struct wopts {
     long long publishers;  /* fanout */
     long long window, threads, actors, ops;
     long long slots;       /* booking: per device */
+    int tamper;            /* booking: see --tamper */
     double rate, duration; /* rate: fanout */
     const char *url, *token, *json, *durability, *plot;
     int msgpack, has_ops, has_duration;
