@@ -604,7 +604,7 @@ sub_find(struct actor *a, hf_sink *s, uint64_t conn)
 /* Adds a subscription; consumes the caller's sink reference. */
 static void
 sub_add(struct actor *a, hf_sink *s, uint64_t conn, const void *who,
-        size_t wl)
+        size_t wl, int announce)
 {
     int i = sub_find(a, s, conn);
     struct sinkcount *sc;
@@ -612,6 +612,7 @@ sub_add(struct actor *a, hf_sink *s, uint64_t conn, const void *who,
     if (i >= 0) { /* resubscribe: refresh presence */
         a->subs[i].who.len = 0;
         MUST(hf_buf_append(&a->subs[i].who, who, wl));
+        a->subs[i].announce = announce;
         hf_sink_unref(s);
         return;
     }
@@ -621,7 +622,8 @@ sub_add(struct actor *a, hf_sink *s, uint64_t conn, const void *who,
             NULL)
             hf__oom();
     }
-    a->subs[a->nsubs] = (struct subscr){.sink = s, .conn = conn};
+    a->subs[a->nsubs] =
+        (struct subscr){.sink = s, .conn = conn, .announce = announce};
     MUST(hf_buf_append(&a->subs[a->nsubs].who, who, wl));
     a->nsubs++;
     if ((sc = sinkcount_find(a, s)) != NULL) {
@@ -637,9 +639,11 @@ sub_add(struct actor *a, hf_sink *s, uint64_t conn, const void *who,
     a->sinks[a->nsinks++] = (struct sinkcount){.sink = s, .n = 1};
 }
 
-/* Removes a subscription; its presence object moves to *who. */
+/* Removes a subscription; its presence object moves to *who, and
+ * *announce says whether it was subscribed with presence. */
 static int
-sub_remove(struct actor *a, hf_sink *s, uint64_t conn, hf_buf *who)
+sub_remove(struct actor *a, hf_sink *s, uint64_t conn, hf_buf *who,
+           int *announce)
 {
     int i = sub_find(a, s, conn);
     struct sinkcount *sc;
@@ -647,6 +651,7 @@ sub_remove(struct actor *a, hf_sink *s, uint64_t conn, hf_buf *who)
     if (i < 0)
         return 0;
     *who = a->subs[i].who;
+    *announce = a->subs[i].announce;
     a->subs[i] = a->subs[--a->nsubs];
     sc = sinkcount_find(a, s);
     if (--sc->n == 0)
@@ -862,7 +867,9 @@ release_sub(struct worker *w, const struct r_sub *rs, const char *who,
     hf_buf_free(&events);
     hf_buf_free(&res);
 
-    sub_add(a, rs->sink, rs->conn, who, wl);
+    sub_add(a, rs->sink, rs->conn, who, wl, rs->announce);
+    if (!rs->announce)
+        return; /* a silent watcher (a board, a dashboard): no join */
     msgpack_packer_init(&pk, &w->tmp, hf_buf_mpwrite);
     w->tmp.len = 0;
     hf_env_pack_presence(&pk, (hf_slice){a->addr, a->alen}, 1,
@@ -877,11 +884,11 @@ release_unsub(struct worker *w, const struct r_unsub *ru, int status)
     hf_buf *out = out_for(w, ru->sink);
     hf_buf who = {0};
     msgpack_packer pk;
-    int removed = 0;
+    int removed = 0, announce = 0;
     char res = (char)0xc3; /* true */
 
     if (status == 0)
-        removed = sub_remove(a, ru->sink, ru->conn, &who);
+        removed = sub_remove(a, ru->sink, ru->conn, &who, &announce);
     msgpack_packer_init(&pk, out, hf_buf_mpwrite);
     if (status != 0) {
         hf_env_pack_reply_err(&pk, ru->conn, ru->id, status, NULL, 0);
@@ -892,7 +899,7 @@ release_unsub(struct worker *w, const struct r_unsub *ru, int status)
     }
     HF_INC(calls[-status]);
     hf_sink_unref(ru->sink);
-    if (removed) {
+    if (removed && announce) {
         w->tmp.len = 0;
         msgpack_packer_init(&pk, &w->tmp, hf_buf_mpwrite);
         hf_env_pack_presence(&pk, (hf_slice){a->addr, a->alen}, 0,
@@ -1174,10 +1181,16 @@ builtin_info(struct worker *w, struct actor *a, msgpack_packer *pk)
 static void
 builtin_presence(struct worker *w, struct actor *a, msgpack_packer *pk)
 {
+    uint32_t n = 0;
+
     (void)w;
-    msgpack_pack_array(pk, a->nsubs);
     for (uint32_t i = 0; i < a->nsubs; i++)
-        hf_pack_raw(pk, (hf_slice){a->subs[i].who.data, a->subs[i].who.len});
+        n += a->subs[i].announce != 0;
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < a->nsubs; i++)
+        if (a->subs[i].announce)
+            hf_pack_raw(pk,
+                        (hf_slice){a->subs[i].who.data, a->subs[i].who.len});
 }
 
 static const struct {
@@ -1308,6 +1321,7 @@ do_sub(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
     /* who = {"sub": caller, ...presence fields} */
     w->tmp.len = 0;
     msgpack_packer_init(&pk, &w->tmp, hf_buf_mpwrite);
+    rs.announce = pres != NULL && pres->type != MSGPACK_OBJECT_NIL;
     if (pres && pres->type == MSGPACK_OBJECT_MAP)
         extra = pres->via.map.size;
     msgpack_pack_map(&pk, 1 + extra);

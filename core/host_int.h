@@ -49,7 +49,8 @@ struct alarm {
 struct subscr {
     hf_sink *sink; /* a reference */
     uint64_t conn;
-    hf_buf who; /* presence object, msgpack */
+    hf_buf who;   /* presence object, msgpack */
+    int announce; /* subscribed with presence: joins and leaves are told */
 };
 
 struct sinkcount {
@@ -204,7 +205,7 @@ struct r_sub { /* + who (presence msgpack) */
     hf_sink *sink; /* a reference, passed on to the subscription */
     uint64_t conn, id, seq_at;
     int64_t since;
-    int32_t has_since, epoch_ok;
+    int32_t has_since, epoch_ok, announce;
 };
 struct r_unsub {
     struct actor *a;
