@@ -698,6 +698,28 @@ out:
     return rv;
 }
 
+/* --peer: run the workload against another system instead (nats:
+ * bench/nats.c). Set by the flag parser and read by run_peer, both on
+ * the main thread. */
+static const char *fan_peer;
+
+int hf_bench_nats_fanout(const struct wopts *o, const struct target *t,
+                         int durability, struct hf_bench_result *res);
+
+static int
+run_peer(const struct wopts *o, const struct target *t, int durability,
+         struct hf_bench_result *res)
+{
+    if (fan_peer == NULL)
+        return run_fanout(o, t, durability, res);
+    memset(res, 0, sizeof(*res));
+    if (strcmp(fan_peer, "nats") == 0)
+        return hf_bench_nats_fanout(o, t, durability, res);
+    fprintf(stderr, "holdfast-bench %s: --peer wants nats, not '%s'\n", FANOUT,
+            fan_peer);
+    return HF_BENCH_USAGE;
+}
+
 static void
 fanout_usage(FILE *out, const struct hf_bench_flag *f, size_t n)
 {
@@ -738,14 +760,17 @@ fanout_usage(FILE *out, const struct hf_bench_flag *f, size_t n)
         out, f, n,
         "A subscriber with more than --outbuf-max queued is closed by "
         "the server (1013);\nthat is reported, and it fails the "
-        "run.\n");
+        "run.\n"
+        "\n--peer nats --url ws://HOST:PORT runs the same workload against a "
+        "nats-server\nwebsocket listener (subjects for actors, NATS text "
+        "protocol; see bench/nats.c).\n");
 }
 
 int
 hf_bench_fanout(int argc, char **argv)
 {
     static const struct wscen sc = {
-        .name = FANOUT, .usage = fanout_usage, .run = run_fanout};
+        .name = FANOUT, .usage = fanout_usage, .run = run_peer};
     struct wopts o = {.subscribers = FAN_SUBS,
                       .publishers = FAN_PUBS,
                       .actors = 1,
@@ -812,7 +837,12 @@ hf_bench_fanout(int argc, char **argv)
          .max = 1e15,
          .seen = &o.has_ops,
          .help = "make N publishes in all instead"},
+        {.name = "peer",
+         .metavar = "NAME",
+         .type = HF_BF_STR,
+         .dst = &fan_peer,
+         .help = "nats: the same workload against nats-server instead"},
     };
 
-    return wb_ws_main(&sc, &o, f, 8, argc, argv);
+    return wb_ws_main(&sc, &o, f, 9, argc, argv);
 }
