@@ -44,6 +44,10 @@ static const struct hf_bench_cmd cmds[] = {
      .summary = "counter.incr over WebSocket against a running server: "
                 "pipelined calls, latency",
      .run = hf_bench_calls},
+    {.name = "connections",
+     .summary = "how many WebSocket connections a running server holds: "
+                "connects/s, bytes each",
+     .run = hf_bench_connections},
     {.name = "booking",
      .summary = "users racing for device slots over WebSocket: durable "
                 "reservations/s, 0 double bookings",

@@ -1,5 +1,8 @@
 /* metrics.c - see metrics.h. */
+#include <dirent.h>
 #include <inttypes.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/metrics.h"
 
@@ -61,6 +64,65 @@ hist(FILE *out, const char *name, const char *help, const hf_hist *h)
             (uint64_t)atomic_load(&h->count));
 }
 
+/* Pages resident, from /proc/self/statm (its second field); 0 if
+ * unreadable. */
+static uint64_t
+resident_bytes(void)
+{
+    unsigned long long size, resident;
+    FILE *f = fopen("/proc/self/statm", "r");
+    int n;
+
+    if (f == NULL)
+        return 0;
+    n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static int64_t
+open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    int64_t n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* The process collector's standard names, so that the usual dashboards
+ * and the benchmarks (memory per connection) read them as they are. */
+static void
+process_metrics(FILE *out)
+{
+    struct rusage ru;
+    struct rlimit rl;
+
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        fprintf(out,
+                "# HELP process_cpu_seconds_total Total user and system CPU "
+                "time spent in seconds.\n"
+                "# TYPE process_cpu_seconds_total counter\n"
+                "process_cpu_seconds_total %.6f\n",
+                (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                    (double)ru.ru_stime.tv_sec +
+                    (double)ru.ru_stime.tv_usec / 1e6);
+    gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
+          (int64_t)resident_bytes());
+    gauge(out, "process_open_fds", "Number of open file descriptors.",
+          open_fds());
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        gauge(out, "process_max_fds",
+              "Maximum number of open file descriptors.",
+              rl.rlim_cur == RLIM_INFINITY ? -1 : (int64_t)rl.rlim_cur);
+}
+
 void
 hf_metrics_write(FILE *out)
 {
@@ -103,7 +165,8 @@ hf_metrics_write(FILE *out)
     counter(out, "holdfast_connections_total", "WebSocket connections.",
             HF_GET(connections_total));
     counter(out, "holdfast_connections_refused_total",
-            "Connections refused over --max-conns.",
+            "Connections refused: over --max-conns, or out of file "
+            "descriptors.",
             HF_GET(connections_refused));
     counter(out, "holdfast_frames_in_total", "WebSocket frames received.",
             HF_GET(frames_in));
@@ -119,10 +182,14 @@ hf_metrics_write(FILE *out)
     counter(out, "holdfast_slow_consumers_total",
             "Connections closed for not reading (1013).",
             HF_GET(slow_consumers));
+    counter(out, "holdfast_idle_hangups_total",
+            "Connections hung up for not answering the heartbeat.",
+            HF_GET(idle_hangups));
     counter(out, "holdfast_http_requests_total", "HTTP requests.",
             HF_GET(http_requests));
     hist(out, "holdfast_commit_handlers", "Handlers per group commit.",
          &hf_metrics.commit_handlers_hist);
     hist(out, "holdfast_commit_latency_us", "Group commit latency.",
          &hf_metrics.commit_us_hist);
+    process_metrics(out);
 }

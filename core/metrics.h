@@ -52,6 +52,7 @@ struct hf_metrics {
     atomic_uint_least64_t bad_messages;
     atomic_uint_least64_t rate_limited;
     atomic_uint_least64_t slow_consumers;  /* closed with 1013 */
+    atomic_uint_least64_t idle_hangups;    /* silent past the heartbeat */
     atomic_uint_least64_t http_requests;
     hf_hist commit_handlers_hist; /* handlers per commit */
     hf_hist commit_us_hist;       /* commit latency, microseconds */
@@ -68,7 +69,10 @@ void hf_hist_add(hf_hist *h, uint64_t v);
 /* Value at quantile q (0..1) estimated from the buckets (upper bound). */
 uint64_t hf_hist_quantile(const hf_hist *h, double q);
 
-/* Writes every metric in Prometheus text exposition format. */
+/* Writes every metric in Prometheus text exposition format, then the
+ * process collector's standard ones read from the OS at that moment:
+ * process_cpu_seconds_total, process_resident_memory_bytes,
+ * process_open_fds, process_max_fds. */
 void hf_metrics_write(FILE *out);
 
 #endif

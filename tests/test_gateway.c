@@ -444,6 +444,10 @@ test_metrics_parse_as_prometheus_text(void **state)
     assert_non_null(strstr(body.data, "holdfast_connections 1"));
     assert_non_null(strstr(body.data, "holdfast_calls_total{outcome=\"ok\"} 3"));
     assert_non_null(strstr(body.data, "holdfast_commit_latency_us_bucket"));
+    /* The process collector's names, as dashboards and the bench read them. */
+    assert_non_null(strstr(body.data, "\nprocess_resident_memory_bytes "));
+    assert_non_null(strstr(body.data, "\nprocess_open_fds "));
+    assert_non_null(strstr(body.data, "\nprocess_cpu_seconds_total "));
     hf_buf_free(&body);
     cli_close(c);
     srv_free(&s);
@@ -807,6 +811,51 @@ test_slow_consumer_is_cut_off_while_others_keep_receiving(void **state)
     srv_free(&s);
 }
 
+/* The keepalive: with --heartbeat-s 1 the server pings a connection idle
+ * for a second and hangs up one silent for 2 x 1 + 5 s. A client that
+ * only answers pings (hf_ws_recv does, as browsers do) stays however long
+ * it is idle; one that reads nothing, and so answers nothing, is dropped. */
+static void
+test_heartbeat_keeps_answering_clients_and_drops_silent_ones(void **state)
+{
+    static const char *const flags[] = {"--heartbeat-s", "1", NULL};
+    struct srv s;
+    struct cli *live, *silent;
+    hf_buf rx = {0}, body = {0};
+    int op = 0, code = 0, rv;
+    time_t t0;
+    json_t *r;
+    (void)state;
+
+    srv_start(&s, flags);
+    live = cli_open(&s, 0);
+    silent = cli_open(&s, 1);
+    t0 = time(NULL);
+    while (time(NULL) - t0 < 10) {
+        r = cli_next(live, 200); /* answers the pings; nothing else comes */
+        assert_null(r);
+        assert_false(live->closed);
+    }
+    /* Reading the silent one now answers its pings too late: it ends. */
+    do
+        rv = hf_ws_recv(silent->ws, WAIT, &op, &rx, &code);
+    while (rv == 0 && op != HF_WS_CLOSE);
+    assert_true(rv == HF_EUNAVAIL || (rv == 0 && op == HF_WS_CLOSE));
+    silent->closed = 1;
+    hf_buf_free(&rx);
+    assert_int_equal(http(&s, "GET", "/metrics", NULL, NULL, &body), 200);
+    assert_non_null(strstr(body.data, "holdfast_connections 1\n"));
+    hf_buf_free(&body);
+    /* The live one was idle as long, and still answers. */
+    cli_send(live, "{\"op\":\"ping\",\"id\":3}");
+    r = cli_expect(live, "pong");
+    assert_int_equal(json_integer_value(json_object_get(r, "id")), 3);
+    json_decref(r);
+    cli_close(silent);
+    cli_close(live);
+    srv_free(&s);
+}
+
 static void
 test_sigterm_loses_no_acknowledged_write(void **state)
 {
@@ -890,6 +939,8 @@ main(void)
         cmocka_unit_test(test_rate_limit_refuses_the_excess),
         cmocka_unit_test(
             test_slow_consumer_is_cut_off_while_others_keep_receiving),
+        cmocka_unit_test(
+            test_heartbeat_keeps_answering_clients_and_drops_silent_ones),
         cmocka_unit_test(test_sigterm_loses_no_acknowledged_write),
     };
     signal(SIGPIPE, SIG_IGN);

@@ -11,6 +11,14 @@
  * buffers) is touched only by it. nng's receive callback, on an nng thread,
  * likewise only queues the batch and wakes the gateway.
  *
+ * Event loop. Each context runs on a libev loop of its own (epoll), through
+ * lws's libev support (Debian's libwebsockets-evlib-ev plugin), and the
+ * thread runs that loop until drain_queues sees the exit flag. lws's
+ * built-in loop polls every descriptor on every wakeup: at 19,000 idle
+ * connections poll() was most of the gateway's remaining CPU, and each
+ * handshake took a few of those wakeups, so connects slowed to a few
+ * hundred a second as connections grew. epoll costs what is ready.
+ *
  * Requests. A client frame is decoded (transport/wire.c), checked (auth,
  * ACL, address, rate), and each message becomes a host envelope with a
  * gateway-wide request id ("id") and the connection id ("c"). The client's
@@ -31,9 +39,30 @@
  * joined by '\n', msgpack concatenated). A connection whose buffer passes
  * --outbuf-max is a slow consumer: it is closed with 1013 and can recover
  * with "since".
+ *
+ * Heartbeat. Each gateway thread keeps its WebSocket connections alive
+ * itself: one lws timer per context fires every second (a "tick") and
+ * walks the connection table. Anything received from a client (a frame,
+ * a pong) stamps its conn with the tick; one idle for --heartbeat-s gets
+ * a ping (queued like output, written at the next writable), one silent
+ * for 2 x --heartbeat-s + 5 s is hung up. lws's own per-connection
+ * keepalive (its retry policy) is switched off: in lws 4.1 every re-arm
+ * of a connection's timer is an insertion into one sorted list of all of
+ * them, O(connections), which at 19,000 idle connections took 92% of a
+ * core for the pongs alone and made each new connection slower than the
+ * last. The walk is O(connections) once a second instead, and touches
+ * nothing lws keeps.
+ *
+ * Descriptors. Every connection is one; the gateway raises the soft
+ * RLIMIT_NOFILE to the hard limit before lws sizes its tables by it, says
+ * how many connections that allows, and when accept() still runs out it
+ * sheds the waiting connection through a descriptor kept in reserve
+ * rather than leave it to hang in the backlog (and poll() to report it
+ * again at once, forever).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ev.h>
 #include <fcntl.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
@@ -44,6 +73,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +97,7 @@
 #define BAD_STREAK_CLOSE   16    /* consecutive bad messages: close 1008 */
 #define ID_MAX             64    /* bytes of a client id (msgpack) */
 #define FRAME_OUT_MAX      65536 /* target size of one outgoing frame */
+#define FD_RESERVE         64    /* descriptors that are not connections */
 
 enum { C_WS = 1, C_HTTP };
 
@@ -92,6 +123,20 @@ struct topic {
     char addr[];
 };
 
+/* An HTTP request being served (struct conn's tail for C_HTTP). */
+struct http_req {
+    int route;
+    hf_buf body;
+    int status;
+    const char *ctype;
+    int responded;
+    char target[HF_ADDR_MAX + 1];
+    char method[65];
+    char idem[HF_ADDR_MAX + 40];
+    uint64_t after;
+    unsigned limit;
+};
+
 struct conn {
     struct conn *hnext;
     uint64_t id;
@@ -111,27 +156,27 @@ struct conn {
     uint64_t tok_ns;
     int bad_streak;
     int close_code;   /* close with this at the next writable */
-    /* HTTP */
-    int route;
-    hf_buf body;
-    int status;
-    const char *ctype;
-    int responded;
-    char target[HF_ADDR_MAX + 1];
-    char method[65];
-    char idem[HF_ADDR_MAX + 40];
-    uint64_t after;
-    unsigned limit;
+    uint32_t seen;    /* gw->tick when the client last sent anything */
+    uint32_t pinged;  /* gw->tick of the last ping (or of the upgrade) */
+    uint8_t hello_due; /* write the hello at the next writable */
+    uint8_t ping_due;  /* write a ping at the next writable */
+    uint8_t hung;      /* hung up for silence: closing */
+    /* C_HTTP only: allocated with the conn, absent from WebSocket ones
+     * (which are the many: these bytes would be most of a conn). */
+    struct http_req h[];
 };
 
 struct gw {
     int idx;
     hf_gateway *g;
     struct lws_context *ctx;
+    struct ev_loop *loop; /* lws runs on it (epoll); the thread runs it */
     struct lws_vhost *vh;
     pthread_t thr;
     int started;
-    lws_retry_bo_t retry;
+    lws_retry_bo_t retry;   /* all zero: no lws keepalive (see above) */
+    lws_sorted_usec_list_t hb; /* the heartbeat tick */
+    uint32_t tick;          /* heartbeat ticks (seconds) since start */
 
     pthread_mutex_t mu;
     int *fds;          /* mu: accepted sockets to adopt */
@@ -161,6 +206,7 @@ struct gw {
     size_t wcap;
     msgpack_zone zone;
     hf_buf enc[2];
+    hf_buf scratch; /* write_ws: the hello */
 };
 
 struct hf_gateway {
@@ -168,6 +214,8 @@ struct hf_gateway {
     int nw;
     struct gw *gws;
     int lfd;
+    int spare; /* a descriptor in reserve, for shedding on EMFILE */
+    uint64_t shed, shed_logged_ns;
     int port;
     pthread_t acc;
     int acc_started;
@@ -460,39 +508,78 @@ next_chunk(struct conn *c)
     return n;
 }
 
+/* One data frame of n bytes, through the gateway's write buffer (lws
+ * wants LWS_PRE bytes of room before the payload). 0, or -1 to close. */
 static int
-write_ws(struct gw *gw, struct conn *c)
+put_frame(struct gw *gw, struct conn *c, const void *data, size_t n)
 {
-    size_t n;
-    int rv;
-
-    if (c->close_code) {
-        unsigned char reason[] = "bye";
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         reason, 3);
-        return -1;
-    }
-    if (c->outpos >= c->out.len)
-        return 0;
-    n = next_chunk(c);
     if (gw->wcap < LWS_PRE + n) {
         gw->wcap = LWS_PRE + n;
         if ((gw->wbuf = realloc(gw->wbuf, gw->wcap)) == NULL)
             abort();
     }
-    memcpy(gw->wbuf + LWS_PRE, c->out.data + c->outpos, n);
-    rv = lws_write(c->wsi, gw->wbuf + LWS_PRE, n,
-                   c->fmt == HF_WIRE_JSON ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
-    if (rv < (int)n)
+    memcpy(gw->wbuf + LWS_PRE, data, n);
+    if (lws_write(c->wsi, gw->wbuf + LWS_PRE, n,
+                  c->fmt == HF_WIRE_JSON ? LWS_WRITE_TEXT
+                                         : LWS_WRITE_BINARY) < (int)n)
         return -1;
     HF_INC(frames_out);
+    return 0;
+}
+
+static int
+write_ws(struct gw *gw, struct conn *c)
+{
+    size_t n;
+
+    /* A close waits for what was queued before it (nothing more is
+     * queued after: the error replies that led to a 1008 reach the
+     * client first; a slow consumer's 1013 found its buffer emptied). */
+    if (c->close_code && c->outpos >= c->out.len) {
+        unsigned char reason[] = "bye";
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         reason, 3);
+        return -1;
+    }
+    if (c->hello_due) {
+        /* Encoded only now, in scratch, so that a connection which never
+         * gets anything else never holds an output buffer. First, before
+         * whatever was queued meanwhile. */
+        c->hello_due = 0;
+        gw->scratch.len = 0;
+        hf_wire_hello(&gw->scratch, c->fmt, "holdfast/" HF_VERSION, c->id,
+                      gw->g->cfg.heartbeat_s);
+        if (put_frame(gw, c, gw->scratch.data, gw->scratch.len) != 0)
+            return -1;
+        if (c->outpos < c->out.len || c->ping_due || c->close_code)
+            lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (c->ping_due && !c->close_code) {
+        /* One write per writable: the output, if any, goes next time. The
+         * payload is not empty because lws 4.1 does not report an empty
+         * pong (LWS_CALLBACK_RECEIVE_PONG), and the pong is the proof. */
+        unsigned char ping[LWS_PRE + 2];
+        c->ping_due = 0;
+        memcpy(ping + LWS_PRE, "hf", 2);
+        if (lws_write(c->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 2)
+            return -1;
+        if (c->outpos < c->out.len)
+            lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (c->outpos >= c->out.len)
+        return 0;
+    n = next_chunk(c);
+    if (put_frame(gw, c, c->out.data + c->outpos, n) != 0)
+        return -1;
     c->outpos += n;
     if (c->fmt == HF_WIRE_JSON && c->outpos < c->out.len &&
         c->out.data[c->outpos] == '\n')
         c->outpos++;
     if (c->outpos >= c->out.len)
         c->out.len = c->outpos = 0;
-    else
+    if (c->outpos < c->out.len || c->close_code)
         lws_callback_on_writable(c->wsi);
     return 0;
 }
@@ -765,11 +852,11 @@ static void
 http_respond(struct conn *c, int status, const char *ctype, const void *body,
              size_t len)
 {
-    c->status = status;
-    c->ctype = ctype;
-    c->body.len = 0;
-    hf_buf_append(&c->body, body, len);
-    c->responded = 1;
+    c->h->status = status;
+    c->h->ctype = ctype;
+    c->h->body.len = 0;
+    hf_buf_append(&c->h->body, body, len);
+    c->h->responded = 1;
     want_write(c);
 }
 
@@ -933,13 +1020,16 @@ from_host(void *arg, nng_msg *m)
 static struct conn *
 conn_new(struct gw *gw, struct lws *wsi, int kind)
 {
-    struct conn *c = xcalloc(1, sizeof(*c));
+    struct conn *c = xcalloc(1, sizeof(*c) + (kind == C_HTTP
+                                                  ? sizeof(struct http_req)
+                                                  : 0));
     c->id = ++gw->next_conn;
     c->wsi = wsi;
     c->gw = gw;
     c->kind = kind;
     c->tokens = gw->g->cfg.rate_burst;
     c->tok_ns = (uint64_t)lws_now_usecs();
+    c->seen = c->pinged = gw->tick;
     conn_insert(gw, c);
     return c;
 }
@@ -966,7 +1056,8 @@ conn_free(struct gw *gw, struct conn *c)
         free(c->who);
     hf_buf_free(&c->rx);
     hf_buf_free(&c->out);
-    hf_buf_free(&c->body);
+    if (c->kind == C_HTTP)
+        hf_buf_free(&c->h->body);
     free(c);
 }
 
@@ -1023,9 +1114,8 @@ authenticate(struct gw *gw, struct conn *c, struct lws *wsi, int required)
 static void
 send_hello(struct conn *c)
 {
-    hf_wire_hello(&c->out, c->fmt, "holdfast/" HF_VERSION, c->id,
-                  c->gw->g->cfg.heartbeat_s);
-    queued(c);
+    c->hello_due = 1; /* written by write_ws */
+    want_write(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1048,13 +1138,13 @@ parse_target(struct conn *c, const char *path, int with_method)
     alen = with_method ? (size_t)(s2 - path) : strlen(path);
     if (alen > HF_ADDR_MAX || hf_addr_check(path, alen, NULL) != 0)
         return HF_EBADREQ;
-    memcpy(c->target, path, alen);
-    c->target[alen] = '\0';
+    memcpy(c->h->target, path, alen);
+    c->h->target[alen] = '\0';
     if (with_method) {
-        if (strlen(s2 + 1) == 0 || strlen(s2 + 1) >= sizeof(c->method) ||
+        if (strlen(s2 + 1) == 0 || strlen(s2 + 1) >= sizeof(c->h->method) ||
             strchr(s2 + 1, '/'))
             return HF_EBADREQ;
-        strcpy(c->method, s2 + 1);
+        strcpy(c->h->method, s2 + 1);
     }
     return 0;
 }
@@ -1073,7 +1163,7 @@ static void
 http_dispatch(struct gw *gw, struct conn *c)
 {
     const char *why = NULL;
-    hf_slice to = {c->target, strlen(c->target)};
+    hf_slice to = {c->h->target, strlen(c->h->target)};
     hf_buf args = {0};
     int err;
 
@@ -1085,26 +1175,26 @@ http_dispatch(struct gw *gw, struct conn *c)
         http_error(c, err, why);
         return;
     }
-    if (c->route == R_CALL) {
-        if (c->body.len > 0 &&
-            hf_json_to_mp(c->body.data, c->body.len, &args) != 0) {
+    if (c->h->route == R_CALL) {
+        if (c->h->body.len > 0 &&
+            hf_json_to_mp(c->h->body.data, c->h->body.len, &args) != 0) {
             http_error(c, HF_EBADREQ, "body is not valid JSON");
             return;
         }
         forward(gw, c, HF_OP_CALL, (hf_slice){0}, to,
-                (hf_slice){c->method, strlen(c->method)},
+                (hf_slice){c->h->method, strlen(c->h->method)},
                 (hf_slice){args.data, args.len},
-                (hf_slice){c->idem, strlen(c->idem)}, NULL);
+                (hf_slice){c->h->idem, strlen(c->h->idem)}, NULL);
         hf_buf_free(&args);
     } else {
-        hf_wire_msg m = {.has_since = 1, .since = (int64_t)c->after};
+        hf_wire_msg m = {.has_since = 1, .since = (int64_t)c->h->after};
         char lim[9];
         hf_buf lb = {.data = lim, .cap = sizeof(lim)};
         msgpack_packer pk;
         msgpack_packer_init(&pk, &lb, hf_buf_mpwrite);
-        msgpack_pack_uint32(&pk, c->limit);
+        msgpack_pack_uint32(&pk, c->h->limit);
         forward(gw, c, HF_OP_HISTORY, (hf_slice){0}, to, (hf_slice){0},
-                (hf_slice){lb.data, c->limit ? lb.len : 0}, (hf_slice){0},
+                (hf_slice){lb.data, c->h->limit ? lb.len : 0}, (hf_slice){0},
                 &m);
     }
     send_req(gw);
@@ -1199,27 +1289,27 @@ on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
             http_error(c, HF_EBADREQ, "use POST");
             return 0;
         }
-        c->route = R_CALL;
+        c->h->route = R_CALL;
         if (parse_target(c, uri + 9, 1) != 0) {
             http_error(c, HF_EBADREQ, "use /v1/call/{kind}/{name}/{method}");
             return 0;
         }
-        if (lws_hdr_custom_copy(wsi, c->idem, sizeof(c->idem),
+        if (lws_hdr_custom_copy(wsi, c->h->idem, sizeof(c->h->idem),
                                 "idempotency-key:", 16) < 0)
-            c->idem[0] = '\0';
+            c->h->idem[0] = '\0';
         if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
             http_dispatch(gw, c); /* no body: no args */
         return 0;
     }
-    c->route = R_EVENTS;
+    c->h->route = R_EVENTS;
     if (parse_target(c, uri + 11, 0) != 0) {
         http_error(c, HF_EBADREQ, "use /v1/events/{kind}/{name}");
         return 0;
     }
     if ((v = lws_get_urlarg_by_name(wsi, "after=", q, sizeof(q))) != NULL)
-        c->after = strtoull(v, NULL, 10);
+        c->h->after = strtoull(v, NULL, 10);
     if ((v = lws_get_urlarg_by_name(wsi, "limit=", q, sizeof(q))) != NULL)
-        c->limit = (unsigned)strtoul(v, NULL, 10);
+        c->h->limit = (unsigned)strtoul(v, NULL, 10);
     http_dispatch(gw, c);
     return 0;
 }
@@ -1227,28 +1317,28 @@ on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
 static int
 write_http(struct conn *c)
 {
-    size_t need = LWS_PRE + 512 + c->body.len;
+    size_t need = LWS_PRE + 512 + c->h->body.len;
     unsigned char *buf, *start, *p, *end;
     int rv = 0;
 
-    if (!c->responded)
+    if (!c->h->responded)
         return 0;
     if ((buf = malloc(need)) == NULL)
         return -1;
     start = p = buf + LWS_PRE;
     end = buf + need;
-    if (lws_add_http_common_headers(c->wsi, (unsigned)c->status, c->ctype,
-                                    c->body.len, &p, end) ||
+    if (lws_add_http_common_headers(c->wsi, (unsigned)c->h->status, c->h->ctype,
+                                    c->h->body.len, &p, end) ||
         lws_finalize_write_http_header(c->wsi, start, &p, end))
         rv = -1;
     if (rv == 0) {
-        memcpy(buf + LWS_PRE, c->body.data, c->body.len);
-        if (lws_write(c->wsi, buf + LWS_PRE, c->body.len,
-                      LWS_WRITE_HTTP_FINAL) != (int)c->body.len)
+        memcpy(buf + LWS_PRE, c->h->body.data, c->h->body.len);
+        if (lws_write(c->wsi, buf + LWS_PRE, c->h->body.len,
+                      LWS_WRITE_HTTP_FINAL) != (int)c->h->body.len)
             rv = -1;
     }
     free(buf);
-    c->responded = 0;
+    c->h->responded = 0;
     if (rv == 0 && lws_http_transaction_completed(c->wsi))
         rv = -1;
     return rv;
@@ -1276,6 +1366,8 @@ drain_queues(struct gw *gw)
     gw->ninbox = gw->capinbox = 0;
     draining = gw->draining;
     closing = gw->closing;
+    if (gw->exiting)
+        ev_break(gw->loop, EVBREAK_ALL);
     pthread_mutex_unlock(&gw->mu);
 
     for (size_t i = 0; i < nfds; i++) {
@@ -1309,6 +1401,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     struct lws_context *ctx = lws_get_context(wsi);
     struct gw *gw = ctx ? lws_context_user(ctx) : NULL;
     struct conn **pss = user, *c = pss ? *pss : NULL;
+    struct conn *hc = c && c->kind == C_HTTP ? c : NULL; /* has c->h */
     char uri[1024];
 
     switch (reason) {
@@ -1353,10 +1446,16 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 0;
     }
 
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c != NULL)
+            c->seen = gw->tick;
+        return 0;
+
     case LWS_CALLBACK_RECEIVE: {
         size_t max = (size_t)gw->g->cfg.frame_max;
         if (c == NULL || c->close_code)
             return 0;
+        c->seen = gw->tick;
         if (c->rx.len + len > max) {
             c->close_code = 1009;
             c->rx.len = 0;
@@ -1392,23 +1491,23 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return on_http(gw, wsi, pss, in ? (const char *)in : "/");
 
     case LWS_CALLBACK_HTTP_BODY:
-        if (c == NULL || c->responded)
+        if (hc == NULL || hc->h->responded)
             return 0;
-        if (c->body.len + len > (size_t)gw->g->cfg.frame_max) {
-            http_error(c, HF_ETOOLARGE, "body too large");
+        if (hc->h->body.len + len > (size_t)gw->g->cfg.frame_max) {
+            http_error(hc, HF_ETOOLARGE, "body too large");
             return 0;
         }
-        hf_buf_append(&c->body, in, len);
+        hf_buf_append(&hc->h->body, in, len);
         return 0;
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (c != NULL && !c->responded && c->npend == 0)
-            http_dispatch(gw, c);
+        if (hc != NULL && !hc->h->responded && hc->npend == 0)
+            http_dispatch(gw, hc);
         return 0;
 
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         int rv;
-        if (c == NULL || !c->responded)
+        if (hc == NULL || !hc->h->responded)
             return 0;
         /* Detach first: completing the transaction (in write_http) lets
          * lws free or reuse this session's storage for the next request
@@ -1446,19 +1545,91 @@ static const struct lws_protocols protocols[] = {
 /* ------------------------------------------------------------------ */
 /* threads                                                             */
 
+/* The heartbeat tick, on the gateway thread (see the design notes). A
+ * stamp is the tick current when something arrived, anywhere in that
+ * second: so "idle >= N ticks" means more than N - 1 seconds, and the
+ * thresholds below are one tick longer than the seconds they stand for. */
+static void
+heartbeat(lws_sorted_usec_list_t *sul)
+{
+    struct gw *gw = lws_container_of(sul, struct gw, hb);
+    uint32_t hb = (uint32_t)gw->g->cfg.heartbeat_s;
+    uint32_t ping_after = hb + 1, hangup_after = 2 * hb + 5 + 1;
+
+    gw->tick++;
+    for (uint32_t i = 0; gw->cmask && i <= gw->cmask; i++)
+        for (struct conn *c = gw->ctab[i]; c; c = c->hnext) {
+            uint32_t idle = gw->tick - c->seen;
+            if (c->kind != C_WS || c->hung || c->wsi == NULL)
+                continue;
+            if (idle >= hangup_after) {
+                /* Closed from outside its callbacks: at lws's next turn,
+                 * as lws's own keepalive did, without a close frame (the
+                 * peer is not answering; it may not be reading at all). */
+                c->hung = 1;
+                HF_INC(idle_hangups);
+                lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+                                LWS_TO_KILL_ASYNC);
+            } else if (idle >= ping_after &&
+                       gw->tick - c->pinged >= ping_after) {
+                c->pinged = gw->tick;
+                c->ping_due = 1;
+                lws_callback_on_writable(c->wsi);
+            }
+        }
+    lws_sul_schedule(gw->ctx, 0, &gw->hb, heartbeat, LWS_US_PER_SEC);
+}
+
 static void *
 gw_main(void *arg)
 {
     struct gw *gw = arg;
     int exiting = 0;
 
+    lws_sul_schedule(gw->ctx, 0, &gw->hb, heartbeat, LWS_US_PER_SEC);
     while (!exiting) {
-        lws_service(gw->ctx, 0);
+        ev_run(gw->loop, 0); /* until drain_queues sees exiting */
         pthread_mutex_lock(&gw->mu);
         exiting = gw->exiting;
         pthread_mutex_unlock(&gw->mu);
     }
+    lws_sul_cancel(&gw->hb);
     return NULL;
+}
+
+/* accept() failed for want of descriptors: the connection waiting in the
+ * backlog is taken with the reserve descriptor and closed at once, so its
+ * client is refused now rather than left to time out, and the listening
+ * socket stops being readable. Logged at most every 10 s. */
+static void
+shed(hf_gateway *g, int err)
+{
+    uint64_t now = (uint64_t)lws_now_usecs() * 1000u;
+    struct rlimit rl = {0};
+    int fd;
+
+    if (g->spare >= 0) {
+        close(g->spare);
+        g->spare = -1;
+    }
+    fd = accept4(g->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        g->shed++;
+        HF_INC(connections_refused);
+    }
+    g->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (g->shed_logged_ns == 0 || now - g->shed_logged_ns >= 10000000000u) {
+        getrlimit(RLIMIT_NOFILE, &rl);
+        hf_warn("gateway",
+                "accept: %s (RLIMIT_NOFILE %llu): refusing new connections "
+                "until some close (%llu refused so far)",
+                strerror(err), (unsigned long long)rl.rlim_cur,
+                (unsigned long long)g->shed);
+        g->shed_logged_ns = now;
+    }
+    if (fd < 0)
+        usleep(10000); /* not even the reserve helped: do not spin */
 }
 
 static void *
@@ -1480,10 +1651,8 @@ acceptor(void *arg)
             continue;
         fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE) {
-                hf_warn("gateway", "accept: %s", strerror(errno));
-                usleep(10000);
-            }
+            if (errno == EMFILE || errno == ENFILE)
+                shed(g, errno);
             continue;
         }
         for (int i = 0; i < g->nw; i++)
@@ -1576,6 +1745,41 @@ listen_on(hf_gateway *g)
     return 0;
 }
 
+/* Raises the soft RLIMIT_NOFILE to the hard limit (before any lws context
+ * exists: lws sizes its descriptor tables by it) and says what it allows. */
+static void
+raise_nofile(const hf_config *cfg)
+{
+    struct rlimit rl;
+    rlim_t was;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return;
+    if (rl.rlim_cur < (rlim_t)cfg->max_conns + FD_RESERVE)
+        hf_warn("gateway",
+                "RLIMIT_NOFILE is %llu (hard %llu%s): room for about %llu "
+                "connections, fewer than --max-conns %d; raise the hard "
+                "limit (ulimit -Hn, LimitNOFILE=) to hold more",
+                (unsigned long long)rl.rlim_cur,
+                (unsigned long long)rl.rlim_max,
+                was < rl.rlim_cur ? ", soft limit raised to it" : "",
+                (unsigned long long)(rl.rlim_cur > FD_RESERVE
+                                         ? rl.rlim_cur - FD_RESERVE
+                                         : 0),
+                cfg->max_conns);
+    else if (was < rl.rlim_cur)
+        hf_info("gateway", "RLIMIT_NOFILE raised from %llu to %llu",
+                (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+}
+
 static int
 gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
 {
@@ -1586,8 +1790,8 @@ gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
     gw->g = g;
     pthread_mutex_init(&gw->mu, NULL);
     msgpack_zone_init(&gw->zone, 8192);
-    gw->retry.secs_since_valid_ping = (uint16_t)g->cfg.heartbeat_s;
-    gw->retry.secs_since_valid_hangup = (uint16_t)(g->cfg.heartbeat_s * 2 + 5);
+    /* gw->retry stays zero: lws schedules no per-connection keepalive
+     * timer when secs_since_valid_hangup is 0 (heartbeat() does it). */
 
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
@@ -1595,8 +1799,15 @@ gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
     info.user = gw;
     info.vhost_name = "holdfast";
     info.retry_and_idle_policy = &gw->retry;
+    if ((gw->loop = ev_loop_new(EVBACKEND_EPOLL)) == NULL) {
+        hf_error("gateway", "cannot create an epoll event loop");
+        return HF_EINTERNAL;
+    }
+    info.options = LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = (void **)&gw->loop;
     if ((gw->ctx = lws_create_context(&info)) == NULL) {
-        hf_error("gateway", "cannot create the lws context");
+        hf_error("gateway", "cannot create the lws context (the libev "
+                            "plugin comes with libwebsockets-evlib-ev)");
         return HF_EINTERNAL;
     }
     gw->vh = lws_get_vhost_by_name(gw->ctx, "holdfast");
@@ -1622,6 +1833,7 @@ hf_gateway_start(hf_gateway **out, const hf_config *cfg, const char *base)
 
     g->cfg = *cfg;
     g->lfd = -1;
+    g->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     g->wake[0] = g->wake[1] = -1;
     snprintf(g->web_root, sizeof(g->web_root), "%s",
              cfg->web_root[0] ? cfg->web_root : HF_WEB_ROOT);
@@ -1630,6 +1842,7 @@ hf_gateway_start(hf_gateway **out, const hf_config *cfg, const char *base)
     hf_auth_anonymous(&g->anon, NULL);
     g->anon.sub[0] = '\0';
     lws_set_log_level(LLL_ERR, lws_log);
+    raise_nofile(cfg);
     if ((rv = listen_on(g)) != 0)
         goto fail;
     if (pipe2(g->wake, O_CLOEXEC) != 0) {
@@ -1731,6 +1944,8 @@ hf_gateway_stop(hf_gateway *g)
         }
         if (gw->ctx)
             lws_context_destroy(gw->ctx);
+        if (gw->loop)
+            ev_loop_destroy(gw->loop);
         if (gw->send_open)
             hf_nsend_close(&gw->send);
         for (size_t j = 0; j < gw->ninbox; j++)
@@ -1757,6 +1972,7 @@ hf_gateway_stop(hf_gateway *g)
         hf_buf_free(&gw->req);
         hf_buf_free(&gw->enc[0]);
         hf_buf_free(&gw->enc[1]);
+        hf_buf_free(&gw->scratch);
         msgpack_zone_destroy(&gw->zone);
         pthread_mutex_destroy(&gw->mu);
     }
@@ -1765,5 +1981,7 @@ hf_gateway_stop(hf_gateway *g)
         close(g->wake[0]);
     if (g->wake[1] >= 0)
         close(g->wake[1]);
+    if (g->spare >= 0)
+        close(g->spare);
     free(g);
 }
