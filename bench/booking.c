@@ -390,14 +390,11 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
     struct ctotal tot = {0};
     struct readback rb = {.b = &b};
     struct bkverdict v = {0};
-    struct srv s0, s1;
+    struct wb_span sp;
     struct name *names;
-    uint64_t t0, t1, next, last_done = 0, last_ns;
     char tag[16];
-    int started = 0, ok = 0, rv = HF_BENCH_FAIL;
-    double duration = o->has_duration ? o->duration
-                      : o->has_ops    ? 0
-                                      : DEF_DURATION;
+    int ok = 0, rv = HF_BENCH_FAIL;
+    double duration = wb_duration(o);
 
     memset(res, 0, sizeof(*res));
     if ((uint64_t)b.ndev * b.nslots > BK_MAX_CELL) {
@@ -433,51 +430,16 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
         goto out;
     for (int i = 0; i < nthreads; i++)
         cl[i]->wl_state = &thr[i];
-    started = wb_start_callers(cl, nthreads, &r);
-    if (started < nthreads || !wb_await_callers(&r, started, BOOKING)) {
-        atomic_store(&r.stop, 1);
-        wb_join_callers(cl, started);
-        hf_bench_progress_end();
-        printf("FAIL: %s: could not open every connection%s\n", BOOKING,
-               wb_interrupted ? " (interrupted)" : "");
+    if (wb_run(&r, cl, nthreads, duration, "answered", &sp) != 0 ||
+        wb_ctotal_merge(&tot, cl, nthreads, r.nactors) != 0)
         goto out;
-    }
-    wb_scrape(t, &s0);
-    t0 = hf_mono_ns();
-    next = t0 + 1000000000u;
-    last_ns = t0;
-    atomic_store(&r.go, 1);
-    while (atomic_load(&r.finished) < started) {
-        uint64_t now, done;
-        wb_sleep_ms(20);
-        now = hf_mono_ns();
-        if ((duration > 0 && (double)(now - t0) >= duration * 1e9) ||
-            wb_interrupted)
-            atomic_store(&r.stop, 1);
-        if (now >= next) {
-            done = atomic_load(&r.done);
-            hf_bench_progress(
-                "%s: %5.1fs %10" PRIu64 " answered %9.0f answers/s", BOOKING,
-                (double)(now - t0) / 1e9, done,
-                (double)(done - last_done) / ((double)(now - last_ns) / 1e9));
-            last_done = done;
-            last_ns = now;
-            next += 1000000000u;
-        }
-    }
-    wb_join_callers(cl, started);
-    t1 = wb_last_reply(cl, started, t0);
-    hf_bench_progress_end();
-    wb_scrape(t, &s1);
-    if (wb_ctotal_merge(&tot, cl, started, r.nactors) != 0)
-        goto out;
-    res->seconds = (double)(t1 - t0) / 1e9;
+    res->seconds = (double)(sp.t1 - sp.t0) / 1e9;
     res->ok_ops = tot.ok;
     res->refused = tot.refused;
     res->errors = tot.errors;
     memcpy(res->errs, tot.errs, sizeof(res->errs));
     res->ops = tot.ok + tot.refused + tot.errors + tot.bad_value;
-    hf_bench_result_fill(res, tot.lat, &s0.m, &s1.m);
+    hf_bench_result_fill(res, tot.lat, &sp.s0.m, &sp.s1.m);
     printf("%s: %" PRIu64 " reservations acknowledged, %" PRIu64
            " conflicts (slot already held), %" PRIu64
            " errors; %.0f decisions/s\n",
@@ -486,31 +448,14 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
                             : 0.0);
 
     /* The verdict. */
-    ok = 1;
-    if (tot.stalled) {
-        printf("verify: FAIL (calls in flight and no reply for %d s)\n",
-               STALL_S);
-        ok = 0;
-    }
-    if (wb_report_dead("client", cl, started) > 0) {
-        printf("verify: FAIL (%u connections lost, %" PRIu64
-               " calls in flight on them: their outcome is unknown)\n",
-               tot.dead, tot.lost_calls);
-        ok = 0;
-    }
-    if (tot.stray || tot.malformed) {
-        printf("verify: FAIL (%" PRIu64 " replies with an unknown or "
-               "answered id, %" PRIu64 " unreadable messages)\n",
-               tot.stray, tot.malformed);
-        ok = 0;
-    }
-    for (int i = 0; i < started; i++)
+    ok = wb_callers_ok(&tot, cl, nthreads, "client");
+    for (int i = 0; i < nthreads; i++)
         if (thr[i].oom) {
             printf("verify: FAIL (out of memory remembering wins)\n");
             ok = 0;
             break;
         }
-    if (o->tamper && tamper(t, &b, cl, started) != 0)
+    if (o->tamper && tamper(t, &b, cl, nthreads) != 0)
         ok = 0;
     if ((rb.held = calloc((uint64_t)b.ndev * b.nslots, sizeof(*rb.held))) ==
             NULL ||
@@ -518,7 +463,7 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
                      got_device, &rb) != 0) {
         ok = 0;
     } else {
-        judge(&b, cl, started, rb.held, &v);
+        judge(&b, cl, nthreads, rb.held, &v);
         res->double_bookings = v.double_bookings;
         res->lost_acks = v.lost_acks;
         if (rb.dup || rb.foreign) {
@@ -553,7 +498,7 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
                "its holder) [fresh connection]\n");
     else
         printf("verify: FAIL [%s]\n", BOOKING);
-    wb_note_limits(BOOKING, &s0, &s1, tot.errs[-HF_ERATELIMIT], res->ops);
+    wb_note_limits(BOOKING, &sp.s0, &sp.s1, tot.errs[-HF_ERATELIMIT], res->ops);
     fflush(stdout);
     rv = ok ? HF_BENCH_OK : HF_BENCH_FAIL;
 out:
@@ -647,29 +592,6 @@ hf_bench_booking(int argc, char **argv)
          .max = 1e9,
          .help = "calls per second, all users together (default 0: as "
                  "fast as the window allows)"},
-        {.name = "threads",
-         .metavar = "T",
-         .type = HF_BF_INT,
-         .dst = &o.threads,
-         .min = 1,
-         .max = 1024,
-         .help = "client threads (default: one per core)"},
-        {.name = "duration",
-         .metavar = "S",
-         .type = HF_BF_DOUBLE,
-         .dst = &o.duration,
-         .min = 0.1,
-         .max = 86400,
-         .seen = &o.has_duration,
-         .help = "run for S seconds (default 10)"},
-        {.name = "ops",
-         .metavar = "N",
-         .type = HF_BF_INT,
-         .dst = &o.ops,
-         .min = 1,
-         .max = 1e15,
-         .seen = &o.has_ops,
-         .help = "make N reserve calls in all instead"},
         {.name = "tamper",
          .metavar = "",
          .type = HF_BF_BOOL,
@@ -678,5 +600,9 @@ hf_bench_booking(int argc, char **argv)
                  "check, which must then FAIL"},
     };
 
-    return wb_ws_main(&sc, &o, f, 9, argc, argv);
+    size_t n = 6;
+
+    wb_span_flags(f, &n, &o, "client threads (default: one per core)",
+                  "make N reserve calls in all instead");
+    return wb_ws_main(&sc, &o, f, n, argc, argv);
 }

@@ -32,15 +32,13 @@ run_calls(const struct wopts *o, const struct target *t, int durability,
     int nthreads = (int)(o->threads < o->clients ? o->threads : o->clients);
     struct caller **cl = NULL;
     struct ctotal tot = {0};
-    struct srv s0, s1;
+    struct wb_span sp;
     struct name *names;
     int64_t *vals = NULL;
-    uint64_t t0, t1, next, last_done = 0, last_ns, sum = 0;
-    char tag[16], label[32];
-    int started = 0, ok = 0, rv = HF_BENCH_FAIL;
-    double duration = o->has_duration ? o->duration
-                      : o->has_ops    ? 0
-                                      : DEF_DURATION;
+    uint64_t sum = 0;
+    char tag[16];
+    int ok = 0, rv = HF_BENCH_FAIL;
+    double duration = wb_duration(o);
 
     memset(res, 0, sizeof(*res));
     res->scenario = CALLS;
@@ -53,7 +51,6 @@ run_calls(const struct wopts *o, const struct target *t, int durability,
         NULL)
         return HF_BENCH_FAIL;
     r.names = names;
-    snprintf(label, sizeof(label), "%s", CALLS);
     printf("%s: %lld connections over %d threads to %s (%s), window %lld, "
            "%lld actors counter/calls<i>.%s, ",
            CALLS, o->clients, nthreads, t->url, t->msgpack ? "msgpack" : "JSON",
@@ -63,80 +60,19 @@ run_calls(const struct wopts *o, const struct target *t, int durability,
     else
         printf("%lld calls\n", o->ops);
     fflush(stdout);
-    if ((cl = wb_callers_new(&r, nthreads)) == NULL)
+    if ((cl = wb_callers_new(&r, nthreads)) == NULL ||
+        wb_run(&r, cl, nthreads, duration, "ops", &sp) != 0 ||
+        wb_ctotal_merge(&tot, cl, nthreads, r.nactors) != 0)
         goto out;
-    started = wb_start_callers(cl, nthreads, &r);
-    if (started < nthreads || !wb_await_callers(&r, started, label)) {
-        atomic_store(&r.stop, 1);
-        wb_join_callers(cl, started);
-        hf_bench_progress_end();
-        printf("FAIL: %s: could not open every connection%s\n", CALLS,
-               wb_interrupted ? " (interrupted)" : "");
-        goto out;
-    }
-    wb_scrape(t, &s0);
-    t0 = hf_mono_ns();
-    next = t0 + 1000000000u;
-    last_ns = t0;
-    atomic_store(&r.go, 1);
-    while (atomic_load(&r.finished) < started) {
-        uint64_t now, done;
-        wb_sleep_ms(20);
-        now = hf_mono_ns();
-        if ((duration > 0 && (double)(now - t0) >= duration * 1e9) ||
-            wb_interrupted)
-            atomic_store(&r.stop, 1);
-        if (now >= next) {
-            done = atomic_load(&r.done);
-            hf_bench_progress("%s: %5.1fs %10" PRIu64 " ops %9.0f ops/s", label,
-                              (double)(now - t0) / 1e9, done,
-                              (double)(done - last_done) /
-                                  ((double)(now - last_ns) / 1e9));
-            last_done = done;
-            last_ns = now;
-            next += 1000000000u;
-        }
-    }
-    wb_join_callers(cl, started);
-    t1 = wb_last_reply(cl, started, t0);
-    {
-        uint64_t done = atomic_load(&r.done);
-        hf_bench_progress("%s: %5.1fs %10" PRIu64 " ops %9.0f ops/s (all)",
-                          label, (double)(t1 - t0) / 1e9, done,
-                          t1 > t0 ? (double)done / ((double)(t1 - t0) / 1e9)
-                                  : 0.0);
-        hf_bench_progress_end();
-    }
-    wb_scrape(t, &s1);
-    if (wb_ctotal_merge(&tot, cl, started, r.nactors) != 0)
-        goto out;
-    res->seconds = (double)(t1 - t0) / 1e9;
+    res->seconds = (double)(sp.t1 - sp.t0) / 1e9;
     res->ok_ops = tot.ok;
     res->errors = tot.errors;
     memcpy(res->errs, tot.errs, sizeof(res->errs));
     res->ops = tot.ok + tot.errors + tot.bad_value;
-    hf_bench_result_fill(res, tot.lat, &s0.m, &s1.m);
+    hf_bench_result_fill(res, tot.lat, &sp.s0.m, &sp.s1.m);
 
     /* The verdict. */
-    ok = 1;
-    if (tot.stalled) {
-        printf("verify: FAIL (calls in flight and no reply for %d s)\n",
-               STALL_S);
-        ok = 0;
-    }
-    if (wb_report_dead("client", cl, started) > 0) {
-        printf("verify: FAIL (%u connections lost, %" PRIu64
-               " calls in flight on them: their outcome is unknown)\n",
-               tot.dead, tot.lost_calls);
-        ok = 0;
-    }
-    if (tot.stray || tot.bad_value || tot.malformed) {
-        printf("verify: FAIL (%" PRIu64 " replies with an unknown or "
-               "answered id, %" PRIu64 " ok replies without a value, %" PRIu64
-               " unreadable messages)\n",
-               tot.stray, tot.bad_value, tot.malformed);
-        ok = 0;
-    }
+    ok = wb_callers_ok(&tot, cl, nthreads, "client");
     if ((vals = calloc(r.nactors, sizeof(*vals))) == NULL ||
         wb_read_values(CALLS, t, names, r.nactors, vals) != 0) {
         ok = 0;
@@ -157,7 +93,7 @@ run_calls(const struct wopts *o, const struct target *t, int durability,
                r.nactors, sum, tot.ok);
     else
         printf("verify: FAIL [%s]\n", CALLS);
-    wb_note_limits(CALLS, &s0, &s1, tot.errs[-HF_ERATELIMIT], res->ops);
+    wb_note_limits(CALLS, &sp.s0, &sp.s1, tot.errs[-HF_ERATELIMIT], res->ops);
     fflush(stdout);
     rv = ok ? HF_BENCH_OK : HF_BENCH_FAIL;
 out:
@@ -222,13 +158,6 @@ hf_bench_calls(int argc, char **argv)
          .min = 1,
          .max = MAX_WINDOW,
          .help = "calls in flight per connection (default 64)"},
-        {.name = "threads",
-         .metavar = "T",
-         .type = HF_BF_INT,
-         .dst = &o.threads,
-         .min = 1,
-         .max = 1024,
-         .help = "client threads (default: one per core)"},
         {.name = "actors",
          .metavar = "N",
          .type = HF_BF_INT,
@@ -236,23 +165,10 @@ hf_bench_calls(int argc, char **argv)
          .min = 1,
          .max = MAX_ACTORS,
          .help = "actors to spread calls over (default 1000)"},
-        {.name = "duration",
-         .metavar = "S",
-         .type = HF_BF_DOUBLE,
-         .dst = &o.duration,
-         .min = 0.1,
-         .max = 86400,
-         .seen = &o.has_duration,
-         .help = "run for S seconds (default 10)"},
-        {.name = "ops",
-         .metavar = "N",
-         .type = HF_BF_INT,
-         .dst = &o.ops,
-         .min = 1,
-         .max = 1e15,
-         .seen = &o.has_ops,
-         .help = "make N calls in all instead"},
     };
+    size_t n = 3;
 
-    return wb_ws_main(&sc, &o, f, 6, argc, argv);
+    wb_span_flags(f, &n, &o, "client threads (default: one per core)",
+                  "make N calls in all instead");
+    return wb_ws_main(&sc, &o, f, n, argc, argv);
 }

@@ -528,9 +528,7 @@ run_devices(const struct wopts *o, const struct target *t, int durability,
     uint64_t reports = 0;
     char tag[16];
     int dstarted = 0, pstarted = 0, ok = 0, rv = HF_BENCH_FAIL, pub_done = 0;
-    double duration = o->has_duration ? o->duration
-                      : o->has_ops    ? 0
-                                      : DEF_DURATION;
+    double duration = wb_duration(o);
 
     memset(res, 0, sizeof(*res));
     res->scenario = DEVICES;
@@ -686,19 +684,11 @@ run_devices(const struct wopts *o, const struct target *t, int durability,
                dt.stray, dt.malformed, dt.no_ts);
         ok = 0;
     }
-    if (tot.stalled) {
-        printf("verify: FAIL (calls in flight and no reply for %d s)\n",
-               STALL_S);
+    if (!wb_callers_ok(&tot, cl, pstarted, "device"))
         ok = 0;
-    }
-    if (wb_report_dead("device", cl, pstarted) > 0) {
-        printf("verify: FAIL (%u device connections lost)\n", tot.dead);
-        ok = 0;
-    }
-    if (tot.errors || tot.stray || tot.malformed) {
-        printf("verify: FAIL (devices: %" PRIu64 " error replies, %" PRIu64
-               " stray, %" PRIu64 " unreadable)\n",
-               tot.errors, tot.stray, tot.malformed);
+    if (tot.errors) {
+        printf("verify: FAIL (devices: %" PRIu64 " error replies)\n",
+               tot.errors);
         ok = 0;
     }
     res->verified = ok;
@@ -802,30 +792,10 @@ hf_bench_devices(int argc, char **argv)
          .max = 1e9,
          .help = "device calls per second in all, half of them reports "
                  "(default 2000; 0: as fast as replies come)"},
-        {.name = "threads",
-         .metavar = "T",
-         .type = HF_BF_INT,
-         .dst = &o.threads,
-         .min = 1,
-         .max = 1024,
-         .help = "dashboard threads (default 1)"},
-        {.name = "duration",
-         .metavar = "S",
-         .type = HF_BF_DOUBLE,
-         .dst = &o.duration,
-         .min = 0.1,
-         .max = 86400,
-         .seen = &o.has_duration,
-         .help = "run for S seconds (default 10)"},
-        {.name = "ops",
-         .metavar = "N",
-         .type = HF_BF_INT,
-         .dst = &o.ops,
-         .min = 1,
-         .max = 1e15,
-         .seen = &o.has_ops,
-         .help = "make N device calls in all instead"},
     };
+    size_t n = 3;
 
-    return wb_ws_main(&sc, &o, f, 6, argc, argv);
+    wb_span_flags(f, &n, &o, "dashboard threads (default 1)",
+                  "make N device calls in all instead");
+    return wb_ws_main(&sc, &o, f, n, argc, argv);
 }

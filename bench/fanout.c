@@ -470,9 +470,7 @@ run_fanout(const struct wopts *o, const struct target *t, int durability,
     uint64_t t0, tpub = 0, next, drain_dl = 0, pub0 = 0, del0 = 0, ns0, sum;
     char tag[16];
     int sstarted = 0, pstarted = 0, ok = 0, rv = HF_BENCH_FAIL, pub_done = 0;
-    double duration = o->has_duration ? o->duration
-                      : o->has_ops    ? 0
-                                      : DEF_DURATION;
+    double duration = wb_duration(o);
 
     memset(res, 0, sizeof(*res));
     res->scenario = FANOUT;
@@ -629,23 +627,8 @@ run_fanout(const struct wopts *o, const struct target *t, int durability,
                ft.stray, ft.malformed);
         ok = 0;
     }
-    if (tot.stalled) {
-        printf("verify: FAIL (publishes in flight and no reply for %d s)\n",
-               STALL_S);
+    if (!wb_callers_ok(&tot, cl, pstarted, "publisher"))
         ok = 0;
-    }
-    if (wb_report_dead("publisher", cl, pstarted) > 0) {
-        printf("verify: FAIL (%u publisher connections lost, %" PRIu64
-               " calls in flight on them)\n",
-               tot.dead, tot.lost_calls);
-        ok = 0;
-    }
-    if (tot.stray || tot.bad_value || tot.malformed) {
-        printf("verify: FAIL (publishers: %" PRIu64 " stray replies, %" PRIu64
-               " ok replies without a value, %" PRIu64 " unreadable)\n",
-               tot.stray, tot.bad_value, tot.malformed);
-        ok = 0;
-    }
     if (vals == NULL)
         ok = 0;
     else
@@ -814,35 +797,15 @@ hf_bench_fanout(int argc, char **argv)
          .min = 1,
          .max = MAX_FAN_ACTOR,
          .help = "actors published to (default 1)"},
-        {.name = "threads",
-         .metavar = "T",
-         .type = HF_BF_INT,
-         .dst = &o.threads,
-         .min = 1,
-         .max = 1024,
-         .help = "subscriber threads (default: one per core)"},
-        {.name = "duration",
-         .metavar = "S",
-         .type = HF_BF_DOUBLE,
-         .dst = &o.duration,
-         .min = 0.1,
-         .max = 86400,
-         .seen = &o.has_duration,
-         .help = "publish for S seconds (default 10)"},
-        {.name = "ops",
-         .metavar = "N",
-         .type = HF_BF_INT,
-         .dst = &o.ops,
-         .min = 1,
-         .max = 1e15,
-         .seen = &o.has_ops,
-         .help = "make N publishes in all instead"},
         {.name = "peer",
          .metavar = "NAME",
          .type = HF_BF_STR,
          .dst = &fan_peer,
          .help = "nats: the same workload against nats-server instead"},
     };
+    size_t n = 6;
 
-    return wb_ws_main(&sc, &o, f, 9, argc, argv);
+    wb_span_flags(f, &n, &o, "subscriber threads (default: one per core)",
+                  "make N publishes in all instead");
+    return wb_ws_main(&sc, &o, f, n, argc, argv);
 }

@@ -686,15 +686,12 @@ run_mix(const struct wopts *o, const struct target *t, int durability,
     struct caller **cl = NULL;
     struct mxthr *thr = NULL;
     struct ctotal tot = {0};
-    struct srv s0, s1;
+    struct wb_span sp;
     struct name *names[K_COUNT] = {0};
-    uint64_t t0, t1, next, last_done = 0, last_ns;
     char tag[16] = "", tk[16];
-    int started = 0, ok = 0, rv = HF_BENCH_FAIL, w = 0;
+    int ok = 0, rv = HF_BENCH_FAIL, w = 0;
     int64_t bad;
-    double duration = o->has_duration ? o->duration
-                      : o->has_ops    ? 0
-                                      : DEF_DURATION;
+    double duration = wb_duration(o);
 
     memset(res, 0, sizeof(*res));
     res->scenario = MIX;
@@ -737,51 +734,16 @@ run_mix(const struct wopts *o, const struct target *t, int durability,
             goto out;
         cl[i]->wl_state = &thr[i];
     }
-    started = wb_start_callers(cl, nthreads, &r);
-    if (started < nthreads || !wb_await_callers(&r, started, MIX)) {
-        atomic_store(&r.stop, 1);
-        wb_join_callers(cl, started);
-        hf_bench_progress_end();
-        printf("FAIL: %s: could not open every connection%s\n", MIX,
-               wb_interrupted ? " (interrupted)" : "");
+    if (wb_run(&r, cl, nthreads, duration, "calls", &sp) != 0 ||
+        wb_ctotal_merge(&tot, cl, nthreads, r.nactors) != 0)
         goto out;
-    }
-    wb_scrape(t, &s0);
-    t0 = hf_mono_ns();
-    next = t0 + 1000000000u;
-    last_ns = t0;
-    atomic_store(&r.go, 1);
-    while (atomic_load(&r.finished) < started) {
-        uint64_t now, done;
-        wb_sleep_ms(20);
-        now = hf_mono_ns();
-        if ((duration > 0 && (double)(now - t0) >= duration * 1e9) ||
-            wb_interrupted)
-            atomic_store(&r.stop, 1);
-        if (now >= next) {
-            done = atomic_load(&r.done);
-            hf_bench_progress("%s: %5.1fs %10" PRIu64 " calls %9.0f calls/s",
-                              MIX, (double)(now - t0) / 1e9, done,
-                              (double)(done - last_done) /
-                                  ((double)(now - last_ns) / 1e9));
-            last_done = done;
-            last_ns = now;
-            next += 1000000000u;
-        }
-    }
-    wb_join_callers(cl, started);
-    t1 = wb_last_reply(cl, started, t0);
-    hf_bench_progress_end();
-    wb_scrape(t, &s1);
-    if (wb_ctotal_merge(&tot, cl, started, r.nactors) != 0)
-        goto out;
-    res->seconds = (double)(t1 - t0) / 1e9;
+    res->seconds = (double)(sp.t1 - sp.t0) / 1e9;
     res->ok_ops = tot.ok;
     res->refused = tot.refused;
     res->errors = tot.errors;
     memcpy(res->errs, tot.errs, sizeof(res->errs));
     res->ops = tot.ok + tot.refused + tot.errors + tot.bad_value;
-    hf_bench_result_fill(res, tot.lat, &s0.m, &s1.m);
+    hf_bench_result_fill(res, tot.lat, &sp.s0.m, &sp.s1.m);
 
     /* Per operation. */
     printf("\n%-17s %9s %9s %8s %8s %8s\n", "operation", "ok", "refused",
@@ -791,7 +753,7 @@ run_mix(const struct wopts *o, const struct target *t, int durability,
         struct hf_bench_lat *lat = calloc(1, sizeof(*lat));
         if (lat == NULL)
             goto out;
-        for (int i = 0; i < started; i++) {
+        for (int i = 0; i < nthreads; i++) {
             done += thr[i].done[op];
             refused += thr[i].refused[op];
             failed += thr[i].failed[op];
@@ -805,25 +767,12 @@ run_mix(const struct wopts *o, const struct target *t, int durability,
     }
     putchar('\n');
 
-    ok = 1;
-    if (tot.stalled) {
-        printf("verify: FAIL (calls in flight and no reply for %d s)\n",
-               STALL_S);
+    ok = wb_callers_ok(&tot, cl, nthreads, "client");
+    if (tot.errors) {
+        printf("verify: FAIL (%" PRIu64 " error replies)\n", tot.errors);
         ok = 0;
     }
-    if (wb_report_dead("client", cl, started) > 0) {
-        printf("verify: FAIL (%u connections lost, %" PRIu64
-               " calls in flight on them)\n",
-               tot.dead, tot.lost_calls);
-        ok = 0;
-    }
-    if (tot.errors || tot.stray || tot.malformed) {
-        printf("verify: FAIL (%" PRIu64 " error replies, %" PRIu64
-               " stray, %" PRIu64 " unreadable)\n",
-               tot.errors, tot.stray, tot.malformed);
-        ok = 0;
-    }
-    for (int i = 0; i < started; i++)
+    for (int i = 0; i < nthreads; i++)
         if (thr[i].bad || thr[i].oom) {
             printf("verify: FAIL (ok replies without an id, or out of "
                    "memory)\n");
@@ -831,7 +780,7 @@ run_mix(const struct wopts *o, const struct target *t, int durability,
             break;
         }
     if (ok) {
-        bad = judge(t, &x, cl, started);
+        bad = judge(t, &x, cl, nthreads);
         if (bad != 0) {
             if (bad > 0)
                 printf("verify: FAIL (%" PRId64 " disagreements in all)\n",
@@ -847,7 +796,7 @@ run_mix(const struct wopts *o, const struct target *t, int durability,
                "connection]\n");
     else
         printf("verify: FAIL [%s]\n", MIX);
-    wb_note_limits(MIX, &s0, &s1, tot.errs[-HF_ERATELIMIT], res->ops);
+    wb_note_limits(MIX, &sp.s0, &sp.s1, tot.errs[-HF_ERATELIMIT], res->ops);
     fflush(stdout);
     rv = ok ? HF_BENCH_OK : HF_BENCH_FAIL;
 out:
@@ -931,30 +880,10 @@ hf_bench_mix(int argc, char **argv)
          .max = 1e9,
          .help = "calls per second in all (default 0: as fast as the "
                  "window allows)"},
-        {.name = "threads",
-         .metavar = "T",
-         .type = HF_BF_INT,
-         .dst = &o.threads,
-         .min = 1,
-         .max = 1024,
-         .help = "client threads (default: one per core)"},
-        {.name = "duration",
-         .metavar = "S",
-         .type = HF_BF_DOUBLE,
-         .dst = &o.duration,
-         .min = 0.1,
-         .max = 86400,
-         .seen = &o.has_duration,
-         .help = "run for S seconds (default 10)"},
-        {.name = "ops",
-         .metavar = "N",
-         .type = HF_BF_INT,
-         .dst = &o.ops,
-         .min = 1,
-         .max = 1e15,
-         .seen = &o.has_ops,
-         .help = "make N calls in all instead"},
     };
+    size_t n = 5;
 
-    return wb_ws_main(&sc, &o, f, 8, argc, argv);
+    wb_span_flags(f, &n, &o, "client threads (default: one per core)",
+                  "make N calls in all instead");
+    return wb_ws_main(&sc, &o, f, n, argc, argv);
 }

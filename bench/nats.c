@@ -1156,9 +1156,7 @@ hf_bench_nats_fanout(const struct wopts *o, const struct target *t,
     uint64_t t0 = 0, tpub = 0, next, drain_dl = 0, pub0 = 0, del0 = 0, ns0;
     char tag[16];
     int sstarted = 0, pstarted = 0, pjoined = 0, ok, rv = HF_BENCH_FAIL;
-    double duration = o->has_duration ? o->duration
-                      : o->has_ops    ? 0
-                                      : DEF_DURATION;
+    double duration = wb_duration(o);
 
     memset(res, 0, sizeof(*res));
     res->scenario = FANOUT;

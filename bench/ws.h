@@ -360,4 +360,33 @@ int wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
  * way it was read; NULL when there is none. For verdicts, not hot paths. */
 json_t *wb_result_json(const struct smsg *m);
 
+/* A closed-loop run's span: the server's counters before and after, and
+ * first submit to last reply. */
+struct wb_span {
+    struct srv s0, s1;
+    uint64_t t0, t1;
+};
+
+/* Starts the n callers of cl (made by wb_callers_new for r), waits until
+ * all are connected, then lets them call for duration seconds (0: until
+ * r->total calls are made, or Ctrl-C) with a progress line counting
+ * answered calls as unit, joins them and fills *sp. Returns 0, or -1
+ * after printing FAIL when a connection could not be opened (every
+ * started thread is joined either way). */
+int wb_run(struct crun *r, struct caller **cl, int n, double duration,
+           const char *unit, struct wb_span *sp);
+
+/* Prints the callers' failures of a run (stalled, connections lost,
+ * stray or unreadable replies), who naming them ("client", "device").
+ * Returns 1 when there were none. */
+int wb_callers_ok(const struct ctotal *tot, struct caller **cl, int n,
+                  const char *who);
+
+/* Appends --threads, --duration and --ops to f[*n..] (f sized MAX_FLAGS). */
+void wb_span_flags(struct hf_bench_flag *f, size_t *n, struct wopts *o,
+                   const char *threads_help, const char *ops_help);
+
+/* --duration, or 0 with --ops, or DEF_DURATION. */
+double wb_duration(const struct wopts *o);
+
 #endif

@@ -1665,3 +1665,124 @@ wb_result_json(const struct smsg *m)
     }
     return NULL;
 }
+
+/* ------------------------------------------------------------------ */
+/* closed-loop runs: shared by calls, booking and mix                  */
+
+int
+wb_run(struct crun *r, struct caller **cl, int n, double duration,
+       const char *unit, struct wb_span *sp)
+{
+    uint64_t next, last_done = 0, last_ns, done;
+    int started = wb_start_callers(cl, n, r);
+
+    memset(sp, 0, sizeof(*sp));
+    if (started < n || !wb_await_callers(r, started, r->cmd)) {
+        atomic_store(&r->stop, 1);
+        wb_join_callers(cl, started);
+        hf_bench_progress_end();
+        printf("FAIL: %s: could not open every connection%s\n", r->cmd,
+               wb_interrupted ? " (interrupted)" : "");
+        return -1;
+    }
+    wb_scrape(r->t, &sp->s0);
+    sp->t0 = last_ns = hf_mono_ns();
+    next = sp->t0 + 1000000000u;
+    atomic_store(&r->go, 1);
+    while (atomic_load(&r->finished) < started) {
+        uint64_t now;
+        wb_sleep_ms(20);
+        now = hf_mono_ns();
+        if ((duration > 0 && (double)(now - sp->t0) >= duration * 1e9) ||
+            wb_interrupted)
+            atomic_store(&r->stop, 1);
+        if (now >= next) {
+            done = atomic_load(&r->done);
+            hf_bench_progress("%s: %5.1fs %10" PRIu64 " %s %9.0f/s", r->cmd,
+                              (double)(now - sp->t0) / 1e9, done, unit,
+                              (double)(done - last_done) /
+                                  ((double)(now - last_ns) / 1e9));
+            last_done = done;
+            last_ns = now;
+            next += 1000000000u;
+        }
+    }
+    wb_join_callers(cl, started);
+    sp->t1 = wb_last_reply(cl, started, sp->t0);
+    done = atomic_load(&r->done);
+    hf_bench_progress("%s: %5.1fs %10" PRIu64 " %s %9.0f/s (all)", r->cmd,
+                      (double)(sp->t1 - sp->t0) / 1e9, done, unit,
+                      sp->t1 > sp->t0
+                          ? (double)done / ((double)(sp->t1 - sp->t0) / 1e9)
+                          : 0.0);
+    hf_bench_progress_end();
+    wb_scrape(r->t, &sp->s1);
+    return 0;
+}
+
+int
+wb_callers_ok(const struct ctotal *tot, struct caller **cl, int n,
+              const char *who)
+{
+    int ok = 1;
+
+    if (tot->stalled) {
+        printf("verify: FAIL (%s calls in flight and no reply for %d s)\n", who,
+               STALL_S);
+        ok = 0;
+    }
+    if (wb_report_dead(who, cl, n) > 0) {
+        printf("verify: FAIL (%u %s connections lost, %" PRIu64
+               " calls in flight on them: their outcome is unknown)\n",
+               tot->dead, who, tot->lost_calls);
+        ok = 0;
+    }
+    if (tot->stray || tot->bad_value || tot->malformed) {
+        printf("verify: FAIL (%s: %" PRIu64 " replies with an unknown or "
+               "answered id, %" PRIu64 " ok replies without a value, %" PRIu64
+               " unreadable messages)\n",
+               who, tot->stray, tot->bad_value, tot->malformed);
+        ok = 0;
+    }
+    return ok;
+}
+
+void
+wb_span_flags(struct hf_bench_flag *f, size_t *n, struct wopts *o,
+              const char *threads_help, const char *ops_help)
+{
+    const struct hf_bench_flag c[] = {
+        {.name = "threads",
+         .metavar = "T",
+         .type = HF_BF_INT,
+         .dst = &o->threads,
+         .min = 1,
+         .max = 1024,
+         .help = threads_help},
+        {.name = "duration",
+         .metavar = "S",
+         .type = HF_BF_DOUBLE,
+         .dst = &o->duration,
+         .min = 0.1,
+         .max = 86400,
+         .seen = &o->has_duration,
+         .help = "run for S seconds (default 10)"},
+        {.name = "ops",
+         .metavar = "N",
+         .type = HF_BF_INT,
+         .dst = &o->ops,
+         .min = 1,
+         .max = 1e15,
+         .seen = &o->has_ops,
+         .help = ops_help},
+    };
+
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]) && *n < MAX_FLAGS; i++)
+        f[(*n)++] = c[i];
+}
+
+double
+wb_duration(const struct wopts *o)
+{
+    return o->has_duration ? o->duration : o->has_ops ? 0 : DEF_DURATION;
+}
