@@ -47,13 +47,13 @@
 #include "core/env.h"
 #include "core/err.h"
 
-#define CONNS          "connections"
-#define CONNS_CLIENTS  1000
-#define CONNS_HOLD     10.0
-#define GIVE_UP        50 /* failed connects in a row: stop dialing */
-#define PING_WAIT_S    30 /* for every pong of the verify phase */
-#define HOLD_POLL_MS   100
-#define SETTLE_TRIES   30 /* x 100 ms, for the gauge to hold still */
+#define CONNS         "connections"
+#define CONNS_CLIENTS 1000
+#define CONNS_HOLD    10.0
+#define GIVE_UP       50 /* failed connects in a row: stop dialing */
+#define PING_WAIT_S   30 /* for every pong of the verify phase */
+#define HOLD_POLL_MS  100
+#define SETTLE_TRIES  30 /* x 100 ms, for the gauge to hold still */
 
 enum { P_RAMP = 0, P_HOLD, P_VERIFY, P_CLOSE };
 
@@ -146,12 +146,11 @@ is_pong(struct cthr *c, int binary, const char *p, size_t len, uint64_t want)
     if (binary) {
         msgpack_object o;
         size_t off = 0;
-        while (off < len &&
-               hf_unpack_next(p, len, &off, &c->zone, &o) == 0 && !yes) {
+        while (off < len && hf_unpack_next(p, len, &off, &c->zone, &o) == 0 &&
+               !yes) {
             const msgpack_object *op = NULL, *id = NULL;
-            for (uint32_t k = 0; o.type == MSGPACK_OBJECT_MAP &&
-                                 k < o.via.map.size;
-                 k++) {
+            for (uint32_t k = 0;
+                 o.type == MSGPACK_OBJECT_MAP && k < o.via.map.size; k++) {
                 const msgpack_object_kv *kv = &o.via.map.ptr[k];
                 if (kv->key.type != MSGPACK_OBJECT_STR)
                     continue;
@@ -324,8 +323,8 @@ send_pings(struct cthr *c, int msgpack)
             msgpack_pack_uint64(&pk, id);
         } else {
             char m[64];
-            int n = snprintf(m, sizeof(m), "{\"op\":\"ping\",\"id\":%" PRIu64 "}",
-                             id);
+            int n = snprintf(m, sizeof(m),
+                             "{\"op\":\"ping\",\"id\":%" PRIu64 "}", id);
             hf_buf_append(&b, m, (size_t)n);
         }
         if (wb_send_frame(c->ws[i], msgpack, &b) != 0)
@@ -418,12 +417,12 @@ cthr_new(struct run *r, uint32_t first, uint32_t n)
 
 /* What the server says of itself. Fields it could not tell are < 0. */
 struct sview {
-    int ok;             /* /metrics answered */
-    int64_t conns;      /* holdfast_connections */
-    int64_t rss;        /* bytes */
-    int64_t fds;        /* open */
-    double cpu;         /* seconds, user + system */
-    uint64_t ns;        /* when read */
+    int ok;        /* /metrics answered */
+    int64_t conns; /* holdfast_connections */
+    int64_t rss;   /* bytes */
+    int64_t fds;   /* open */
+    double cpu;    /* seconds, user + system */
+    uint64_t ns;   /* when read */
 };
 
 static int
@@ -558,12 +557,12 @@ await_ramp(struct run *r, int n)
         if ((now = hf_mono_ns()) < next)
             continue;
         done = atomic_load(&r->connected);
-        hf_bench_progress("%s: %5.1fs %7" PRIu64 "/%u open %7.0f conn/s "
-                          "(%" PRIu64 " failed, %" PRIu64 " dropped)",
-                          CONNS, (double)(now - r->t0) / 1e9, done, r->total,
-                          (double)(done - last) / ((double)(now - last_ns) / 1e9),
-                          (uint64_t)atomic_load(&r->failed),
-                          (uint64_t)atomic_load(&r->dead));
+        hf_bench_progress(
+            "%s: %5.1fs %7" PRIu64 "/%u open %7.0f conn/s "
+            "(%" PRIu64 " failed, %" PRIu64 " dropped)",
+            CONNS, (double)(now - r->t0) / 1e9, done, r->total,
+            (double)(done - last) / ((double)(now - last_ns) / 1e9),
+            (uint64_t)atomic_load(&r->failed), (uint64_t)atomic_load(&r->dead));
         last = done;
         last_ns = now;
         next += 1000000000u;
@@ -666,9 +665,9 @@ run_conns(const struct wopts *wo, const struct target *t, int durability,
     hf_bench_progress("%s: %5.1fs %7" PRIu64 "/%u open %7.0f conn/s over the "
                       "ramp (%" PRIu64 " failed)",
                       CONNS, (double)(last_ok - r.t0) / 1e9, reached, r.total,
-                      last_ok > r.t0 ? (double)reached /
-                                           ((double)(last_ok - r.t0) / 1e9)
-                                     : 0.0,
+                      last_ok > r.t0
+                          ? (double)reached / ((double)(last_ok - r.t0) / 1e9)
+                          : 0.0,
                       (uint64_t)atomic_load(&r.failed));
     set_phase(&r, P_HOLD);
     look(t, o->pid, &vh);
@@ -744,7 +743,8 @@ join:
 
     /* The server's view. */
     if (v0.rss > 0 && v1.rss > 0 && reached > 0) {
-        res->server_bytes_per_conn = (double)(v1.rss - v0.rss) / (double)reached;
+        res->server_bytes_per_conn =
+            (double)(v1.rss - v0.rss) / (double)reached;
         printf("server memory: RSS %.1f MiB before, %.1f MiB holding: "
                "%.0f bytes (%.2f KiB) per connection [%s]\n",
                (double)v0.rss / 1048576.0, (double)v1.rss / 1048576.0,
@@ -862,10 +862,9 @@ hf_bench_connections(int argc, char **argv)
 {
     static const struct wscen sc = {
         .name = CONNS, .usage = conns_usage, .run = run_conns};
-    struct copts o = {.w = {.clients = CONNS_CLIENTS,
-                            .threads = wb_ncores(),
-                            .url = DEF_URL},
-                      .hold = CONNS_HOLD};
+    struct copts o = {
+        .w = {.clients = CONNS_CLIENTS, .threads = wb_ncores(), .url = DEF_URL},
+        .hold = CONNS_HOLD};
     struct hf_bench_flag f[MAX_FLAGS] = {
         {.name = "clients",
          .metavar = "N",

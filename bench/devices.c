@@ -522,12 +522,12 @@ run_devices(const struct wopts *o, const struct target *t, int durability,
     struct caller **cl = NULL;
     struct ctotal tot = {0};
     struct dvtotal dt = {0};
-    struct srv s0, s1;
+    struct wb_pub pub = {0};
     struct name *names;
-    uint64_t t0, tpub = 0, next, drain_dl = 0, pub0 = 0, del0 = 0, ns0;
+    uint64_t next, t0, tpub;
     uint64_t reports = 0;
     char tag[16];
-    int dstarted = 0, pstarted = 0, ok = 0, rv = HF_BENCH_FAIL, pub_done = 0;
+    int dstarted = 0, djoined = 0, ok = 0, rv = HF_BENCH_FAIL;
     double duration = wb_duration(o);
 
     memset(res, 0, sizeof(*res));
@@ -604,60 +604,30 @@ run_devices(const struct wopts *o, const struct target *t, int durability,
         goto out;
     }
 
-    /* Then the devices. */
+    /* Then the devices. Once every call is answered, the event counts
+     * (d.changes) are final. */
     if ((cl = wb_callers_new(&cr, 1)) == NULL)
         goto out;
-    pstarted = wb_start_callers(cl, 1, &cr);
-    if (pstarted < 1 || !wb_await_callers(&cr, pstarted, DEVICES)) {
-        atomic_store(&cr.stop, 1);
-        atomic_store(&dr.stop, 1);
-        hf_bench_progress_end();
-        printf("FAIL: %s: could not connect the devices\n", DEVICES);
+    pub = (struct wb_pub){.cr = &cr,
+                          .cl = cl,
+                          .n = 1,
+                          .duration = duration,
+                          .who = "devices",
+                          .what = "calls",
+                          .rwhat = "dashboard updates",
+                          .nreaders = dstarted,
+                          .rstop = &dr.stop,
+                          .rfinal_known = &dr.final_known,
+                          .rfinished = &dr.finished,
+                          .delivered = &dr.delivered};
+    if (wb_publish(&pub) != 0)
         goto out;
-    }
-    wb_scrape(t, &s0);
-    t0 = ns0 = hf_mono_ns();
-    next = t0 + 1000000000u;
-    atomic_store(&cr.go, 1);
-    for (;;) {
-        uint64_t now;
-        wb_sleep_ms(20);
-        now = hf_mono_ns();
-        if ((duration > 0 && (double)(now - t0) >= duration * 1e9) ||
-            wb_interrupted)
-            atomic_store(&cr.stop, 1);
-        if (!pub_done && atomic_load(&cr.finished) == pstarted) {
-            /* Every call is answered: the event counts are final. */
-            pub_done = 1;
-            tpub = wb_last_reply(cl, pstarted, t0);
-            atomic_store(&dr.final_known, 1);
-            drain_dl = hf_mono_ns() + (uint64_t)DRAIN_S * 1000000000u;
-        }
-        if (pub_done && atomic_load(&dr.finished) == dstarted)
-            break;
-        if (pub_done && now > drain_dl)
-            atomic_store(&dr.stop, 1);
-        if (now >= next) {
-            uint64_t pub = atomic_load(&cr.done),
-                     del = atomic_load(&dr.delivered);
-            double dts = (double)(now - ns0) / 1e9;
-            hf_bench_progress("%s: %5.1fs calls %9" PRIu64 " %7.0f/s  "
-                              "dashboard updates %10" PRIu64 " %9.0f/s",
-                              DEVICES, (double)(now - t0) / 1e9, pub,
-                              (double)(pub - pub0) / dts, del,
-                              (double)(del - del0) / dts);
-            pub0 = pub;
-            del0 = del;
-            ns0 = now;
-            next += 1000000000u;
-        }
-    }
-    wb_join_callers(cl, pstarted);
     for (int i = 0; i < dstarted; i++)
         pthread_join(dw[i]->thr, NULL);
-    hf_bench_progress_end();
-    wb_scrape(t, &s1);
-    if (wb_ctotal_merge(&tot, cl, pstarted, ndev) != 0 ||
+    djoined = 1;
+    t0 = pub.t0;
+    tpub = pub.tpub;
+    if (wb_ctotal_merge(&tot, cl, pub.started, ndev) != 0 ||
         judge(&dr, dw, dstarted, &dt) != 0)
         goto out;
     for (uint32_t v = 0; v < ndev; v++)
@@ -672,7 +642,7 @@ run_devices(const struct wopts *o, const struct target *t, int durability,
     memcpy(res->errs, tot.errs, sizeof(res->errs));
     res->lost = dt.lost;
     res->reordered = dt.reordered;
-    hf_bench_result_fill(res, dt.lat, &s0.m, &s1.m);
+    hf_bench_result_fill(res, dt.lat, &pub.s0.m, &pub.s1.m);
     hf_bench_extra(res, "calls_per_sec", res->publish_per_sec);
     hf_bench_extra(res, "status_changes", (double)reports);
 
@@ -684,7 +654,7 @@ run_devices(const struct wopts *o, const struct target *t, int durability,
                dt.stray, dt.malformed, dt.no_ts);
         ok = 0;
     }
-    if (!wb_callers_ok(&tot, cl, pstarted, "device"))
+    if (!wb_callers_ok(&tot, cl, pub.started, "device"))
         ok = 0;
     if (tot.errors) {
         printf("verify: FAIL (devices: %" PRIu64 " error replies)\n",
@@ -702,20 +672,16 @@ run_devices(const struct wopts *o, const struct target *t, int durability,
                "device once, in seq order)\n");
     else
         printf("verify: FAIL [%s]\n", DEVICES);
-    wb_note_limits(DEVICES, &s0, &s1, tot.errs[-HF_ERATELIMIT],
+    wb_note_limits(DEVICES, &pub.s0, &pub.s1, tot.errs[-HF_ERATELIMIT],
                    dt.deliveries + tot.ok + tot.errors);
     fflush(stdout);
     rv = ok ? HF_BENCH_OK : HF_BENCH_FAIL;
 out:
-    if (rv != HF_BENCH_OK) {
-        atomic_store(&cr.stop, 1);
+    if (!djoined) {
         atomic_store(&dr.stop, 1);
-    }
-    if (pstarted > 0 && !pub_done)
-        wb_join_callers(cl, pstarted);
-    if (dstarted > 0 && !pub_done)
         for (int i = 0; i < dstarted; i++)
             pthread_join(dw[i]->thr, NULL);
+    }
     wb_ctotal_free(&tot);
     free(dt.lat);
     wb_free_callers(cl, 1);

@@ -426,21 +426,29 @@ judge_subs(struct frun *r, struct subber **sw, int n, struct ftotal *ft)
     return 0;
 }
 
-static void
-fan_progress(const char *label, struct crun *cr, struct frun *fr, uint64_t t0,
-             uint64_t now, uint64_t *pub0, uint64_t *del0, uint64_t *ns0)
-{
-    uint64_t pub = atomic_load(&cr->done), del = atomic_load(&fr->delivered);
-    double dt = (double)(now - *ns0) / 1e9;
+/* What fan_final needs: once every publish is answered, the actors are
+ * final, and what they hold is what the subscribers must reach. */
+struct fanfin {
+    struct frun *fr;
+    struct caller **cl;
+    int64_t *vals; /* NULL when the actors could not be read back */
+};
 
-    hf_bench_progress("%s: %5.1fs published %9" PRIu64 " %8.0f/s  delivered "
-                      "%11" PRIu64 " %10.0f/s",
-                      label, (double)(now - t0) / 1e9, pub,
-                      dt > 0 ? (double)(pub - *pub0) / dt : 0.0, del,
-                      dt > 0 ? (double)(del - *del0) / dt : 0.0);
-    *pub0 = pub;
-    *del0 = del;
-    *ns0 = now;
+static void
+fan_final(void *arg)
+{
+    struct fanfin *ff = arg;
+    struct frun *fr = ff->fr;
+
+    if ((ff->vals = calloc(fr->nactors, sizeof(*ff->vals))) != NULL &&
+        wb_read_values(FANOUT, fr->t, fr->names, fr->nactors, ff->vals) != 0) {
+        free(ff->vals);
+        ff->vals = NULL;
+    }
+    for (uint32_t a = 0; a < fr->nactors; a++)
+        atomic_store(&fr->final[a], ff->vals && ff->vals[a] > 0
+                                        ? (uint64_t)ff->vals[a]
+                                        : ff->cl[0]->seen[a].max);
 }
 
 static int
@@ -464,12 +472,12 @@ run_fanout(const struct wopts *o, const struct target *t, int durability,
     struct caller **cl = NULL;
     struct ctotal tot = {0};
     struct ftotal ft = {0};
-    struct srv s0, s1;
+    struct wb_pub pub = {0};
+    struct fanfin ff = {.fr = &fr};
     struct name *names;
-    int64_t *vals = NULL;
-    uint64_t t0, tpub = 0, next, drain_dl = 0, pub0 = 0, del0 = 0, ns0, sum;
+    uint64_t next, sum, t0, tpub;
     char tag[16];
-    int sstarted = 0, pstarted = 0, ok = 0, rv = HF_BENCH_FAIL, pub_done = 0;
+    int sstarted = 0, sjoined = 0, ok = 0, rv = HF_BENCH_FAIL;
     double duration = wb_duration(o);
 
     memset(res, 0, sizeof(*res));
@@ -551,60 +559,29 @@ run_fanout(const struct wopts *o, const struct target *t, int durability,
     /* Then the publishers. */
     if ((cl = wb_callers_new(&cr, 1)) == NULL)
         goto out;
-    pstarted = wb_start_callers(cl, 1, &cr);
-    if (pstarted < 1 || !wb_await_callers(&cr, pstarted, FANOUT)) {
-        atomic_store(&cr.stop, 1);
-        atomic_store(&fr.stop, 1);
-        hf_bench_progress_end();
-        printf("FAIL: %s: could not connect the publishers\n", FANOUT);
+    ff.cl = cl;
+    pub = (struct wb_pub){.cr = &cr,
+                          .cl = cl,
+                          .n = 1,
+                          .duration = duration,
+                          .who = "publishers",
+                          .what = "published",
+                          .rwhat = "delivered",
+                          .nreaders = sstarted,
+                          .rstop = &fr.stop,
+                          .rfinal_known = &fr.final_known,
+                          .rfinished = &fr.finished,
+                          .delivered = &fr.delivered,
+                          .final = fan_final,
+                          .arg = &ff};
+    if (wb_publish(&pub) != 0)
         goto out;
-    }
-    wb_scrape(t, &s0);
-    t0 = ns0 = hf_mono_ns();
-    next = t0 + 1000000000u;
-    atomic_store(&cr.go, 1);
-    for (;;) {
-        uint64_t now;
-        wb_sleep_ms(20);
-        now = hf_mono_ns();
-        if ((duration > 0 && (double)(now - t0) >= duration * 1e9) ||
-            wb_interrupted)
-            atomic_store(&cr.stop, 1);
-        if (!pub_done && atomic_load(&cr.finished) == pstarted) {
-            /* Every publish is answered: the actors are final. What they
-             * hold is what the subscribers must reach. */
-            pub_done = 1;
-            tpub = wb_last_reply(cl, pstarted, t0);
-            if ((vals = calloc(nactors, sizeof(*vals))) != NULL &&
-                wb_read_values(FANOUT, t, names, nactors, vals) != 0) {
-                free(vals);
-                vals = NULL;
-            }
-            for (uint32_t a = 0; a < nactors; a++)
-                atomic_store(&fr.final[a], vals && vals[a] > 0
-                                               ? (uint64_t)vals[a]
-                                               : cl[0]->seen[a].max);
-            atomic_store(&fr.final_known, 1);
-            drain_dl = hf_mono_ns() + (uint64_t)DRAIN_S * 1000000000u;
-        }
-        if (pub_done && atomic_load(&fr.finished) == sstarted)
-            break;
-        /* Even after Ctrl-C the subscribers get their DRAIN_S to catch
-         * up: cutting them off would report events as lost. */
-        if (pub_done && now > drain_dl)
-            atomic_store(&fr.stop, 1);
-        if (now >= next) {
-            fan_progress(FANOUT, &cr, &fr, t0, now, &pub0, &del0, &ns0);
-            next += 1000000000u;
-        }
-    }
-    wb_join_callers(cl, pstarted);
     for (int i = 0; i < sstarted; i++)
         pthread_join(sw[i]->thr, NULL);
-    fan_progress(FANOUT, &cr, &fr, t0, hf_mono_ns(), &pub0, &del0, &ns0);
-    hf_bench_progress_end();
-    wb_scrape(t, &s1);
-    if (wb_ctotal_merge(&tot, cl, pstarted, nactors) != 0 ||
+    sjoined = 1;
+    t0 = pub.t0;
+    tpub = pub.tpub;
+    if (wb_ctotal_merge(&tot, cl, pub.started, nactors) != 0 ||
         judge_subs(&fr, sw, sstarted, &ft) != 0)
         goto out;
 
@@ -617,7 +594,7 @@ run_fanout(const struct wopts *o, const struct target *t, int durability,
     memcpy(res->errs, tot.errs, sizeof(res->errs));
     res->lost = ft.lost;
     res->reordered = ft.reordered;
-    hf_bench_result_fill(res, ft.lat, &s0.m, &s1.m);
+    hf_bench_result_fill(res, ft.lat, &pub.s0.m, &pub.s1.m);
 
     /* The verdict. */
     ok = ft.lost == 0 && ft.reordered == 0 && ft.dead == 0;
@@ -627,12 +604,12 @@ run_fanout(const struct wopts *o, const struct target *t, int durability,
                ft.stray, ft.malformed);
         ok = 0;
     }
-    if (!wb_callers_ok(&tot, cl, pstarted, "publisher"))
+    if (!wb_callers_ok(&tot, cl, pub.started, "publisher"))
         ok = 0;
-    if (vals == NULL)
+    if (ff.vals == NULL)
         ok = 0;
     else
-        ok &= wb_check_actors(names, nactors, tot.seen, vals, &sum);
+        ok &= wb_check_actors(names, nactors, tot.seen, ff.vals, &sum);
     res->verified = ok;
     printf("%s: %" PRIu64 " events published, %" PRIu64
            " deliveries expected, %" PRIu64 " received; lost %" PRIu64
@@ -654,23 +631,19 @@ run_fanout(const struct wopts *o, const struct target *t, int durability,
                tot.ok);
     else
         printf("verify: FAIL [%s]\n", FANOUT);
-    wb_note_limits(FANOUT, &s0, &s1, tot.errs[-HF_ERATELIMIT],
+    wb_note_limits(FANOUT, &pub.s0, &pub.s1, tot.errs[-HF_ERATELIMIT],
                    ft.deliveries + tot.ok + tot.errors);
     fflush(stdout);
     rv = ok ? HF_BENCH_OK : HF_BENCH_FAIL;
 out:
-    if (rv != HF_BENCH_OK) {
-        atomic_store(&cr.stop, 1);
+    if (!sjoined) {
         atomic_store(&fr.stop, 1);
-    }
-    if (pstarted > 0 && !pub_done)
-        wb_join_callers(cl, pstarted);
-    if (sstarted > 0 && !pub_done)
         for (int i = 0; i < sstarted; i++)
             pthread_join(sw[i]->thr, NULL);
+    }
     wb_ctotal_free(&tot);
     free(ft.lat);
-    free(vals);
+    free(ff.vals);
     wb_free_callers(cl, 1);
     for (int i = 0; sw && i < nthreads; i++)
         subber_free(sw[i]);

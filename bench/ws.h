@@ -389,4 +389,38 @@ void wb_span_flags(struct hf_bench_flag *f, size_t *n, struct wopts *o,
 /* --duration, or 0 with --ops, or DEF_DURATION. */
 double wb_duration(const struct wopts *o);
 
+/* The publishing half of a pub/sub run (fanout, devices): the readers run
+ * on threads of the scenario's own, already subscribed. */
+struct wb_pub {
+    struct crun *cr;    /* the publishers' run */
+    struct caller **cl; /* its n callers (wb_callers_new) */
+    int n;
+    double duration;                  /* 0: until cr->total publishes */
+    const char *who;                  /* "publishers", for a failure */
+    const char *what;                 /* "published", for the progress line */
+    const char *rwhat;                /* "delivered" */
+    int nreaders;                     /* reader threads started */
+    atomic_int *rstop;                /* the readers' flags: stop now, */
+    atomic_int *rfinal_known;         /* the final counts are known, */
+    atomic_int *rfinished;            /* how many have finished */
+    atomic_uint_least64_t *delivered; /* what they received, for progress */
+    /* Called once every publish is answered, before rfinal_known is set:
+     * fills in what the readers must reach. May be NULL. */
+    void (*final)(void *arg);
+    void *arg;
+    /* Filled in: */
+    struct srv s0, s1;
+    uint64_t t0, tpub; /* first publish; last publish answered */
+    int started;       /* publisher threads started (all joined) */
+};
+
+/* Starts the publishers, waits until they are connected, lets them
+ * publish for p->duration, tells the readers the final counts and waits
+ * (at most DRAIN_S) until every reader thread has finished, with a
+ * progress line. The publishers are joined before it returns; the
+ * readers are the caller's to join. Returns 0, or -1 after printing FAIL
+ * when a publisher could not connect (the readers are then told to
+ * stop). */
+int wb_publish(struct wb_pub *p);
+
 #endif
