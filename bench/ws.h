@@ -127,8 +127,6 @@ struct seen {
     uint64_t acks, sum, max;
 };
 
-/* Shared by the main thread and the caller threads: the plain fields are
- * set before the threads start and only read afterwards. */
 struct caller;
 struct cconn;
 
@@ -148,6 +146,8 @@ struct wload {
                  const struct smsg *m);
 };
 
+/* Shared by the main thread and the caller threads: the plain fields are
+ * set before the threads start and only read afterwards. */
 struct crun {
     const char *cmd;
     const struct wload *wl; /* NULL: counter.incr */
@@ -219,7 +219,7 @@ struct getter {
     uint64_t bad; /* stray or unreadable replies */
 };
 
-/* Both scenarios' options; each uses its own subset. */
+/* Every remote scenario's options; each uses its own subset. */
 struct wopts {
     long long clients;     /* calls: connections */
     long long subscribers; /* fanout */
@@ -347,7 +347,7 @@ void wb_free_callers(struct caller **cl, int n);
 /* The last reply any caller read, for "first submit to last reply". */
 uint64_t wb_last_reply(struct caller **cl, int n, uint64_t t0);
 
-/* The flags, then what both scenarios share, then extra. */
+/* The flags, then what every remote scenario shares, then extra. */
 void wb_usage_tail(FILE *out, const struct hf_bench_flag *f, size_t n,
                    const char *extra);
 

@@ -1519,7 +1519,7 @@ static const char server_note[] =
     "127.0.0.x\n"
     "when the server is on loopback.\n";
 
-/* The flags, then what both scenarios share, then extra. */
+/* The flags, then what every remote scenario shares, then extra. */
 void
 wb_usage_tail(FILE *out, const struct hf_bench_flag *f, size_t n,
               const char *extra)
