@@ -41,6 +41,7 @@ run_calls(const struct wopts *o, const struct target *t, int durability,
     double duration = wb_duration(o);
 
     memset(res, 0, sizeof(*res));
+    r.rate = o->rate / nthreads; /* --rate is for all threads together */
     res->scenario = CALLS;
     res->actors = o->actors;
     res->durability = durability;
@@ -165,8 +166,16 @@ hf_bench_calls(int argc, char **argv)
          .min = 1,
          .max = MAX_ACTORS,
          .help = "actors to spread calls over (default 1000)"},
+        {.name = "rate",
+         .metavar = "R",
+         .type = HF_BF_DOUBLE,
+         .dst = &o.rate,
+         .min = 0,
+         .max = 1e9,
+         .help = "calls per second, all connections together (default 0: "
+                 "as fast as the window allows)"},
     };
-    size_t n = 3;
+    size_t n = 4;
 
     wb_span_flags(f, &n, &o, "client threads (default: one per core)",
                   "make N calls in all instead");
