@@ -432,7 +432,10 @@ judge(const struct target *t, const struct mx *x, struct caller **cl, int n)
             "list", "get", "history", "tally", "list"};
         r.kind = kind;
         memset(sum, 0, na * 3 * sizeof(uint64_t));
-        if (wb_call_each(MIX, t, x->names[kind], na, read_method[kind], 4,
+        /* One read in flight: a store's list grows with the run (every
+         * registration stays waiting) and must stay under the server's
+         * --outbuf-max. */
+        if (wb_call_each(MIX, t, x->names[kind], na, read_method[kind], 1,
                          got_state, &r) != 0 ||
             r.foreign > 0) {
             if (r.foreign)
