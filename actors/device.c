@@ -7,7 +7,7 @@
  *   cancel {slot}                 the holder or an admin
  *   report {status, meta?} / heartbeat {}                       device
  *   configure {heartbeat_timeout_s}                             admin
- *   get {}                        status and every reservation  anyone
+ *   get {limit?, after?}          status and the reservations   anyone
  * Events: reservation_created|approved|rejected|cancelled and
  * device_<status> when the status changes. docs/kinds/device.md is the
  * reference.
@@ -55,6 +55,7 @@
 #include "core/log.h"
 
 #define SLOT_MAX          60
+#define GET_LIMIT_MAX     1000 /* get {limit} */
 #define NOTE_MAX          256
 #define REASON_MAX        256
 #define META_MAX          4096
@@ -562,6 +563,8 @@ do_configure(hf_ctx *c, const msgpack_object *args)
 struct rlist {
     hf_buf packed; /* packed reservation views, one after another */
     uint32_t n;
+    uint32_t want; /* get {limit}: this many, then say more; 0: all */
+    int more;
     int bad;
 };
 
@@ -575,6 +578,10 @@ rlist_cb(void *arg, hf_slice key, hf_slice val)
     size_t off = 0;
     (void)key;
 
+    if (l->want > 0 && l->n == l->want) {
+        l->more = 1; /* the one past the page (hf_list's limit ends here) */
+        return 0;
+    }
     if (!msgpack_zone_init(&z, 512))
         return l->bad = 1;
     if (hf_unpack_next(val.data, val.len, &off, &z, &o) == 0 &&
@@ -588,29 +595,53 @@ rlist_cb(void *arg, hf_slice key, hf_slice val)
     return 0;
 }
 
+/* get {after?, limit?}: without limit every reservation (a device has
+ * few); with it at most limit, from the first slot after `after`, and
+ * more: true when the list goes on - a client pages with the last slot
+ * it got as the next `after`. */
 static int
 do_get(hf_ctx *c, const msgpack_object *args)
 {
     struct dstate s;
     struct rlist l = {0};
     msgpack_packer *pk = hf_pk(c);
+    char lo[SLOT_MAX + 8] = "r:";
+    size_t lol = 2, al = 0;
+    const char *after = NULL;
+    int64_t limit = 0;
     int rv;
-    (void)args;
 
+    if ((rv = hf_util_arg_text(c, args, "after", 0, SLOT_MAX, &after, &al)) !=
+            0 ||
+        (rv = hf_arg_int(c, args, "limit", 0, 1, GET_LIMIT_MAX, &limit)) != 0)
+        return rv;
+    if (after != NULL) { /* the first key past r:<after> */
+        memcpy(lo + 2, after, al);
+        lo[2 + al] = '\0';
+        lol = 2 + al + 1;
+    }
+    l.want = (uint32_t)limit;
     if ((rv = dstate_load(c, &s)) != 0)
         return rv;
-    rv = hf_list(c, (hf_slice){"r:", 2}, (hf_slice){"r;", 2}, 0, 0, rlist_cb,
-                 &l);
+    rv = hf_list(c, (hf_slice){lo, lol}, (hf_slice){"r;", 2}, 0,
+                 l.want ? (size_t)l.want + 1 : 0, rlist_cb, &l);
     if (rv != 0 || l.bad) {
         rv = hf_fail(c, HF_EINTERNAL, "cannot list reservations");
     } else {
-        pack_status(pk, &s, 2);
+        pack_status(pk, &s, l.want ? 3 : 2);
         hf_pack_cstr(pk, "heartbeat_timeout_s");
         msgpack_pack_int64(pk, timeout_s(c));
         hf_pack_cstr(pk, "reservations");
         msgpack_pack_array(pk, l.n);
         if (l.packed.len)
             hf_pack_raw(pk, (hf_slice){l.packed.data, l.packed.len});
+        if (l.want) {
+            hf_pack_cstr(pk, "more");
+            if (l.more)
+                msgpack_pack_true(pk);
+            else
+                msgpack_pack_false(pk);
+        }
         rv = hf_reply(c);
     }
     hf_buf_free(&l.packed);

@@ -50,9 +50,10 @@
 #define BK_SLOTS    1000
 #define BK_MAX_DEVS 100000
 #define BK_MAX_CELL 100000000ull /* devices x slots */
-/* device.get lists every reservation (~200 bytes each): few in flight,
- * or the replies could pass the server's --outbuf-max. */
-#define BK_READ_WINDOW 2
+/* device.get lists every reservation (~200 bytes each; a device of 10,000
+ * slots answers with 2 MB): one at a time, so the replies stay under the
+ * server's --outbuf-max. */
+#define BK_READ_WINDOW 1
 
 /* The run's read-only part (crun.wl_arg). */
 struct bk {

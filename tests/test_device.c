@@ -91,7 +91,6 @@ fails(struct th_eng *e, const char *sub, unsigned role, const char *method,
     hf_drv_msg_free(m);
 }
 
-
 static hf_drv_msg *
 next_event(struct th_eng *e, const char *type)
 {
@@ -406,7 +405,8 @@ static void
 assert_holders(struct th_eng *e, const struct racer *a, const struct racer *b)
 {
     hf_drv_msg *m = ok(e, "boss", ADMIN, "get", NULL);
-    assert_int_equal(th_field(m->e.val, "reservations")->via.array.size, RACE_N);
+    assert_int_equal(th_field(m->e.val, "reservations")->via.array.size,
+                     RACE_N);
     for (int i = 0; i < RACE_N; i++) {
         char slot[16];
         const msgpack_object *r;
@@ -609,6 +609,48 @@ test_get_lists_reservations_by_slot(void **state)
     assert_true(th_num(&r->via.array.ptr[2], "created_at") > 0);
     assert_true(th_is(&r->via.array.ptr[2], "note", ""));
     hf_drv_msg_free(m);
+}
+
+/* get {limit, after} pages the reservations in slot order. */
+static void
+test_get_pages_reservations(void **state)
+{
+    struct th_eng *e = *state;
+    static const char *const slots[] = {"s1", "s2", "s3", "s4", "s5"};
+    const msgpack_object *r;
+    hf_drv_msg *m;
+
+    for (size_t i = 0; i < 5; i++)
+        reserve(e, "kim", slots[i]);
+    m = ok(e, "anyone", USER, "get", "{\"limit\":2}");
+    r = th_field(m->e.val, "reservations");
+    assert_int_equal(r->via.array.size, 2);
+    assert_true(th_is(&r->via.array.ptr[0], "slot", "s1"));
+    assert_true(th_is(&r->via.array.ptr[1], "slot", "s2"));
+    assert_true(th_field(m->e.val, "more")->via.boolean);
+    assert_true(th_is(m->e.val, "status", "offline"));
+    hf_drv_msg_free(m);
+    m = ok(e, "anyone", USER, "get", "{\"limit\":2,\"after\":\"s2\"}");
+    r = th_field(m->e.val, "reservations");
+    assert_int_equal(r->via.array.size, 2);
+    assert_true(th_is(&r->via.array.ptr[0], "slot", "s3"));
+    assert_true(th_is(&r->via.array.ptr[1], "slot", "s4"));
+    assert_true(th_field(m->e.val, "more")->via.boolean);
+    hf_drv_msg_free(m);
+    m = ok(e, "anyone", USER, "get", "{\"limit\":2,\"after\":\"s4\"}");
+    r = th_field(m->e.val, "reservations");
+    assert_int_equal(r->via.array.size, 1);
+    assert_true(th_is(&r->via.array.ptr[0], "slot", "s5"));
+    assert_false(th_field(m->e.val, "more")->via.boolean);
+    hf_drv_msg_free(m);
+    /* after alone: the rest, and no more field (as without paging) */
+    m = ok(e, "anyone", USER, "get", "{\"after\":\"s3\"}");
+    assert_int_equal(th_field(m->e.val, "reservations")->via.array.size, 2);
+    assert_null(hf_arg(m->e.val, "more"));
+    hf_drv_msg_free(m);
+    /* bad paging arguments are named */
+    th_err(e, "anyone", USER, D, "get", "{\"limit\":0}", "bad_request");
+    th_err(e, "anyone", USER, D, "get", "{\"limit\":1001}", "bad_request");
 }
 
 static void
@@ -967,6 +1009,7 @@ main(void)
         T(test_cancel_by_another_user_is_forbidden),
         T(test_get_of_a_new_device),
         T(test_get_lists_reservations_by_slot),
+        T(test_get_pages_reservations),
         T(test_status_events_only_when_the_status_changes),
         T(test_report_keeps_meta_and_validates),
         T(test_heartbeat_brings_an_offline_device_online),
