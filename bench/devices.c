@@ -273,28 +273,30 @@ dash_drain(struct dashw *w, struct dash *b)
     w->last_ns = w->rd.now;
 }
 
+static hf_ws *
+dash_live(void *arg, uint32_t i)
+{
+    struct dashw *w = arg;
+    struct dash *b = &w->dash[i];
+
+    return b->state == D_DEAD ? NULL : b->ws;
+}
+
+static void
+dash_ready(void *arg, uint32_t i)
+{
+    struct dashw *w = arg;
+
+    dash_drain(w, &w->dash[i]);
+}
+
+/* One poll() over the open dashboards and a wb_drain of those readable.
+ * Returns how many are open. */
 static uint32_t
 dash_pass(struct dashw *w, int timeout)
 {
-    uint32_t np = 0;
-
-    for (uint32_t i = 0; i < w->n; i++) {
-        struct dash *b = &w->dash[i];
-        if (b->state == D_DEAD || b->ws == NULL)
-            continue;
-        w->pfds[np] = (struct pollfd){.fd = hf_ws_fd(b->ws), .events = POLLIN};
-        w->pidx[np++] = i;
-    }
-    if (np == 0)
-        return 0;
-    if (poll(w->pfds, np, timeout) < 0 && errno != EINTR)
-        return np;
-    for (uint32_t j = 0; j < np; j++) {
-        struct dash *b = &w->dash[w->pidx[j]];
-        if (w->pfds[j].revents != 0 || hf_ws_pending(b->ws))
-            dash_drain(w, b);
-    }
-    return np;
+    return wb_poll_pass(w->n, dash_live, dash_ready, w, w->pfds, w->pidx,
+                        timeout);
 }
 
 static int

@@ -179,30 +179,30 @@ sub_drain(struct subber *w, struct sub *s)
     w->last_ns = w->rd.now;
 }
 
+static hf_ws *
+sub_live(void *arg, uint32_t i)
+{
+    struct subber *w = arg;
+    struct sub *s = &w->subs[i];
+
+    return s->state == S_DEAD ? NULL : s->ws;
+}
+
+static void
+sub_ready(void *arg, uint32_t i)
+{
+    struct subber *w = arg;
+
+    sub_drain(w, &w->subs[i]);
+}
+
 /* One poll() over the live (open) subscribers and a wb_drain of those
  * readable. Returns how many are live. */
 static uint32_t
 sub_pass(struct subber *w, int timeout)
 {
-    uint32_t np = 0;
-
-    for (uint32_t i = 0; i < w->n; i++) {
-        struct sub *s = &w->subs[i];
-        if (s->state == S_DEAD || s->ws == NULL)
-            continue;
-        w->pfds[np] = (struct pollfd){.fd = hf_ws_fd(s->ws), .events = POLLIN};
-        w->pidx[np++] = i;
-    }
-    if (np == 0)
-        return 0;
-    if (poll(w->pfds, np, timeout) < 0 && errno != EINTR)
-        return np;
-    for (uint32_t j = 0; j < np; j++) {
-        struct sub *s = &w->subs[w->pidx[j]];
-        if (w->pfds[j].revents != 0 || hf_ws_pending(s->ws))
-            sub_drain(w, s);
-    }
-    return np;
+    return wb_poll_pass(w->n, sub_live, sub_ready, w, w->pfds, w->pidx,
+                        timeout);
 }
 
 /* Whether every live subscriber has the last seq of its actor. */

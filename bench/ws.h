@@ -423,4 +423,12 @@ struct wb_pub {
  * stop). */
 int wb_publish(struct wb_pub *p);
 
+/* One poll() over the n connections for which live(arg, i) gives an open
+ * client (NULL: skip it), then ready(arg, i) for each one readable or
+ * holding buffered bytes. pfds and pidx have room for n. Returns how many
+ * were polled: 0 when none is open. */
+uint32_t wb_poll_pass(uint32_t n, hf_ws *(*live)(void *arg, uint32_t i),
+                      void (*ready)(void *arg, uint32_t i), void *arg,
+                      struct pollfd *pfds, uint32_t *pidx, int timeout);
+
 #endif

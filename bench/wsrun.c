@@ -1861,3 +1861,29 @@ wb_publish(struct wb_pub *p)
     wb_scrape(r->t, &p->s1);
     return 0;
 }
+
+uint32_t
+wb_poll_pass(uint32_t n, hf_ws *(*live)(void *arg, uint32_t i),
+             void (*ready)(void *arg, uint32_t i), void *arg,
+             struct pollfd *pfds, uint32_t *pidx, int timeout)
+{
+    uint32_t np = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        hf_ws *ws = live(arg, i);
+        if (ws == NULL)
+            continue;
+        pfds[np] = (struct pollfd){.fd = hf_ws_fd(ws), .events = POLLIN};
+        pidx[np++] = i;
+    }
+    if (np == 0)
+        return 0;
+    if (poll(pfds, np, timeout) < 0 && errno != EINTR)
+        return np;
+    for (uint32_t j = 0; j < np; j++) {
+        hf_ws *ws = live(arg, pidx[j]); /* ready() may have closed others */
+        if (ws != NULL && (pfds[j].revents != 0 || hf_ws_pending(ws)))
+            ready(arg, pidx[j]);
+    }
+    return np;
+}
