@@ -15,7 +15,7 @@
 #include "core/err.h"
 #include "core/log.h"
 
-enum opt_type { OPT_INT, OPT_STR, OPT_DURABILITY, OPT_LOGLEVEL };
+enum opt_type { OPT_INT, OPT_STR, OPT_BOOL, OPT_DURABILITY, OPT_LOGLEVEL };
 
 struct opt {
     const char *name; /* flag without "--"; env is HOLDFAST_ + upper */
@@ -63,6 +63,9 @@ static const struct opt opts[] = {
     {.name = "jwt-secret", .type = OPT_STR, .off = F(jwt_secret),
      .size = S(jwt_secret), .def = "",
      .help = "HS256 secret; empty = auth off, loopback only"},
+    {.name = "jwt-allow-no-exp", .type = OPT_BOOL, .off = F(jwt_allow_no_exp),
+     .def = "false",
+     .help = "accept tokens without an exp claim (valid until revoked)"},
     {.name = "frame-max", .type = OPT_INT, .off = F(frame_max), .min = 256,
      .max = 64 << 20, .def = "65536",
      .help = "largest frame a client may send (bytes); larger: close 1009"},
@@ -74,6 +77,12 @@ static const struct opt opts[] = {
     {.name = "outbuf-max", .type = OPT_INT, .off = F(outbuf_max),
      .min = 4096, .max = INT_MAX, .def = "4194304",
      .help = "bytes queued to one connection; more: close 1013"},
+    {.name = "subs-max", .type = OPT_INT, .off = F(subs_max), .min = 1,
+     .max = INT_MAX, .def = "1000",
+     .help = "subscriptions one connection may hold"},
+    {.name = "body-timeout-s", .type = OPT_INT, .off = F(body_timeout_s),
+     .min = 1, .max = 3600, .def = "10",
+     .help = "an HTTP request body must arrive whole within this (408)"},
     {.name = "max-conns", .type = OPT_INT, .off = F(max_conns), .min = 1,
      .max = INT_MAX, .def = "100000", .help = "connections per node"},
     {.name = "heartbeat-s", .type = OPT_INT, .off = F(heartbeat_s),
@@ -110,6 +119,14 @@ set(hf_config *cfg, const struct opt *o, const char *v)
         if (strlen(v) >= o->size)
             return HF_ETOOLARGE;
         strcpy(p, v);
+        return 0;
+    case OPT_BOOL:
+        if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+            *(int *)p = 1;
+        else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+            *(int *)p = 0;
+        else
+            return HF_EBADREQ;
         return 0;
     case OPT_DURABILITY:
         if (strcmp(v, "sync") == 0)
@@ -181,6 +198,8 @@ hf_config_args(hf_config *cfg, int argc, char **argv, int *argi, FILE *err)
         }
         if (eq != NULL) {
             v = eq + 1;
+        } else if (o->type == OPT_BOOL) {
+            v = "true"; /* a bare switch */
         } else if (*argi + 1 < argc) {
             v = argv[++*argi];
         } else {

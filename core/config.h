@@ -31,10 +31,13 @@ typedef struct hf_config {
     int alarm_retry_ms;    /* --alarm-retry-ms: first retry delay */
     int log_level;         /* --log-level debug|info|warn|error|off */
     char jwt_secret[256];  /* --jwt-secret (HS256); empty = auth off */
+    int jwt_allow_no_exp;  /* --jwt-allow-no-exp: tokens without exp */
     int frame_max;         /* --frame-max: largest client frame, bytes */
     int rate;              /* --rate: messages per second per connection */
     int rate_burst;        /* --rate-burst: bucket size */
     int outbuf_max;        /* --outbuf-max: bytes queued to a connection */
+    int subs_max;          /* --subs-max: subscriptions per connection */
+    int body_timeout_s;    /* --body-timeout-s: whole HTTP body within */
     int max_conns;         /* --max-conns: connections per node */
     int heartbeat_s;       /* --heartbeat-s: ping an idle connection */
     int drain_ms;          /* --drain-ms: graceful stop waits this long */
@@ -49,6 +52,8 @@ int hf_config_env(hf_config *cfg, FILE *err);
 
 /* Applies flags from argv[*argi] on ("--name value" or "--name=value"),
  * stopping at the first argument that is not a flag; *argi is left there.
+ * A boolean option may stand alone ("--jwt-allow-no-exp") or take true,
+ * false, 1 or 0 after '='.
  * Returns 0, or HF_EBADREQ after printing what was wrong to err. */
 int hf_config_args(hf_config *cfg, int argc, char **argv, int *argi,
                    FILE *err);

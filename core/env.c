@@ -656,35 +656,34 @@ rd_hdr(const unsigned char **pp, const unsigned char *end, struct hdr *h)
     return rd_hdr_slow(pp, end, h);
 }
 
-static int rd_skip(const unsigned char **pp, const unsigned char *end,
-                   unsigned depth);
-
-/* Steps over the elements of a container whose header h was just read at
- * nesting depth (open containers around it). msgpack-c refuses to open a
- * container with MSGPACK_EMBED_STACK_SIZE others open, even an empty one. */
+/*
+ * Steps over the elements of a container whose header h was just read.
+ * Iterative and without a depth limit: it only counts the values still
+ * owed (every value takes a byte at least, so a count beyond the bytes
+ * left cannot be complete), so an envelope whose arguments nest deeper
+ * than msgpack-c can unpack is still read whole, and its connection and
+ * request id reach the worker, which refuses the value (rd_obj) with a
+ * reply instead of losing the batch it came in.
+ */
 static int
-rd_rest(const unsigned char **pp, const unsigned char *end, const struct hdr *h,
-        unsigned depth)
+rd_rest(const unsigned char **pp, const unsigned char *end, const struct hdr *h)
 {
-    uint64_t n;
+    uint64_t owed;
 
     if (h->type != MSGPACK_OBJECT_ARRAY && h->type != MSGPACK_OBJECT_MAP)
         return 0;
-    if (depth >= MSGPACK_EMBED_STACK_SIZE)
-        return -1;
-    n = h->type == MSGPACK_OBJECT_MAP ? 2 * h->n : h->n;
-    for (uint64_t i = 0; i < n; i++)
-        if (rd_skip(pp, end, depth + 1) != 0)
+    owed = h->type == MSGPACK_OBJECT_MAP ? 2 * h->n : h->n;
+    while (owed > 0) {
+        struct hdr x;
+        if (owed > (uint64_t)(end - *pp) || rd_hdr(pp, end, &x) != 0)
             return -1;
+        owed--;
+        if (x.type == MSGPACK_OBJECT_ARRAY)
+            owed += x.n;
+        else if (x.type == MSGPACK_OBJECT_MAP)
+            owed += 2 * x.n;
+    }
     return 0;
-}
-
-/* Steps over one whole object. */
-static int
-rd_skip(const unsigned char **pp, const unsigned char *end, unsigned depth)
-{
-    struct hdr h;
-    return rd_hdr(pp, end, &h) == 0 ? rd_rest(pp, end, &h, depth) : -1;
 }
 
 /*
@@ -787,9 +786,7 @@ rd_elem(const unsigned char **pp, const unsigned char *end, struct hdr *h)
 {
     if (rd_hdr(pp, end, h) != 0)
         return -1;
-    if (h->type == MSGPACK_OBJECT_ARRAY || h->type == MSGPACK_OBJECT_MAP)
-        return rd_rest(pp, end, h, 1);
-    return 0;
+    return rd_rest(pp, end, h);
 }
 
 int
@@ -806,7 +803,7 @@ hf_env_read(const void *buf, size_t len, size_t *off, msgpack_zone *zone,
     if (*off >= len || rd_hdr(&p, end, &h) != 0)
         return HF_EBADREQ;
     if (h.type != MSGPACK_OBJECT_MAP) {
-        if (rd_rest(&p, end, &h, 0) != 0)
+        if (rd_rest(&p, end, &h) != 0)
             return HF_EBADREQ;
         *off = (size_t)(p - start);
         return 0;

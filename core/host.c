@@ -1135,6 +1135,31 @@ reply_err(struct worker *w, hf_sink *sink, const hf_env *e, int err,
               msg ? strlen(msg) : 0);
 }
 
+/* An idempotency key belongs to its caller: the stored key is the
+ * caller's subject, a NUL, then the client's key, so that bob reusing
+ * kim's key runs his own call rather than getting her answer (and his
+ * write silently not done). Callers without a subject share one scope:
+ * with auth off every caller is the same anonymous principal. A token's
+ * subject (at most 128 bytes) with the longest key (HF_IDEMKEY_MAX) fits
+ * beside the longest address in a storage key; an actor caller's address
+ * with the outbox's short keys too. 0 with *out in buf (IDEMKEY_SCOPED
+ * bytes), or -1 when it does not fit. */
+#define IDEMKEY_SCOPED (HF_KEY_MAX - HF_ADDR_MAX - 1)
+
+static int
+idem_key(char *buf, const char *caller, hf_slice key, hf_slice *out)
+{
+    size_t cl = strlen(caller);
+
+    if (cl + 1 + key.len > IDEMKEY_SCOPED)
+        return -1;
+    memcpy(buf, caller, cl);
+    buf[cl] = '\0';
+    memcpy(buf + cl + 1, key.data, key.len);
+    *out = (hf_slice){buf, cl + 1 + key.len};
+    return 0;
+}
+
 static int
 idem_lookup(struct worker *w, struct actor *a, hf_slice key, hf_slice *res)
 {
@@ -1207,7 +1232,8 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
 {
     struct hf_ctx *c = &w->ctx;
     const struct hf_method *meth;
-    hf_slice stored;
+    hf_slice stored, ikey = {0};
+    char ikbuf[IDEMKEY_SCOPED];
     int rv, outbox = m->type == M_OUTBOX;
 
     for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
@@ -1241,7 +1267,11 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
         reply_err(w, m->sink, e, HF_EBADREQ, "idempotency key too long");
         return;
     }
-    if (e->key.len > 0 && idem_lookup(w, a, e->key, &stored)) {
+    if (e->key.len > 0 && idem_key(ikbuf, caller, e->key, &ikey) != 0) {
+        reply_err(w, m->sink, e, HF_EBADREQ, "idempotency key too long");
+        return;
+    }
+    if (e->key.len > 0 && idem_lookup(w, a, ikey, &stored)) {
         HF_INC(idem_hits);
         rec_reply(&hf__cur(w)->held, m->sink, e->conn, e->id, 0, stored.data,
                   stored.len);
@@ -1260,7 +1290,7 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
             c->tmp.len = 0;
             MUST(hf_buf_append(&c->tmp, hdr, 9));
             MUST(hf_buf_append(&c->tmp, c->result.data, c->result.len));
-            hf__ctx_stage_write(c, HF_DB_IDEM, e->key.data, e->key.len,
+            hf__ctx_stage_write(c, HF_DB_IDEM, ikey.data, ikey.len,
                                 c->tmp.data, c->tmp.len, 0);
         }
         rec_reply(&c->tout, m->sink, e->conn, e->id, 0, c->result.data,
@@ -1301,6 +1331,14 @@ run_hook(struct worker *w, struct actor *a, const char *caller,
         hf__ctx_abort(w);
 }
 
+/* Fields of a presence "who" that only the server sets. */
+static int
+is_reserved_who(const msgpack_object *k)
+{
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == 3 &&
+           memcmp(k->via.str.ptr, "sub", 3) == 0;
+}
+
 static void
 do_sub(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
        const char *caller)
@@ -1318,16 +1356,21 @@ do_sub(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
     rs.seq_at = a->seq;
     if (e->epoch.len > 0 && a->seq > 0 && !hf_slice_is(e->epoch, a->epoch))
         rs.epoch_ok = 0;
-    /* who = {"sub": caller, ...presence fields} */
+    /* who = {"sub": caller, ...presence fields}. "sub" is the server's:
+     * a client's own "sub" field is dropped, or it could pose as another
+     * subject (a duplicate key reads as either value, parser by parser). */
     w->tmp.len = 0;
     msgpack_packer_init(&pk, &w->tmp, hf_buf_mpwrite);
     rs.announce = pres != NULL && pres->type != MSGPACK_OBJECT_NIL;
     if (pres && pres->type == MSGPACK_OBJECT_MAP)
-        extra = pres->via.map.size;
+        for (uint32_t i = 0; i < pres->via.map.size; i++)
+            extra += !is_reserved_who(&pres->via.map.ptr[i].key);
     msgpack_pack_map(&pk, 1 + extra);
     hf_pack_cstr(&pk, "sub");
     hf_pack_cstr(&pk, caller);
-    for (uint32_t i = 0; i < extra; i++) {
+    for (uint32_t i = 0; extra > 0 && i < pres->via.map.size; i++) {
+        if (is_reserved_who(&pres->via.map.ptr[i].key))
+            continue;
         msgpack_pack_object(&pk, pres->via.map.ptr[i].key);
         msgpack_pack_object(&pk, pres->via.map.ptr[i].val);
     }
@@ -1482,8 +1525,12 @@ process(struct worker *w, struct actor *a, struct msg *m)
         goto done;
     }
     if (msg_env(m, &w->zone, &e) != 0) {
-        hf_env bad = {0};
-        reply_err(w, m->sink, &bad, HF_EBADREQ, "malformed envelope");
+        /* e holds what could be read, the connection and request id
+         * included, so the caller hears why (its pending entry would
+         * otherwise wait forever). */
+        if (e.op != HF_OP_SIGNAL)
+            reply_err(w, m->sink, &e, HF_EBADREQ,
+                      "malformed arguments (nested too deep?)");
         goto done;
     }
     caller_str(caller, sizeof(caller), e.sub);

@@ -185,6 +185,13 @@ hf_metrics_write(FILE *out)
     counter(out, "holdfast_idle_hangups_total",
             "Connections hung up for not answering the heartbeat.",
             HF_GET(idle_hangups));
+    counter(out, "holdfast_subs_revoked_total",
+            "Subscriptions ended because the connection's token changed or "
+            "expired.",
+            HF_GET(subs_revoked));
+    counter(out, "holdfast_http_body_timeouts_total",
+            "HTTP requests answered 408: the body did not arrive in time.",
+            HF_GET(http_body_timeouts));
     counter(out, "holdfast_http_requests_total", "HTTP requests.",
             HF_GET(http_requests));
     hist(out, "holdfast_commit_handlers", "Handlers per group commit.",

@@ -53,6 +53,8 @@ struct hf_metrics {
     atomic_uint_least64_t rate_limited;
     atomic_uint_least64_t slow_consumers;  /* closed with 1013 */
     atomic_uint_least64_t idle_hangups;    /* silent past the heartbeat */
+    atomic_uint_least64_t subs_revoked;    /* ended by a new or expired token */
+    atomic_uint_least64_t http_body_timeouts; /* bodies not whole in time */
     atomic_uint_least64_t http_requests;
     hf_hist commit_handlers_hist; /* handlers per commit */
     hf_hist commit_us_hist;       /* commit latency, microseconds */

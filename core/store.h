@@ -11,7 +11,7 @@
  *   HF_DB_LOG     event log              addr \0 be64 seq         -> event
  *   HF_DB_META    per-actor metadata     addr \0 field            -> value
  *   HF_DB_ALARMS  alarm index by time    be64 ms  addr \0 name    -> ""
- *   HF_DB_IDEM    idempotency replies    addr \0 key              -> be64 ms + reply
+ *   HF_DB_IDEM    idempotency replies    addr \0 caller \0 key    -> be64 ms, ok byte, reply
  *   HF_DB_OUTBOX  undelivered sends      addr \0 be64 id          -> envelope
  *
  * Writes travel as hf_wbatch: one worker's writes from one loop pass. The

@@ -18,7 +18,11 @@
  * 3. Claims, by their JSON types. jwt_get_grant_int() reads a string "exp"
  *    as 0, which would make an expiry vanish, so the claims are taken as
  *    one JSON object and every field is checked for its exact type, size
- *    and value.
+ *    and value. That object is parsed again from the token's own bytes,
+ *    refusing a key that appears twice (libjwt keeps the last one, so a
+ *    second "role" could otherwise be slipped past a reader that takes
+ *    the first). A token without "exp" never ends, so it is refused unless
+ *    the caller allows it (HF_AUTH_ALLOW_NO_EXP, --jwt-allow-no-exp).
  *
  * Matching an address against acl patterns is the classic two-pointer
  * wildcard walk: on a mismatch it goes back to just after the last '*' and
@@ -32,6 +36,7 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,7 +152,7 @@ claim_time(json_t *g, const char *name, int *present, int64_t *t)
 
 /* Gate 3: the claims object into *p (already zeroed). 0 or -1. */
 static int
-claims(json_t *g, int64_t now_s, hf_principal *p)
+claims(json_t *g, int64_t now_s, unsigned flags, hf_principal *p)
 {
     const char *s;
     size_t n;
@@ -169,6 +174,8 @@ claims(json_t *g, int64_t now_s, hf_principal *p)
         return -1;
 
     if (claim_time(g, "exp", &present, &t) != 0)
+        return -1;
+    if (!present && !(flags & HF_AUTH_ALLOW_NO_EXP))
         return -1;
     if (present) {
         if (t <= now_s)
@@ -200,14 +207,42 @@ claims(json_t *g, int64_t now_s, hf_principal *p)
     return 0;
 }
 
+/* Gate 3's input: the segment [s, s + n) of base64url decoded and parsed
+ * as JSON that may not repeat a key at any level. libjwt parses with
+ * jansson's defaults, where the last of two "role" claims silently wins,
+ * so the claims are read from the token's own bytes instead of from
+ * libjwt's copy. NULL when it does not decode or parse. */
+static json_t *
+segment_json(const char *s, size_t n)
+{
+    unsigned char in[HF_AUTH_TOKEN_MAX + 4], out[HF_AUTH_TOKEN_MAX];
+    size_t m = 0;
+    int len;
+
+    if (n == 0 || n > HF_AUTH_TOKEN_MAX)
+        return NULL;
+    in[0] = 0;
+    for (size_t i = 0; i < n; i++)
+        in[m++] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : (unsigned char)s[i];
+    while (m % 4 != 0)
+        in[m++] = '=';
+    len = EVP_DecodeBlock(out, in, (int)m);
+    if (len < 0)
+        return NULL;
+    /* EVP_DecodeBlock counts the padding's zero bytes in. */
+    for (size_t i = m; i > 0 && in[i - 1] == '='; i--)
+        len--;
+    return json_loadb((const char *)out, (size_t)len, JSON_REJECT_DUPLICATES,
+                      NULL);
+}
+
 int
 hf_auth_verify(const char *secret, const char *token, size_t token_len,
-               int64_t now_s, hf_principal *p)
+               int64_t now_s, unsigned flags, hf_principal *p)
 {
     char buf[HF_AUTH_TOKEN_MAX + 1];
     jwt_t *jwt = NULL;
     json_t *g = NULL;
-    char *js = NULL;
     int rc = HF_EUNAUTH;
 
     if (p == NULL)
@@ -228,18 +263,23 @@ hf_auth_verify(const char *secret, const char *token, size_t token_len,
         goto done;
     if (jwt_get_alg(jwt) != JWT_ALG_HS256)
         goto done;
-    js = jwt_get_grants_json(jwt, NULL);
-    if (js == NULL)
-        goto done;
-    g = json_loads(js, JSON_REJECT_DUPLICATES, NULL);
-    if (claims(g, now_s, p) == 0)
+    {
+        /* Both segments, as sent: a repeated key in either is refused. */
+        const char *d1 = memchr(buf, '.', token_len);
+        const char *d2 = memchr(d1 + 1, '.', token_len - (size_t)(d1 + 1 - buf));
+        json_t *h = segment_json(buf, (size_t)(d1 - buf));
+        if (h == NULL)
+            goto done;
+        json_decref(h);
+        g = segment_json(d1 + 1, (size_t)(d2 - d1 - 1));
+    }
+    if (claims(g, now_s, flags, p) == 0)
         rc = 0;
 
 done:
     if (rc != 0)
         deny_all(p);
     json_decref(g);
-    free(js);
     jwt_free(jwt);
     return rc;
 }

@@ -5,12 +5,14 @@
  * secret. Its claims become an hf_principal:
  *   sub   string, 1..128 bytes              required
  *   role  "user" | "admin" | "device" | "service"   required, exactly one
- *   exp   integer seconds since the epoch   optional; expired when <= now
+ *   exp   integer seconds since the epoch   required (unless
+ *         HF_AUTH_ALLOW_NO_EXP); expired when <= now
  *   nbf   integer seconds since the epoch   optional; refused while > now
  *   acl   array of at most HF_AUTH_ACL_MAX strings (each at most
  *         HF_ADDR_MAX bytes): the address patterns the holder may call or
  *         subscribe                         optional; absent = no restriction
- * Other claims are ignored. A token whose header names any algorithm but
+ * Other claims are ignored. A key repeated in the header or the claims
+ * refuses the token. A token whose header names any algorithm but
  * HS256 ("none", HS384, HS512, RS256...) is refused whatever its
  * signature, so a token cannot pick its own verification rule.
  *
@@ -49,6 +51,9 @@ typedef struct hf_principal {
     char acl[HF_AUTH_ACL_MAX][HF_ADDR_MAX + 1]; /* address patterns */
 } hf_principal;
 
+/* hf_auth_verify flags. */
+#define HF_AUTH_ALLOW_NO_EXP 1u /* a token without "exp" is accepted */
+
 /*
  * Verifies token (token_len bytes, need not be NUL-terminated) against
  * secret (a NUL-terminated, non-empty HMAC key) at time now_s (seconds since
@@ -57,8 +62,10 @@ typedef struct hf_principal {
  * Returns 0, or HF_EUNAUTH when: secret is NULL or empty; the token is
  * empty, longer than HF_AUTH_TOKEN_MAX, not three base64url segments, or
  * not JSON inside; the signature does not verify; the algorithm is not
- * HS256; it is expired (exp <= now_s) or not yet valid (nbf > now_s); or a
- * claim is missing, unknown or mistyped as listed at the top of this file.
+ * HS256; it is expired (exp <= now_s), has no exp and flags lack
+ * HF_AUTH_ALLOW_NO_EXP, or is not yet valid (nbf > now_s); a key is
+ * repeated; or a claim is missing or mistyped as listed at the top of
+ * this file.
  *
  * On error *p is set to a principal that may reach nothing (sub "",
  * role 0, nacl 0), so a caller that ignores the result still fails closed.
@@ -66,7 +73,7 @@ typedef struct hf_principal {
  * when its token does compares p->exp with the clock itself.
  */
 int hf_auth_verify(const char *secret, const char *token, size_t token_len,
-                   int64_t now_s, hf_principal *p);
+                   int64_t now_s, unsigned flags, hf_principal *p);
 
 /* The principal used when auth is off: subject sub (NULL or "": the string
  * "anonymous"; cut to HF_AUTH_SUB_MAX bytes), every role bit

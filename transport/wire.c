@@ -59,7 +59,7 @@
 #include "core/mpjson.h"
 #include "transport/wire.h"
 
-#define WIRE_DEPTH 32 /* = MSGPACK_EMBED_STACK_SIZE */
+#define WIRE_DEPTH HF_WIRE_DEPTH
 
 /* ------------------------------------------------------------------ */
 /* msgpack headers                                                     */
@@ -1241,6 +1241,19 @@ hf_wire_presence(hf_buf *out, int fmt, hf_slice from, hf_slice action,
     kv_slice(&e, "action", action);
     key(&e, "who");
     v_obj(&e, who);
+    msg_close(&e);
+}
+
+void
+hf_wire_unsubscribed(hf_buf *out, int fmt, hf_slice from, int err,
+                     const char *msg, size_t msglen)
+{
+    enc e;
+
+    msg_open(&e, out, fmt, 1, 3);
+    kv_cstr(&e, "op", "unsubscribed");
+    kv_slice(&e, "from", from);
+    error_obj(&e, err, msg, msglen);
     msg_close(&e);
 }
 

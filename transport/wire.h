@@ -78,6 +78,12 @@ int hf_wire_decode(hf_wire_frame *f, int fmt, const void *data, size_t len,
                    size_t max_msgs);
 void hf_wire_frame_free(hf_wire_frame *f);
 
+/* Deepest nesting of a client message (containers, empty ones included;
+ * the message map itself is 1, so its args may nest one less): msgpack-c's
+ * own unpack stack, MSGPACK_EMBED_STACK_SIZE. A deeper value could not be
+ * unpacked downstream. */
+#define HF_WIRE_DEPTH 32
+
 /*
  * Checks that data holds at least one complete, well-formed msgpack
  * object, nested at most max_depth deep, whose every array/map count could
@@ -105,6 +111,10 @@ void hf_wire_signal(hf_buf *out, int fmt, hf_slice from, hf_slice type,
 void hf_wire_presence(hf_buf *out, int fmt, hf_slice from, hf_slice action,
                       const msgpack_object *who);
 void hf_wire_pong(hf_buf *out, int fmt, hf_slice id);
+/* The server ended a subscription the connection's principal may no longer
+ * hold (a new token, or an expired one): error says why. */
+void hf_wire_unsubscribed(hf_buf *out, int fmt, hf_slice from, int err,
+                          const char *msg, size_t msglen);
 
 /* HTTP bodies (always JSON, no leading '\n'):
  *   {"ok":true,"result":...}  /  {"ok":false,"error":{"code","message"}} */

@@ -348,7 +348,12 @@ export class Client {
   setToken(token) {
     this._token = token;
     if (this._transport === 'ws' && this._state === 'open') {
-      return new Promise((resolve, reject) => {
+      return new Promise((resolve0, reject) => {
+        const resolve = (r) => {
+          // Subscriptions the old token lost come back under the new one.
+          for (const s of this._subs.values()) if (!s._active && !s._closed) this._wsSub(s);
+          resolve0(r);
+        };
         const e = { id: this._nextId++, auth: true, resolve, reject, done: false, timer: 0 };
         e.timer = setTimeout(() => this._finish(e, new HoldfastError('timeout', 'no reply to auth')), this._o.timeout);
         this._pending.set(e.id, e);
@@ -541,6 +546,15 @@ export class Client {
     case 'presence': {
       const s = this._subs.get(m.from);
       if (s && s._o.onPresence) s._o.onPresence({ from: m.from, action: m.action, who: m.who });
+      return;
+    }
+    case 'unsubscribed': {
+      // The server ended it: the token expired, or a new one may not see
+      // it. It resumes (with since) after the next successful setToken.
+      const s = this._subs.get(m.from);
+      if (!s || s._closed) return;
+      s._active = false;
+      if (s._o.onError) s._o.onError(toError(m.error));
       return;
     }
     default: return; // pong, and ops of later versions
