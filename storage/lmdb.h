@@ -63,9 +63,16 @@ struct hf_lmdb_opts {
  * With HF_DURABLE_NONE the environment is opened with MDB_NOSYNC and a
  * warning is logged: an acknowledged write can be lost on a crash.
  *
- * Returns 0; HF_ESTORAGE when the disk is full; HF_EINTERNAL for bad
- * options or any other failure. Every failure is logged and leaves nothing
- * behind (*out is zeroed) except a directory that mkdir created.
+ * The store holds an exclusive lock on o->dir (the file o->dir/LOCK, which
+ * also records the holder's PID) from open to close: one store per
+ * directory, whatever the process. A process that forks while a store is
+ * open shares the lock with its child until the child execs or exits.
+ *
+ * Returns 0; HF_ECONFLICT when another store, in this process or another,
+ * holds the directory (the log names its PID); HF_ESTORAGE when the disk
+ * is full; HF_EINTERNAL for bad options or any other failure. Every
+ * failure is logged and leaves nothing behind (*out is zeroed) except a
+ * directory that mkdir created and its LOCK file.
  */
 int hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o);
 
