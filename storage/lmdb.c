@@ -160,6 +160,22 @@ status_of(int rc)
     }
 }
 
+/*
+ * The status of a failed write txn (apply or commit). LMDB reports a short
+ * write of a commit's pages as EIO ("short write, filesystem full?" in
+ * mdb_page_flush): on a regular file the space (or quota) ran out part way,
+ * while a write that got nothing down says ENOSPC. Both are storage_full.
+ * LMDB gives a device error the same EIO, so it cannot be told apart here;
+ * it is answered storage_full too, which still tells the client the truth
+ * that matters (nothing was written; retry later), and the log line keeps
+ * LMDB's error for the operator.
+ */
+static int
+write_status(int rc)
+{
+    return rc == EIO ? HF_ESTORAGE : status_of(rc);
+}
+
 /* ------------------------------------------------------------------ */
 /* Readers                                                             */
 
@@ -716,7 +732,7 @@ commit(struct lmdb *s, hf_wbatch *head, struct scratch *sc, struct failure *f)
             break;
         f->rc = rc;
         if (rc != MDB_MAP_FULL)
-            return status_of(rc);
+            return write_status(rc);
         if ((rc = grow(s)) != 0) {
             f->step = rc == E2BIG ? "map growth (cap reached)"
                                   : "mdb_env_set_mapsize";

@@ -21,9 +21,11 @@
  * index, a reader already begun, or an LMDB failure (rd_end of a reader
  * not begun is ignored); get and scan return HF_EINTERNAL for a bad reader
  * or database index. A batch's status is HF_ESTORAGE when the disk is full
- * or the map cannot grow (see HF_LMDB_MAP_MAX), HF_EINTERNAL for anything
- * else, and after a failure the worker's batches of that generation and
- * older fail too (the fencing rule in lmdb.c's design notes).
+ * (ENOSPC, EDQUOT, or the EIO with which LMDB reports a short write, so
+ * any EIO while writing) or the map cannot grow (see HF_LMDB_MAP_MAX),
+ * HF_EINTERNAL for anything else, and after a failure the worker's batches
+ * of that generation and older fail too (the fencing rule in lmdb.c's
+ * design notes).
  *
  * Ownership: the store owns everything hf_lmdb_open allocates; close frees
  * it. A submitted batch belongs to the store until its done callback is

@@ -46,6 +46,9 @@ spawn(struct srv *s, const char *const *extra)
     for (int i = 0; extra && extra[i]; i++)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
+    /* The child truncates the log, but maybe not before we first read it:
+     * a log left by an earlier server on this path would tell its port. */
+    unlink(s->log);
     s->pid = fork();
     if (s->pid == 0) {
         /* Fresh log (it tells the port); stdout there too, so a test's
