@@ -48,6 +48,19 @@
  * Lock order: rw before nothing, mu before nothing; no path holds both.
  * done callbacks run with no store lock held.
  *
+ * One process per directory. LMDB lets several processes share an
+ * environment by design, but the engine caches actor state in memory, so
+ * two servers on one directory each overwrite what the other acknowledged.
+ * open therefore takes flock(LOCK_EX | LOCK_NB) on DIR/LOCK before
+ * touching the environment and keeps that descriptor until close: a
+ * second open, in this process or another, fails with HF_ECONFLICT and
+ * names the holder's PID, which the holder writes into the file. flock
+ * (not fcntl) because its lock belongs to the open file, so a second open
+ * in the same process conflicts too, and the environment is never opened
+ * twice in one process (which LMDB forbids). The descriptor is O_CLOEXEC;
+ * the lock is released when the process dies, however it dies, so there
+ * is no stale lock to clean up, and the file itself stays.
+ *
  * Limits. A group has no size cap of its own: it is whatever was queued.
  * LMDB bounds one txn's dirty pages (MDB_TXN_FULL, 128Ki pages), so a group
  * beyond ~512 MiB of changed pages fails with HF_EINTERNAL; the engine's
@@ -55,12 +68,17 @@
  * at HF_LMDB_MAX_WORKERS so the fence table is a fixed array.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/err.h"
@@ -119,6 +137,8 @@ struct lmdb {
     atomic_size_t mapsize; /* written by the writer under rw, read anywhere */
     atomic_int broken;     /* the map could not be remapped: fail all */
 
+    int lockfd; /* DIR/LOCK, flock'ed from open to close; -1 = none */
+
     /* What open got as far as, so one teardown serves every failure. */
     unsigned rw_ok : 1, mu_ok : 1, cv_ok : 1, thr_ok : 1;
 };
@@ -138,6 +158,22 @@ status_of(int rc)
     default:
         return HF_EINTERNAL;
     }
+}
+
+/*
+ * The status of a failed write txn (apply or commit). LMDB reports a short
+ * write of a commit's pages as EIO ("short write, filesystem full?" in
+ * mdb_page_flush): on a regular file the space (or quota) ran out part way,
+ * while a write that got nothing down says ENOSPC. Both are storage_full.
+ * LMDB gives a device error the same EIO, so it cannot be told apart here;
+ * it is answered storage_full too, which still tells the client the truth
+ * that matters (nothing was written; retry later), and the log line keeps
+ * LMDB's error for the operator.
+ */
+static int
+write_status(int rc)
+{
+    return rc == EIO ? HF_ESTORAGE : status_of(rc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -696,7 +732,7 @@ commit(struct lmdb *s, hf_wbatch *head, struct scratch *sc, struct failure *f)
             break;
         f->rc = rc;
         if (rc != MDB_MAP_FULL)
-            return status_of(rc);
+            return write_status(rc);
         if ((rc = grow(s)) != 0) {
             f->step = rc == E2BIG ? "map growth (cap reached)"
                                   : "mdb_env_set_mapsize";
@@ -819,6 +855,8 @@ destroy(struct lmdb *s)
         pthread_mutex_destroy(&s->mu);
     if (s->rw_ok)
         pthread_rwlock_destroy(&s->rw);
+    if (s->lockfd >= 0) /* last: the lock covers the environment's life */
+        close(s->lockfd);
     free(s);
 }
 
@@ -891,6 +929,45 @@ open_dbs(struct lmdb *s)
     return mdb_txn_commit(txn);
 }
 
+/*
+ * Takes the directory lock (see the design notes) into s->lockfd and
+ * writes our PID into the file. Returns 0, HF_ECONFLICT when another open
+ * holds it (logged with the holder's PID), or an errno code.
+ */
+static int
+lock_dir(struct lmdb *s, const char *dir)
+{
+    char path[PATH_MAX], pid[32] = "";
+    ssize_t n;
+    int len;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/LOCK", dir) >= sizeof(path))
+        return ENAMETOOLONG;
+    s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (s->lockfd < 0)
+        return errno;
+    if (flock(s->lockfd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK)
+            return errno;
+        /* The holder may not have written its PID yet: then say so. */
+        n = pread(s->lockfd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        hf_error(MOD, "data directory %s is in use by another holdfast "
+                 "(pid %s, lock %s): two servers on one directory lose "
+                 "acknowledged writes; stop the other one first", dir,
+                 pid[0] ? pid : "unknown", path);
+        return HF_ECONFLICT;
+    }
+    /* For the message above only: a failure here costs nothing else. */
+    len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(s->lockfd, 0) != 0 ||
+        pwrite(s->lockfd, pid, (size_t)len, 0) != len)
+        hf_warn(MOD, "cannot write our pid into %s: %s", path,
+                strerror(errno));
+    return 0;
+}
+
 /* Whether dir already holds an LMDB data file with something in it. */
 static int
 has_data(const char *dir)
@@ -929,6 +1006,14 @@ hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o)
     }
     step = "allocation";
     if ((s = calloc(1, sizeof(*s))) == NULL)
+        goto fail;
+    s->lockfd = -1;
+    step = "locking the directory";
+    if ((rc = lock_dir(s, o->dir)) == HF_ECONFLICT) {
+        lmdb_close(s); /* already logged, and not an LMDB error */
+        return HF_ECONFLICT;
+    }
+    if (rc != 0)
         goto fail;
     s->nrd = o->nreaders;
     if (s->nrd > 0 && (s->rd = calloc((size_t)s->nrd, sizeof(*s->rd))) == NULL)

@@ -21,9 +21,11 @@
  * index, a reader already begun, or an LMDB failure (rd_end of a reader
  * not begun is ignored); get and scan return HF_EINTERNAL for a bad reader
  * or database index. A batch's status is HF_ESTORAGE when the disk is full
- * or the map cannot grow (see HF_LMDB_MAP_MAX), HF_EINTERNAL for anything
- * else, and after a failure the worker's batches of that generation and
- * older fail too (the fencing rule in lmdb.c's design notes).
+ * (ENOSPC, EDQUOT, or the EIO with which LMDB reports a short write, so
+ * any EIO while writing) or the map cannot grow (see HF_LMDB_MAP_MAX),
+ * HF_EINTERNAL for anything else, and after a failure the worker's batches
+ * of that generation and older fail too (the fencing rule in lmdb.c's
+ * design notes).
  *
  * Ownership: the store owns everything hf_lmdb_open allocates; close frees
  * it. A submitted batch belongs to the store until its done callback is
@@ -63,9 +65,16 @@ struct hf_lmdb_opts {
  * With HF_DURABLE_NONE the environment is opened with MDB_NOSYNC and a
  * warning is logged: an acknowledged write can be lost on a crash.
  *
- * Returns 0; HF_ESTORAGE when the disk is full; HF_EINTERNAL for bad
- * options or any other failure. Every failure is logged and leaves nothing
- * behind (*out is zeroed) except a directory that mkdir created.
+ * The store holds an exclusive lock on o->dir (the file o->dir/LOCK, which
+ * also records the holder's PID) from open to close: one store per
+ * directory, whatever the process. A process that forks while a store is
+ * open shares the lock with its child until the child execs or exits.
+ *
+ * Returns 0; HF_ECONFLICT when another store, in this process or another,
+ * holds the directory (the log names its PID); HF_ESTORAGE when the disk
+ * is full; HF_EINTERNAL for bad options or any other failure. Every
+ * failure is logged and leaves nothing behind (*out is zeroed) except a
+ * directory that mkdir created and its LOCK file.
  */
 int hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o);
 

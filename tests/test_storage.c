@@ -934,6 +934,40 @@ test_reopen_keeps_committed_data(void **state)
     batches_free(wb, 1);
 }
 
+/* Two stores on one directory would each cache state the other overwrites
+ * (the engine lost half of 1,000 acknowledged increments that way), so a
+ * directory in use refuses a second open, even from the same process,
+ * until the first store closes. */
+static void
+test_second_open_of_a_directory_in_use_is_refused(void **state)
+{
+    struct fx *f = *state;
+    struct hf_lmdb_opts o = {.dir = f->dir,
+                             .nreaders = 1,
+                             .durability = HF_DURABLE_SYNC,
+                             .map_size = 1u << 20};
+    hf_wbatch *wb = batches(1);
+    hf_store st;
+    int rc;
+
+    rc = hf_lmdb_open(&st, &o);
+    if (rc == 0) /* the defect: close it, so only the assertion fails */
+        st.ops->close(st.self);
+    assert_int_equal(rc, HF_ECONFLICT);
+    assert_null(st.self);
+
+    /* The first store is untouched by the refused open. */
+    put1(wb, 0, 0, "still", "here");
+    assert_int_equal(commit1(f, wb), 0);
+    assert_value(f, "still", "here");
+
+    /* Closing the first store frees the directory. */
+    fx_close(f);
+    assert_int_equal(fx_open(f, 1u << 20, HF_DURABLE_SYNC), 0);
+    assert_value(f, "still", "here");
+    batches_free(wb, 1);
+}
+
 static void
 test_durability_none_still_commits(void **state)
 {
@@ -1113,6 +1147,7 @@ main(void)
         T(test_failed_commit_fails_every_batch_in_the_group),
         T(test_fenced_batches_fail_in_queue_order_beside_written_ones),
         T(test_reopen_keeps_committed_data),
+        T(test_second_open_of_a_directory_in_use_is_refused),
         T(test_durability_none_still_commits),
         T(test_close_drains_queued_batches),
         T(test_submit_while_closing_is_unavailable),

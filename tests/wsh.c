@@ -25,24 +25,14 @@
 /* ------------------------------------------------------------------ */
 /* a server process                                                    */
 
-/* Starts holdfast serve with extra flags (NULL-terminated); the port is
- * read from its "listening on" log line. */
-void
-srv_start_in(struct srv *s, const char *dir, const char *const *extra)
+/* Forks "holdfast serve" on s->dir with extra flags (NULL-terminated),
+ * its stderr and stdout going to s->log. */
+static void
+spawn(struct srv *s, const char *const *extra)
 {
     char *argv[64];
     int n = 0;
-    char cmd[600];
-    FILE *f;
 
-    if (dir == NULL) {
-        const char *tmp = getenv("HF_TEST_TMP");
-        snprintf(s->dir, sizeof(s->dir), "%s/gw-XXXXXX", tmp ? tmp : "/tmp");
-        assert_non_null(mkdtemp(s->dir));
-    } else if (dir != s->dir) {
-        snprintf(s->dir, sizeof(s->dir), "%s", dir);
-    }
-    snprintf(s->log, sizeof(s->log), "%s/server.log", s->dir);
     argv[n++] = HF_HOLDFAST_BIN;
     argv[n++] = "serve";
     argv[n++] = "--listen";
@@ -56,6 +46,9 @@ srv_start_in(struct srv *s, const char *dir, const char *const *extra)
     for (int i = 0; extra && extra[i]; i++)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
+    /* The child truncates the log, but maybe not before we first read it:
+     * a log left by an earlier server on this path would tell its port. */
+    unlink(s->log);
     s->pid = fork();
     if (s->pid == 0) {
         /* Fresh log (it tells the port); stdout there too, so a test's
@@ -69,22 +62,85 @@ srv_start_in(struct srv *s, const char *dir, const char *const *extra)
         execv(argv[0], argv);
         _exit(127);
     }
+}
+
+/* The port of the "listening on" line in log, or 0 when there is none
+ * (yet). */
+static int
+port_in(const char *log)
+{
+    char line[512];
+    int port = 0;
+    FILE *f;
+
+    if ((f = fopen(log, "r")) == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f)) {
+        char *p = strstr(line, "listening on http://127.0.0.1:");
+        if (p)
+            port = atoi(p + strlen("listening on http://127.0.0.1:"));
+    }
+    fclose(f);
+    return port;
+}
+
+void
+srv_start_log(struct srv *s, const char *dir, const char *log,
+              const char *const *extra)
+{
+    if (dir == NULL) {
+        const char *tmp = getenv("HF_TEST_TMP");
+        snprintf(s->dir, sizeof(s->dir), "%s/gw-XXXXXX", tmp ? tmp : "/tmp");
+        assert_non_null(mkdtemp(s->dir));
+    } else if (dir != s->dir) {
+        snprintf(s->dir, sizeof(s->dir), "%s", dir);
+    }
+    if (log == NULL)
+        snprintf(s->log, sizeof(s->log), "%s/server.log", s->dir);
+    else if (log != s->log)
+        snprintf(s->log, sizeof(s->log), "%s", log);
+    spawn(s, extra);
     s->port = 0;
     for (int i = 0; i < 500 && s->port == 0; i++) {
-        char line[512];
         usleep(10000);
-        snprintf(cmd, sizeof(cmd), "%s", s->log);
-        if ((f = fopen(cmd, "r")) == NULL)
-            continue;
-        while (fgets(line, sizeof(line), f)) {
-            char *p = strstr(line, "listening on http://127.0.0.1:");
-            if (p)
-                s->port = atoi(p + strlen("listening on http://127.0.0.1:"));
-        }
-        fclose(f);
+        s->port = port_in(s->log);
     }
     if (s->port == 0)
         fail_msg("server did not start; see %s", s->log);
+}
+
+/* Starts holdfast serve with extra flags (NULL-terminated); the port is
+ * read from its "listening on" log line. */
+void
+srv_start_in(struct srv *s, const char *dir, const char *const *extra)
+{
+    srv_start_log(s, dir, NULL, extra);
+}
+
+int
+srv_start_refused(const char *dir, const char *log, const char *const *extra)
+{
+    struct srv s = {0};
+    int st = 0;
+
+    snprintf(s.dir, sizeof(s.dir), "%s", dir);
+    snprintf(s.log, sizeof(s.log), "%s", log);
+    spawn(&s, extra);
+    /* Whichever comes first decides; the bound only catches a server that
+     * neither exits nor serves. */
+    for (int i = 0; i < 3000; i++) {
+        pid_t r = waitpid(s.pid, &st, WNOHANG);
+        if (r == s.pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (port_in(s.log) != 0) {
+            srv_stop(&s);
+            return -1;
+        }
+        usleep(10000);
+    }
+    srv_stop(&s);
+    fail_msg("the server neither exited nor served; see %s", log);
+    return -1;
 }
 
 void

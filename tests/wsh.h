@@ -26,6 +26,15 @@ struct srv {
  * with extra flags (NULL-terminated list, may be NULL). */
 void srv_start(struct srv *s, const char *const *extra);
 void srv_start_in(struct srv *s, const char *dir, const char *const *extra);
+/* As srv_start_in, with the server's log at log (NULL: DIR/server.log). */
+void srv_start_log(struct srv *s, const char *dir, const char *log,
+                   const char *const *extra);
+/* Starts a server on dir, logging to log, that should refuse to start, and
+ * waits until it exits or serves. Returns its exit status, or -1 when it
+ * came up and served (it is then stopped). Fails the test if it does
+ * neither within 30 s. */
+int srv_start_refused(const char *dir, const char *log,
+                      const char *const *extra);
 /* SIGTERM and wait; returns the exit status (0 when already stopped). */
 int srv_stop(struct srv *s);
 /* Stops (asserting exit status 0) and removes the directory. */
