@@ -31,8 +31,10 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/actor.h"
 #include "tests/fuzz/fuzz.h"
@@ -211,9 +213,14 @@ time_claim(json_t *g, const char *name, int64_t *t)
     return 1;
 }
 
-/* Whether header and claims make a token auth.h accepts; if so, *want
- * is the principal it gives. Only for text without NUL bytes (libjwt
- * reads the decoded segments as C strings). */
+/*
+ * Whether header and claims make a token auth.h accepts: 1 and *want, the
+ * principal it gives; 0 when it must be refused; -1 when this reference
+ * cannot tell. Only for text without NUL bytes (libjwt reads the decoded
+ * segments as C strings). Of the header, libjwt 1.10 reads "alg" (case
+ * insensitive) and, for any alg but none, "typ", which must then be
+ * absent or "JWT" (case insensitive).
+ */
 static int
 valid(const uint8_t *h, size_t hl, const uint8_t *c, size_t cl,
       hf_principal *want)
@@ -221,13 +228,20 @@ valid(const uint8_t *h, size_t hl, const uint8_t *c, size_t cl,
     json_t *hj = json_loadb((const char *)h, hl, 0, NULL);
     json_t *g = json_loadb((const char *)c, cl, 0, NULL);
     json_t *alg = hj ? json_object_get(hj, "alg") : NULL, *acl;
+    json_t *typ = hj ? json_object_get(hj, "typ") : NULL;
     const char *sub = NULL, *role = NULL;
     int64_t exp, nbf;
     int ok = 0;
 
     memset(want, 0, sizeof(*want));
     if (!json_is_object(hj) || !json_is_string(alg) ||
-        strcmp(json_string_value(alg), "HS256") != 0 || !json_is_object(g))
+        strcasecmp(json_string_value(alg), "HS256") != 0 || !json_is_object(g))
+        goto done;
+    if (typ != NULL && !json_is_string(typ)) {
+        ok = -1;
+        goto done;
+    }
+    if (typ != NULL && strcasecmp(json_string_value(typ), "JWT") != 0)
         goto done;
     if (!str_claim(g, "sub", HF_AUTH_SUB_MAX, &sub) ||
         !str_claim(g, "role", 64, &role) || hf_auth_role_bit(role) == 0)
@@ -286,14 +300,17 @@ signed_token(const uint8_t *d, size_t n, int forged)
     }
     if (tl > HF_AUTH_TOKEN_MAX || hl == 0 || cl == 0 || memchr(d, 0, n))
         return;
-    if (valid(h, hl, c, cl, &want)) {
+    switch (valid(h, hl, c, cl, &want)) {
+    case 1:
         if (rv != 0)
             fprintf(stderr, "valid token refused: %.*s\n", (int)n, d);
         FZ_CHECK(rv == 0 && memcmp(&p, &want, sizeof(p)) == 0);
-    } else {
+        break;
+    case 0:
         if (rv == 0)
             fprintf(stderr, "invalid token accepted: %.*s\n", (int)n, d);
         FZ_CHECK(rv != 0);
+        break;
     }
 }
 

@@ -68,24 +68,35 @@ fz_obj_eq(const msgpack_object *a, const msgpack_object *b)
     return 0;
 }
 
-/* One JSON text as a client would read it. Big integers are valid JSON
- * (jansson refuses them as integers, so they are read as reals); \u0000
- * is valid in a string. */
+/* One JSON text as a client would read it, with jansson. jansson refuses
+ * two things RFC 8259 allows: integers beyond 64 bits (so numbers are read
+ * as reals) and "\u0000" in an object key (so, in a copy, every \u0000
+ * escape becomes \u0001 first: in valid JSON every backslash starts an
+ * escape, so a scan that skips each escaped character finds them all). */
 static void
 check_json(const char *p, size_t n, int object)
 {
     json_error_t jerr;
     json_t *j;
+    char *t = malloc(n + 1);
 
+    FZ_CHECK(t != NULL);
     FZ_CHECK(memchr(p, '\n', n) == NULL);
-    j = json_loadb(p, n,
-                   JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL,
-                   &jerr);
+    memcpy(t, p, n);
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (t[i] != '\\')
+            continue;
+        if (t[i + 1] == 'u' && i + 6 <= n && memcmp(t + i + 2, "0000", 4) == 0)
+            t[i + 5] = '1';
+        i++;
+    }
+    j = json_loadb(t, n, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
     if (j == NULL)
         fprintf(stderr, "bad JSON output (%s): %.*s\n", jerr.text, (int)n, p);
     FZ_CHECK(j != NULL);
     FZ_CHECK(!object || json_is_object(j));
     json_decref(j);
+    free(t);
 }
 
 void
