@@ -531,6 +531,227 @@ wbatch(void)
     hf_buf_free(&wb.ops);
 }
 
+/* ------------------------------------------------------------------ */
+/* http: bytes on a connection to a real server (auth on, SECRET) */
+
+/* Appends a client WebSocket frame: masked with a zero key, so the
+ * payload stays readable (and mutable) in the seed. */
+static void
+ws_frame(hf_buf *b, int fin, int opcode, const void *p, size_t n)
+{
+    unsigned char h[8];
+    size_t hl = 0;
+
+    h[hl++] = (unsigned char)((fin ? 0x80 : 0) | opcode);
+    if (n < 126) {
+        h[hl++] = (unsigned char)(0x80 | n);
+    } else {
+        h[hl++] = 0x80 | 126;
+        h[hl++] = (unsigned char)(n >> 8);
+        h[hl++] = (unsigned char)n;
+    }
+    hf_buf_append(b, h, hl);
+    hf_buf_append(b, "\0\0\0\0", 4);
+    hf_buf_append(b, p, n);
+}
+
+static void
+ws_text(hf_buf *b, const char *s)
+{
+    ws_frame(b, 1, 1, s, strlen(s));
+}
+
+/* The upgrade request, for protocol proto, with the token in a header
+ * (how = 1), in the query (how = 2) or not at all (0). */
+static void
+ws_upgrade(hf_buf *b, const char *proto, int how, const char *tok)
+{
+    char req[2048];
+    int n = snprintf(req, sizeof(req),
+                     "GET /v1/ws%s%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Protocol: %s\r\n%s%s%s\r\n",
+                     how == 2 ? "?token=" : "", how == 2 ? tok : "", proto,
+                     how == 1 ? "Authorization: Bearer " : "",
+                     how == 1 ? tok : "", how == 1 ? "\r\n" : "");
+    hf_buf_append(b, req, (size_t)n);
+}
+
+/* A request; with a body, as JSON with its Content-Length. */
+static void
+http_req(const char *name, const char *method, const char *path,
+         const char *headers, const char *body)
+{
+    char req[8192];
+    int n;
+
+    if (body == NULL)
+        n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n", method,
+                     path, headers);
+    else
+        n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, path, headers, strlen(body), body);
+    put("http", name, req, (size_t)n);
+}
+
+static void
+http(void)
+{
+    char *tok = mint("ann", "user", EXP, NULL);
+    char *adm = mint("root", "admin", EXP, NULL);
+    static const char *const acl[] = {"counter/*", "room/r1", NULL};
+    char *lim = mint("dev-1", "device", EXP, acl);
+    char hdr[1024], path[1024];
+    hf_buf b = {0};
+
+    snprintf(hdr, sizeof(hdr),
+             "Authorization: Bearer %s\r\nConnection: close\r\n", tok);
+    http_req("health", "GET", "/healthz", "Connection: close\r\n", NULL);
+    http_req("metrics", "GET", "/metrics", "Connection: close\r\n", NULL);
+    http_req("call", "POST", "/v1/call/counter/a/incr", hdr, "{\"by\":2}");
+    http_req("call-no-body", "POST", "/v1/call/counter/a/get", hdr, NULL);
+    http_req("call-empty-body", "POST", "/v1/call/counter/a/get", hdr, "");
+    http_req("call-get", "GET", "/v1/call/counter/a/get", hdr, NULL);
+    http_req("call-bad-json", "POST", "/v1/call/counter/a/incr", hdr,
+             "{\"by\":");
+    http_req("call-bad-target", "POST", "/v1/call/counter/a", hdr, "{}");
+    http_req("call-bad-kind", "POST", "/v1/call/Counter!/a/b/c", hdr, "{}");
+    http_req("call-unknown-kind", "POST", "/v1/call/nosuch/a/get", hdr, "{}");
+    http_req("call-store", "POST", "/v1/call/store/s1/register", hdr,
+             "{\"name\":\"Ann\",\"party\":2}");
+    http_req("call-room", "POST", "/v1/call/room/r1/send", hdr,
+             "{\"text\":\"hi\",\"type\":\"text\"}");
+    snprintf(hdr, sizeof(hdr),
+             "Authorization: Bearer %s\r\nIdempotency-Key: k-1\r\n"
+             "Connection: close\r\n",
+             tok);
+    http_req("call-idem", "POST", "/v1/call/counter/a/incr", hdr,
+             "{\"by\":1}");
+    snprintf(hdr, sizeof(hdr),
+             "Authorization: Bearer %s\r\nConnection: close\r\n", adm);
+    http_req("call-admin", "POST", "/v1/call/poll/p1/configure", hdr,
+             "{\"question\":\"q\",\"options\":[\"a\",\"b\"]}");
+    http_req("call-user-other", "POST", "/v1/call/user/bob/list", hdr, "{}");
+    snprintf(hdr, sizeof(hdr),
+             "Authorization: Bearer %s\r\nConnection: close\r\n", lim);
+    http_req("call-acl-miss", "POST", "/v1/call/room/r2/send", hdr, "{}");
+    snprintf(path, sizeof(path), "/v1/call/counter/q/incr?token=%s", tok);
+    http_req("call-query-token", "POST", path, "Connection: close\r\n",
+             "{\"by\":3}");
+    http_req("call-no-token", "POST", "/v1/call/counter/a/incr",
+             "Connection: close\r\n", "{}");
+    http_req("call-bad-token", "POST", "/v1/call/counter/a/incr",
+             "Authorization: Bearer a.b.c\r\nConnection: close\r\n", "{}");
+    snprintf(hdr, sizeof(hdr),
+             "Authorization: Bearer %s\r\nConnection: close\r\n", tok);
+    http_req("events", "GET", "/v1/events/counter/a?after=0&limit=5", hdr,
+             NULL);
+    http_req("events-bad", "GET", "/v1/events/counter?after=x&limit=-1", hdr,
+             NULL);
+    http_req("static-index", "GET", "/", "Connection: close\r\n", NULL);
+    http_req("static-file", "GET", "/chat/index.html",
+             "Connection: close\r\n", NULL);
+    http_req("static-dotdot", "GET", "/../../etc/passwd",
+             "Connection: close\r\n", NULL);
+    http_req("static-missing", "GET", "/nosuch.js", "Connection: close\r\n",
+             NULL);
+    http_req("ws-without-upgrade", "GET", "/v1/ws", "Connection: close\r\n",
+             NULL);
+    puts_("http", "http10", "GET /healthz HTTP/1.0\r\n\r\n");
+    puts_("http", "garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    /* two requests on one connection, the first kept alive */
+    snprintf(hdr, sizeof(hdr),
+             "POST /v1/call/counter/a/incr HTTP/1.1\r\nHost: x\r\n"
+             "Authorization: Bearer %s\r\nContent-Length: 8\r\n\r\n"
+             "{\"by\":1}GET /healthz HTTP/1.1\r\nHost: x\r\n"
+             "Connection: close\r\n\r\n",
+             tok);
+    puts_("http", "pipelined", hdr);
+    snprintf(hdr, sizeof(hdr),
+             "POST /v1/call/counter/a/incr HTTP/1.1\r\nHost: x\r\n"
+             "Authorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n"
+             "Connection: close\r\n\r\n4\r\n{\"by\r\n4\r\n\":1}\r\n0\r\n\r\n",
+             tok);
+    puts_("http", "chunked", hdr);
+
+    /* WebSocket: JSON, every op, token in a header */
+    ws_upgrade(&b, "holdfast.v1.json", 1, tok);
+    ws_text(&b, "{\"op\":\"ping\",\"id\":1}");
+    ws_text(&b, "{\"op\":\"call\",\"id\":2,\"to\":\"counter/w\","
+                "\"method\":\"incr\",\"args\":{\"by\":1},\"key\":\"k\"}");
+    ws_text(&b, "{\"op\":\"sub\",\"id\":3,\"to\":\"room/r1\","
+                "\"since\":0,\"presence\":{\"name\":\"ann\"}}\n"
+                "{\"op\":\"signal\",\"to\":\"room/r1\",\"type\":\"typing\"}");
+    ws_text(&b, "{\"op\":\"unsub\",\"id\":4,\"to\":\"room/r1\"}");
+    ws_text(&b, "{\"op\":\"nope\",\"id\":5}\n[1]\n{\"op\":\"call\"}");
+    put("http", "ws-json", b.data, b.len);
+    ws_frame(&b, 1, 8, "\x03\xe8", 2); /* close 1000 */
+    put("http", "ws-json-close", b.data, b.len);
+
+    /* msgpack, token in the query, then auth again by message */
+    b.len = 0;
+    ws_upgrade(&b, "holdfast.v1.msgpack", 2, tok);
+    {
+        hf_buf m = {0};
+        char am[2048];
+        mp(&m, "{\"op\":\"call\",\"id\":\"a\",\"to\":\"counter/w\","
+               "\"method\":\"get\"}");
+        mp(&m, "{\"op\":\"sub\",\"id\":7,\"to\":\"counter/w\"}");
+        ws_frame(&b, 1, 2, m.data, m.len);
+        m.len = 0;
+        snprintf(am, sizeof(am), "{\"op\":\"auth\",\"id\":8,\"token\":\"%s\"}",
+                 adm);
+        mp(&m, am);
+        ws_frame(&b, 1, 2, m.data, m.len);
+        hf_buf_free(&m);
+    }
+    ws_frame(&b, 1, 9, "hi", 2); /* ping */
+    put("http", "ws-msgpack", b.data, b.len);
+
+    /* no token at the upgrade: auth first, by message; fragmented frame */
+    b.len = 0;
+    ws_upgrade(&b, "holdfast.v1.json", 0, tok);
+    ws_text(&b, "{\"op\":\"call\",\"id\":1,\"to\":\"counter/w\","
+                "\"method\":\"get\"}");
+    snprintf(hdr, sizeof(hdr), "{\"op\":\"auth\",\"id\":2,\"token\":\"%s\"}",
+             tok);
+    ws_frame(&b, 0, 1, hdr, 10);
+    ws_frame(&b, 0, 0, hdr + 10, 10);
+    ws_frame(&b, 1, 0, hdr + 20, strlen(hdr + 20));
+    ws_text(&b, "{\"op\":\"call\",\"id\":3,\"to\":\"user/ann\","
+                "\"method\":\"unread\"}");
+    put("http", "ws-auth-by-message", b.data, b.len);
+
+    /* a frame over the limit: close 1009 */
+    b.len = 0;
+    ws_upgrade(&b, "holdfast.v1.json", 1, tok);
+    {
+        unsigned char big[] = {0x81, 0x80 | 126, 0x20, 0x00, 0, 0, 0, 0};
+        hf_buf_append(&b, big, sizeof(big)); /* announces 8192 bytes */
+        hf_buf_append(&b, "{\"op\":\"ping\"}", 13);
+    }
+    put("http", "ws-too-large", b.data, b.len);
+
+    b.len = 0;
+    ws_upgrade(&b, "holdfast.v1.json", 1, "a.b.c");
+    put("http", "ws-bad-token", b.data, b.len);
+    b.len = 0;
+    ws_upgrade(&b, "nosuch.protocol", 0, tok);
+    ws_text(&b, "{\"op\":\"ping\"}");
+    put("http", "ws-unknown-protocol", b.data, b.len);
+
+    hf_buf_free(&b);
+    free(tok);
+    free(adm);
+    free(lim);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -545,5 +766,6 @@ main(int argc, char **argv)
     json();
     auth();
     wbatch();
+    http();
     return failed;
 }
