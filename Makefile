@@ -6,7 +6,7 @@ JOBS    ?= $(shell nproc)
 CMAKE   ?= cmake
 ARGS    ?=
 
-.PHONY: all deps build run test test-plain test-asan test-tsan bench clean
+.PHONY: all deps build run test test-plain test-asan test-tsan bench fuzz clean
 
 all: build
 
@@ -37,8 +37,18 @@ test-tsan: deps
 	@$(CMAKE) --build build-tsan -j $(JOBS)
 	cd build-tsan && ctest --output-on-failure -j 1 -L threaded
 
+# libFuzzer targets (tests/fuzz), built by clang with ASan+UBSan into
+# build-fuzz/. Not part of `make test`, which replays their corpora.
+fuzz: deps
+	@$(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=clang \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHF_SANITIZE=address -DHF_FUZZ=ON >/dev/null
+	@$(CMAKE) --build build-fuzz -j $(JOBS) --target fuzzers
+	@echo "fuzz: targets in build-fuzz/bin:" $$(cd build-fuzz/bin && ls fuzz_* | grep -v _replay)
+	@echo "fuzz: run one with scripts/fuzz.sh TARGET [SECONDS|-runs=N], e.g."
+	@echo "      scripts/fuzz.sh wire 60    (corpus: tests/fuzz/corpus/wire)"
+
 bench: build
 	./build/bin/holdfast-bench engine $(ARGS)
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

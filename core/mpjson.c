@@ -67,6 +67,14 @@ hf_json_to_mp(const char *json, size_t len, hf_buf *out)
     return 0;
 }
 
+/* A string's bytes. msgpack-c leaves ptr NULL for an empty string, which
+ * jansson would take for a failure (and strndup may not be given). */
+static const char *
+str_ptr(const msgpack_object *o)
+{
+    return o->via.str.ptr != NULL ? o->via.str.ptr : "";
+}
+
 static json_t *
 to_json(const msgpack_object *o)
 {
@@ -85,7 +93,7 @@ to_json(const msgpack_object *o)
     case MSGPACK_OBJECT_FLOAT64:
         return json_real(o->via.f64);
     case MSGPACK_OBJECT_STR: {
-        json_t *s = json_stringn(o->via.str.ptr, o->via.str.size);
+        json_t *s = json_stringn(str_ptr(o), o->via.str.size);
         return s ? s : json_null(); /* invalid UTF-8 */
     }
     case MSGPACK_OBJECT_ARRAY: {
@@ -100,7 +108,7 @@ to_json(const msgpack_object *o)
             const msgpack_object *k = &o->via.map.ptr[i].key;
             json_t *v = to_json(&o->via.map.ptr[i].val);
             if (k->type == MSGPACK_OBJECT_STR) {
-                char *ks = strndup(k->via.str.ptr, k->via.str.size);
+                char *ks = strndup(str_ptr(k), k->via.str.size);
                 if (ks)
                     json_object_set_new(m, ks, v);
                 else

@@ -56,11 +56,15 @@ hf_wbatch_next(const hf_wbatch *wb, size_t *pos, hf_wop *op)
     uint16_t kl;
     uint32_t vl;
 
-    if (*pos + HDR > wb->ops.len)
+    if (*pos > wb->ops.len || wb->ops.len - *pos < HDR)
         return 0;
     p = (const unsigned char *)wb->ops.data + *pos;
     memcpy(&kl, p + 2, 2);
     memcpy(&vl, p + 4, 4);
+    /* An operation cut short is the end: append() never writes one, so
+     * only a broken batch holds it, and its bytes must not be read. */
+    if (wb->ops.len - *pos - HDR < (size_t)kl + vl)
+        return 0;
     op->kind = p[0];
     op->dbi = p[1];
     op->key.data = p + HDR;

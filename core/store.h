@@ -71,7 +71,9 @@ int hf_wbatch_put(hf_wbatch *wb, int dbi, const void *k, size_t kl,
 int hf_wbatch_del(hf_wbatch *wb, int dbi, const void *k, size_t kl);
 
 /* Iterates: start with *pos = 0; returns 1 and fills *op while there are
- * operations, 0 at the end. The slices point into wb->ops. */
+ * operations, 0 at the end. The slices point into wb->ops. An operation
+ * whose header or bytes would run past the end of ops (never one that
+ * hf_wbatch_put or hf_wbatch_del wrote) ends the iteration unread. */
 int hf_wbatch_next(const hf_wbatch *wb, size_t *pos, hf_wop *op);
 
 /* Empties the batch for reuse, keeping its memory. */
