@@ -123,7 +123,7 @@ auth(const hf_wire_msg *m, hf_buf out[2])
     hf_buf b = {0};
     size_t off = 0;
 
-    if (hf_auth_verify(SECRET, m->token.data, m->token.len, NOW_S, &p) != 0) {
+    if (hf_auth_verify(SECRET, m->token.data, m->token.len, NOW_S, 0, &p) != 0) {
         for (int fmt = 0; fmt < 2; fmt++)
             hf_wire_reply_err(&out[fmt], fmt, m->id, HF_EUNAUTH,
                               "invalid or expired token", 24);
