@@ -30,7 +30,7 @@ typedef struct hf_hnode {
 typedef struct hf_htab {
     hf_hnode **ht_b; /* buckets, NULL until the first insert */
     uint32_t ht_mask;
-    uint32_t ht_n;   /* nodes linked */
+    uint32_t ht_n; /* nodes linked */
 } hf_htab;
 
 /* Links n under hash. n must not be in a table. */
@@ -54,6 +54,7 @@ hf_htab_count(const hf_htab *t)
 }
 
 /* The struct that embeds node n as member m. */
-#define hf_htab_entry(n, type, m) ((type *)(void *)((char *)(n)-offsetof(type, m)))
+#define hf_htab_entry(n, type, m)                                              \
+    ((type *)(void *)((char *)(n)-offsetof(type, m)))
 
 #endif

@@ -1,0 +1,228 @@
+/*
+ * gw_int.h - the gateway's insides, shared by its files (not a public
+ * header: transport/gateway.h is).
+ *
+ * The gateway is five files around one set of structures:
+ *   gateway.c  the lws callback, the heartbeat, threads, accept, lifecycle
+ *   conn.c     connections: their table, output queues, WebSocket writes
+ *   session.c  what a client asks: auth, ACL, subscriptions, forwarding
+ *   relay.c    what the host answers: replies, events, fan-out
+ *   http.c     the HTTP endpoints
+ *
+ * Threads: everything declared here belongs to one gateway thread (struct
+ * gw) and is touched only by it, except the fields of struct gw marked
+ * "mu" (locked) and the atomics; see gateway.c's design notes.
+ */
+#ifndef HF_TRANSPORT_GW_INT_H
+#define HF_TRANSPORT_GW_INT_H
+
+#include <ev.h>
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/addr.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/env.h"
+#include "core/htab.h"
+#include "transport/auth.h"
+#include "transport/gateway.h"
+#include "transport/nlink.h"
+#include "transport/outq.h"
+#include "transport/wire.h"
+
+#ifndef HF_WEB_ROOT
+#define HF_WEB_ROOT "transport/web"
+#endif
+
+#define MAX_MSGS_PER_FRAME 1000
+#define BAD_STREAK_CLOSE   16    /* consecutive bad messages: close 1008 */
+#define ID_MAX             64    /* bytes of a client id (msgpack) */
+#define FRAME_OUT_MAX      65536 /* target size of one outgoing frame */
+#define FD_RESERVE         64    /* descriptors that are not connections */
+
+enum { C_WS = 1, C_HTTP };
+
+/* A request awaiting its reply, keyed by request id. */
+struct pend {
+    hf_hnode hn;       /* in gw->pends, by rid */
+    struct pend *free; /* in gw->pfree */
+    uint64_t rid;
+    uint64_t conn;
+    uint8_t op;
+    uint8_t idlen;
+    char id[ID_MAX];
+    uint16_t alen;
+    char addr[HF_ADDR_MAX + 1];
+};
+
+/* An actor's local subscribers on this gateway. */
+struct topic {
+    hf_hnode hn; /* in gw->topics, by the address's hash */
+    struct conn **conns;
+    uint32_t n, cap;
+    size_t alen;
+    char addr[];
+};
+
+/* A connection's subscription (or one being made), in its conn's subs
+ * table keyed by the address's hash: O(1) to find, to add and to drop. */
+struct csub {
+    hf_hnode hn;
+    size_t alen;
+    char addr[];
+};
+
+/* An HTTP request being served (struct conn's tail for C_HTTP). */
+struct http_req {
+    int route;
+    hf_buf body;       /* the request's */
+    int had_body;      /* it came with a body (Content-Length > 0) */
+    int forwarded;     /* sent to the host: the answer comes from there */
+    int awaiting_body; /* headers read, body still coming */
+    int held;          /* rx flow stopped until the response is out */
+    int close_after;   /* the framing cannot be trusted: close after */
+    uint32_t started;  /* gw->tick when the headers were complete */
+    char target[HF_ADDR_MAX + 1];
+    char method[65];
+    char idem[1024];
+    uint64_t after;
+    unsigned limit;
+};
+
+struct conn {
+    hf_hnode hn; /* in gw->conns, by id */
+    uint64_t id;
+    struct lws *wsi;
+    struct gw *gw;
+    int kind;
+    int fmt;
+    int authed; /* who is valid */
+    hf_principal *who;
+    hf_htab subs; /* struct csub: subscribed or being subscribed */
+    uint32_t npend;
+    hf_buf rx;   /* a fragmented frame being reassembled */
+    hf_outq out; /* queued output */
+    double tokens;
+    uint64_t tok_ns;
+    int bad_streak;
+    int close_code;    /* close with this at the next writable */
+    uint32_t seen;     /* gw->tick when the client last sent anything */
+    uint32_t pinged;   /* gw->tick of the last ping (or of the upgrade) */
+    uint8_t hello_due; /* write the hello at the next writable */
+    uint8_t ping_due;  /* write a ping at the next writable */
+    uint8_t hung;      /* hung up for silence: closing */
+    /* C_HTTP only: allocated with the conn, absent from WebSocket ones
+     * (which are the many: these bytes would be most of a conn). */
+    struct http_req h[];
+};
+
+struct gw {
+    int idx;
+    hf_gateway *g;
+    struct lws_context *ctx;
+    struct ev_loop *loop; /* lws runs on it (epoll); the thread runs it */
+    struct lws_vhost *vh;
+    pthread_t thr;
+    int started;
+    lws_retry_bo_t retry;      /* all zero: no lws keepalive (see above) */
+    lws_sorted_usec_list_t hb; /* the heartbeat tick */
+    uint32_t tick;             /* heartbeat ticks (seconds) since start */
+
+    pthread_mutex_t mu;
+    int *fds; /* mu: accepted sockets to adopt */
+    size_t nfds, capfds;
+    nng_msg **inbox; /* mu: batches from the host */
+    size_t ninbox, capinbox;
+    int draining; /* mu */
+    int closing;  /* mu */
+    int exiting;  /* mu */
+
+    hf_htab conns;  /* struct conn, by id */
+    hf_htab topics; /* struct topic, by address hash */
+    hf_htab pends;  /* struct pend, by request id */
+    struct pend *pfree;
+    atomic_int owed; /* pend entries: read by drain on the main thread */
+    atomic_int live; /* connections of this gateway */
+    uint64_t next_conn, next_rid;
+    int local_draining, local_closing;
+    hf_buf req;
+    hf_nsend send;
+    hf_nrecv recv;
+    int send_open, recv_open;
+    unsigned char *wbuf;
+    size_t wcap;
+    msgpack_zone zone;
+    hf_buf enc[2];
+    hf_buf scratch;   /* write_ws: the hello */
+    char errbuf[160]; /* an error message being made */
+};
+
+struct hf_gateway {
+    hf_config cfg;
+    int nw;
+    struct gw *gws;
+    int lfd;
+    int spare; /* a descriptor in reserve, for shedding on EMFILE */
+    uint64_t shed, shed_logged_ns;
+    int port;
+    pthread_t acc;
+    int acc_started;
+    int wake[2];
+    atomic_int stop_accept;
+    unsigned next;
+    char web_root[512];
+    hf_principal anon; /* shared by every connection when auth is off */
+};
+
+/* conn.c */
+void *gw_xcalloc(size_t n, size_t sz);
+struct conn *gw_conn_find(struct gw *gw, uint64_t id);
+void gw_want_write(struct conn *c);
+void gw_queued(struct conn *c);
+void gw_append_encoded(struct conn *c, const hf_buf *enc);
+void gw_reply_err(struct conn *c, hf_slice id, int err, const char *msg);
+int gw_write_ws(struct gw *gw, struct conn *c);
+struct conn *gw_conn_new(struct gw *gw, struct lws *wsi, int kind);
+void gw_conn_free(struct gw *gw, struct conn *c);
+void gw_send_hello(struct conn *c);
+
+/* session.c */
+void gw_send_req(struct gw *gw);
+unsigned gw_auth_flags(const hf_config *cfg);
+struct csub *gw_sub_find(struct conn *c, hf_slice addr);
+void gw_sub_drop(struct gw *gw, struct conn *c, struct csub *cs);
+void gw_sub_forget(struct gw *gw, struct conn *c, hf_slice addr);
+void gw_unsub_env(struct gw *gw, struct conn *c, const char *addr, size_t alen);
+int gw_expired(const struct conn *c);
+void gw_expire(struct gw *gw, struct conn *c);
+int gw_admit(struct conn *c, hf_slice addr, const char **why);
+void gw_forward(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice to,
+                hf_slice method, hf_slice args, hf_slice key,
+                const hf_wire_msg *m);
+int gw_on_frame(struct gw *gw, struct conn *c, const void *data, size_t len,
+                int binary);
+int gw_request_token(struct lws *wsi, char *buf, size_t len, const char **tok);
+int gw_authenticate(struct gw *gw, struct conn *c, struct lws *wsi,
+                    int required);
+
+/* relay.c */
+void gw_topic_del(struct gw *gw, const char *addr, size_t alen, struct conn *c);
+struct pend *gw_pend_add(struct gw *gw, struct conn *c, int op, hf_slice id,
+                         hf_slice addr);
+void gw_on_batch(struct gw *gw, nng_msg *m);
+void gw_from_host(void *arg, nng_msg *m);
+
+/* http.c */
+/* Was the connection answered and condemned (see http_respond)? */
+int gw_http_condemned(struct lws *wsi);
+int gw_http_reply(struct conn *c, struct pend *p, const hf_env *e);
+int gw_http_error(struct conn *c, int err, const char *msg);
+int gw_http_dispatch(struct gw *gw, struct conn *c);
+int gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss,
+               const char *uri);
+void gw_body_deadline(struct gw *gw, struct conn *c);
+
+#endif
