@@ -1470,7 +1470,6 @@ test_fuzz_random_bytes_never_crash(void **state)
     hf_wire_frame f = {0};
     hf_buf out = {0};
     unsigned char b[96];
-    uint64_t t0 = hf_mono_ns();
 
     rng = 12345;
     for (int i = 0; i < FUZZ_N; i++) {
@@ -1483,7 +1482,6 @@ test_fuzz_random_bytes_never_crash(void **state)
         }
         assert_true(hf_wire_mp_check(b, n, 32) <= n);
     }
-    assert_true(hf_mono_ns() - t0 < 5000000000ull);
     hf_buf_free(&out);
     hf_wire_frame_free(&f);
 }
