@@ -1470,7 +1470,6 @@ test_fuzz_random_bytes_never_crash(void **state)
     hf_wire_frame f = {0};
     hf_buf out = {0};
     unsigned char b[96];
-    uint64_t t0 = hf_mono_ns();
 
     rng = 12345;
     for (int i = 0; i < FUZZ_N; i++) {
@@ -1483,7 +1482,6 @@ test_fuzz_random_bytes_never_crash(void **state)
         }
         assert_true(hf_wire_mp_check(b, n, 32) <= n);
     }
-    assert_true(hf_mono_ns() - t0 < 5000000000ull);
     hf_buf_free(&out);
     hf_wire_frame_free(&f);
 }
@@ -1545,7 +1543,6 @@ test_fuzz_mutated_frames_never_crash(void **state)
     hf_buf out = {0}, mp = {0};
     unsigned char b[1024];
     size_t n;
-    uint64_t t0 = hf_mono_ns();
     const char *line = seed_json;
 
     /* the msgpack seed: the same messages, concatenated */
@@ -1576,7 +1573,9 @@ test_fuzz_mutated_frames_never_crash(void **state)
         assert_int_equal(hf_wire_decode(&f, fmt, b, n, 4), 0);
         check_frame(&f, 4, &out);
     }
-    assert_true(hf_mono_ns() - t0 < 5000000000ull);
+    /* No time limit here: a decoder gone quadratic shows in the fuzz
+     * targets' exec rates and in the suite's own timeout; a machine busy
+     * with other work must not fail a correctness test. */
     hf_buf_free(&mp);
     hf_buf_free(&out);
     hf_wire_frame_free(&f);
