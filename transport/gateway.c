@@ -259,12 +259,21 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     }
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
+
 static const struct lws_protocols protocols[] = {
     {"holdfast.v1.json", callback, sizeof(struct conn *), 65536, 0, NULL, 0},
     {"holdfast.v1.msgpack", callback, sizeof(struct conn *), 65536, 1, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* ------------------------------------------------------------------ */
+/* threads                                                             */
+
+/* The heartbeat tick, on the gateway thread (see the design notes), for
+ * one connection. A stamp is the tick current when something arrived,
+ * anywhere in that second: so "idle >= N ticks" means more than N - 1
+ * seconds, and the thresholds below are one tick longer than the seconds
+ * they stand for. */
 static void
 tick_one(hf_hnode *n, void *arg)
 {

@@ -412,13 +412,6 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
     return gw_http_dispatch(gw, c);
 }
 
-/* ------------------------------------------------------------------ */
-/* threads                                                             */
-
-/* The heartbeat tick, on the gateway thread (see the design notes). A
- * stamp is the tick current when something arrived, anywhere in that
- * second: so "idle >= N ticks" means more than N - 1 seconds, and the
- * thresholds below are one tick longer than the seconds they stand for. */
 /* A request body must arrive whole within --body-timeout-s of the
  * headers (lws re-arms its own timeout on every byte, so a client
  * trickling one a second would hold its connection slot forever): 408,
