@@ -98,26 +98,16 @@ struct cthr {
     uint32_t open_at_verify;
 };
 
-/* Connection idx of total from 127.0.0.x past PER_SOURCE on loopback,
- * as wb_dial does, but quiet: failures are counted, not printed each. */
+/* Connection idx of total, as wb_dial opens it, but quiet: failures are
+ * counted, not printed each. */
 static int
 dial(const struct target *t, uint32_t idx, uint32_t total, hf_ws **out,
      int *status)
 {
-    char src[32];
-    const char *sp = NULL;
     int rv;
 
-    if (t->loopback && total > PER_SOURCE) {
-        uint32_t nsrc = (total + PER_SOURCE - 1) / PER_SOURCE;
-        snprintf(src, sizeof(src), "127.0.0.%u", 1 + idx % nsrc);
-        sp = src;
-    }
     *status = 0;
-    rv = hf_ws_connect_from(out, sp, t->host, t->port, t->path,
-                            t->msgpack ? "holdfast.v1.msgpack"
-                                       : "holdfast.v1.json",
-                            t->headers[0] ? t->headers : NULL, CONNECT_MS);
+    rv = wb_connect(t, idx, total, 0, out);
     if (rv != 0) {
         if (rv == HF_EBADREQ && *out != NULL)
             *status = hf_ws_http_status(*out);
@@ -428,17 +418,12 @@ struct sview {
 static int
 metric(const char *text, const char *name, double *out)
 {
-    size_t n = strlen(name);
+    const char *v = wb_metric(text, name);
 
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
-            *out = strtod(p + n + 1, NULL);
-            return 1;
-        }
-        if ((p = strchr(p, '\n')) != NULL)
-            p++;
-    }
-    return 0;
+    if (v == NULL)
+        return 0;
+    *out = strtod(v, NULL);
+    return 1;
 }
 
 /* VmRSS of /proc/pid/status, in bytes; -1 if unreadable. */
