@@ -8,8 +8,8 @@
  * In-process scenarios (engine) drive the engine through core/driver.h, on
  * a store of their own in a fresh data directory, so that every run starts
  * empty and its correctness verdict can be exact. Scenarios against a
- * running server (calls, fanout: ws.c) get the same exactness from actor
- * names no earlier run used.
+ * running server (all the others: ws.h) get the same exactness from
+ * actor names no earlier run used.
  *
  * Logging is cut to warnings before anything starts: the host's info
  * lines would break up the progress line. Storage still warns that

@@ -2,10 +2,11 @@
  * bench.h - the harness shared by holdfast-bench's scenarios.
  *
  * holdfast-bench is one executable with one subcommand per scenario
- * (engine in-process; calls and fanout against a running server over
- * WebSocket, bench/ws.c; later booking, ...). A scenario is a function
- * taking the arguments after its name and returning the exit status; it
- * is listed in the const table in bench.c. What every scenario needs lives
+ * (engine in-process; calls, connections, booking, devices, mix and
+ * fanout against a running server over WebSocket, sharing bench/ws.h and
+ * the ws*.c files it lists). A scenario is a function taking the
+ * arguments after its name and returning the exit status; it is listed
+ * in the const table in bench.c. What every scenario needs lives
  * here so that each one is only its own workload:
  *
  *   flags     a table-driven "--name value" parser and its usage text;
@@ -183,11 +184,11 @@ struct hf_bench_result {
     uint64_t errors;           /* error replies */
     uint64_t errs[HF_ECOUNT_]; /* by code, index -err */
     int verified;              /* the correctness verdict passed */
-    /* Scenarios against a running server (calls, fanout): its URL, or
+    /* Scenarios against a running server (all but engine): its URL, or
      * NULL in-process. commits, batch and commit_us then come from the
      * server's /metrics (zero when it could not be read). */
     const char *url;
-    /* fanout only (subscribers > 0). clients is then the number of
+    /* fanout and devices (subscribers > 0). clients is then the number of
      * subscribers, window the publishers' window; ops and ok_ops count
      * deliveries (events received, over all subscribers), ops_per_sec is
      * deliveries per second, the latencies run from a publisher's send of

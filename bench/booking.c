@@ -7,7 +7,7 @@
  * Design notes
  * ------------
  * Workload. C connections, each one user ("u<connection>"), keep W
- * reserve calls in flight through the callers of wsrun.c (struct wload).
+ * reserve calls in flight through the callers of wscall.c (struct wload).
  * Each call picks a device of D and a slot of S uniformly at random, so
  * users collide on slots more and more as the run fills them: the answer
  * is the reservation (a win) or conflict (someone else holds it), both

@@ -1,6 +1,6 @@
 /*
  * calls.c - holdfast-bench calls: counter.incr over WebSocket against a
- * running server, pipelined, with an exact verdict (see wsrun.c).
+ * running server, pipelined, with an exact verdict (see wsverify.c).
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -35,7 +35,6 @@
  * what we hold (which other clients connecting meanwhile would upset: it
  * is then reported, not failed, when the --pid or scrape shows others).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -43,6 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench/connsview.h"
 #include "bench/ws.h"
 #include "core/env.h"
 #include "core/err.h"
@@ -98,26 +98,16 @@ struct cthr {
     uint32_t open_at_verify;
 };
 
-/* Connection idx of total from 127.0.0.x past PER_SOURCE on loopback,
- * as wb_dial does, but quiet: failures are counted, not printed each. */
+/* Connection idx of total, as wb_dial opens it, but quiet: failures are
+ * counted, not printed each. */
 static int
 dial(const struct target *t, uint32_t idx, uint32_t total, hf_ws **out,
      int *status)
 {
-    char src[32];
-    const char *sp = NULL;
     int rv;
 
-    if (t->loopback && total > PER_SOURCE) {
-        uint32_t nsrc = (total + PER_SOURCE - 1) / PER_SOURCE;
-        snprintf(src, sizeof(src), "127.0.0.%u", 1 + idx % nsrc);
-        sp = src;
-    }
     *status = 0;
-    rv = hf_ws_connect_from(out, sp, t->host, t->port, t->path,
-                            t->msgpack ? "holdfast.v1.msgpack"
-                                       : "holdfast.v1.json",
-                            t->headers[0] ? t->headers : NULL, CONNECT_MS);
+    rv = wb_connect(t, idx, total, 0, out);
     if (rv != 0) {
         if (rv == HF_EBADREQ && *out != NULL)
             *status = hf_ws_http_status(*out);
@@ -413,126 +403,6 @@ cthr_new(struct run *r, uint32_t first, uint32_t n)
 }
 
 /* ------------------------------------------------------------------ */
-/* the server's side                                                   */
-
-/* What the server says of itself. Fields it could not tell are < 0. */
-struct sview {
-    int ok;        /* /metrics answered */
-    int64_t conns; /* holdfast_connections */
-    int64_t rss;   /* bytes */
-    int64_t fds;   /* open */
-    double cpu;    /* seconds, user + system */
-    uint64_t ns;   /* when read */
-};
-
-static int
-metric(const char *text, const char *name, double *out)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
-            *out = strtod(p + n + 1, NULL);
-            return 1;
-        }
-        if ((p = strchr(p, '\n')) != NULL)
-            p++;
-    }
-    return 0;
-}
-
-/* VmRSS of /proc/pid/status, in bytes; -1 if unreadable. */
-static int64_t
-pid_rss(long long pid)
-{
-    char path[64], line[256];
-    long long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%lld/status", pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
-}
-
-/* utime + stime of /proc/pid/stat, in seconds; -1 if unreadable. */
-static double
-pid_cpu(long long pid)
-{
-    char path[64], buf[1024];
-    unsigned long long ut, st;
-    const char *p;
-    size_t n;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* After "pid (comm) ": state is field 3, utime 14, stime 15. */
-    if ((p = strrchr(buf, ')')) == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-               &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static int64_t
-pid_fds(long long pid)
-{
-    char path[64];
-    int64_t n = 0;
-    DIR *d;
-    struct dirent *de;
-
-    snprintf(path, sizeof(path), "/proc/%lld/fd", pid);
-    if ((d = opendir(path)) == NULL)
-        return -1;
-    while ((de = readdir(d)) != NULL)
-        n += de->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-static void
-look(const struct target *t, long long pid, struct sview *v)
-{
-    hf_buf body = {0};
-    int status = 0;
-    double x;
-
-    memset(v, 0, sizeof(*v));
-    v->conns = v->rss = v->fds = -1;
-    v->cpu = -1;
-    if (hf_http_request(t->host, t->port, "GET", "/metrics", NULL, NULL, 0,
-                        10000, &status, &body) == 0 &&
-        status == 200 && body.data != NULL) {
-        v->ok = 1;
-        if (metric(body.data, "holdfast_connections", &x))
-            v->conns = (int64_t)x;
-        if (metric(body.data, "process_resident_memory_bytes", &x))
-            v->rss = (int64_t)x;
-        if (metric(body.data, "process_open_fds", &x))
-            v->fds = (int64_t)x;
-        if (metric(body.data, "process_cpu_seconds_total", &x))
-            v->cpu = x;
-    }
-    hf_buf_free(&body);
-    if (pid > 0) {
-        v->rss = pid_rss(pid);
-        v->cpu = pid_cpu(pid);
-        v->fds = pid_fds(pid);
-    }
-    v->ns = hf_mono_ns();
-}
-
-/* ------------------------------------------------------------------ */
 /* the run                                                             */
 
 static void
@@ -627,11 +497,11 @@ run_conns(const struct wopts *wo, const struct target *t, int durability,
     fflush(stdout);
     /* The baseline once the gauge holds still: connections of an earlier
      * run may still be closing. */
-    look(t, o->pid, &v0);
+    wb_conns_look(t, o->pid, &v0);
     for (int i = 0; i < SETTLE_TRIES && v0.conns > 0; i++) {
         struct sview v;
         wb_sleep_ms(100);
-        look(t, o->pid, &v);
+        wb_conns_look(t, o->pid, &v);
         if (v.conns == v0.conns)
             break;
         v0 = v;
@@ -670,10 +540,10 @@ run_conns(const struct wopts *wo, const struct target *t, int durability,
                           : 0.0,
                       (uint64_t)atomic_load(&r.failed));
     set_phase(&r, P_HOLD);
-    look(t, o->pid, &vh);
+    wb_conns_look(t, o->pid, &vh);
     hold(&r, o->hold, reached);
     hf_bench_progress_end();
-    look(t, o->pid, &v1);
+    wb_conns_look(t, o->pid, &v1);
     held = reached - atomic_load(&r.dead);
     dead_hold = atomic_load(&r.dead);
     set_phase(&r, P_VERIFY);

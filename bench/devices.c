@@ -8,7 +8,7 @@
  * ------------
  * Devices. D connections, connection i being device dv<i>.<tag>, one call
  * in flight each (a device reports in order), through the callers of
- * wsrun.c. Calls alternate report and heartbeat; the reports alternate
+ * wscall.c. Calls alternate report and heartbeat; the reports alternate
  * in_use and available, so every report is a status change and emits one
  * event; heartbeats of a live device emit nothing. A report carries
  * meta {"ts": hf_mono_ns() at send}, which the event repeats: the

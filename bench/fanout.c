@@ -1,7 +1,7 @@
 /*
  * fanout.c - holdfast-bench fanout: publishers emit events that a running
  * server delivers to many WebSocket subscribers; latency, loss and order
- * (see wsrun.c for the design notes).
+ * (see wscall.c and wsverify.c for the design notes).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -68,7 +68,7 @@ struct subber {
     struct defer *dq;
     size_t ndq, capdq;
     uint64_t deliveries, reported, unmatched, stray;
-    int connect_err, sub_err;
+    int sub_err;
 };
 
 static void
@@ -253,7 +253,6 @@ subber_main(void *arg)
         if (atomic_load(&r->failed) || atomic_load(&r->stop))
             goto out;
         if (wb_dial(r->cmd, r->t, w->first + i, r->nsubs, &s->ws) != 0) {
-            w->connect_err = 1;
             atomic_store(&r->failed, 1);
             goto out;
         }

@@ -7,7 +7,7 @@
  * Design notes
  * ------------
  * C connections (one user each, "u<connection>") keep W calls in flight
- * through the callers of wsrun.c. Each call is drawn from this table
+ * through the callers of wscall.c. Each call is drawn from this table
  * (weights in percent):
  *
  *   store/mx<i>   register {name, party}          10   write

@@ -1,13 +1,21 @@
 /*
  * ws.h - what holdfast-bench's scenarios against a running server share
- * (bench/wsrun.c): the target and its connections, reading the server's
- * messages, callers keeping windows of calls in flight, reading actors
- * back, and the common flags and main. Private to holdfast-bench.
+ * (calls.c, booking.c, mix.c, fanout.c, devices.c, conns.c, nats.c).
+ * Private to holdfast-bench. The machinery is split by job, one section
+ * of this header per file:
  *
- * The threading rules are wsrun.c's: a connection, a caller and a reader
- * belong to one thread; what threads share is a run struct (crun) whose
- * plain fields are written before they start and whose atomics carry the
- * rest.
+ *   wsconn.c    the target and its connections: dialing, closing many,
+ *               frames out, one poll() pass, actor names, /metrics;
+ *   wsread.c    reading the server's messages out of frames;
+ *   wscall.c    callers: threads keeping windows of calls in flight;
+ *   wsverify.c  reading the actors back and the verdicts;
+ *   wsrun.c     closed-loop runs (wb_run) and pub/sub runs (wb_publish);
+ *   wsmain.c    the common flags, usage text and main (wb_ws_main).
+ *
+ * Threads: a connection, a caller and a reader belong to one thread; what
+ * threads share is a run struct (crun, wb_pub) whose plain fields are
+ * written before they start and whose atomics carry the rest. Everything
+ * else is for the main thread, unless its comment says otherwise.
  */
 #ifndef HF_BENCH_WS_H
 #define HF_BENCH_WS_H
@@ -194,7 +202,7 @@ struct caller {
     uint64_t bad_value;  /* ok reply without a value >= 1 */
     uint64_t lost_calls; /* in flight on a connection that died */
     uint32_t dead;
-    int stalled, connect_err;
+    int stalled;
     struct hf_bench_lat lat;
 };
 
@@ -204,19 +212,8 @@ struct ctotal {
     struct hf_bench_lat *lat;
     uint64_t ok, refused, errors, errs[HF_ECOUNT_], stray, bad_value,
         lost_calls, malformed;
-    uint32_t dead, dead_shown;
+    uint32_t dead;
     int stalled;
-};
-
-struct getter {
-    struct scanner sc;
-    uint8_t *st; /* per actor: 0 to ask, 1 asked, 2 answered */
-    int (*fn)(void *arg, uint32_t a, const struct smsg *m);
-    void *arg;
-    uint32_t n, inflight, left;
-    int err;      /* a refusal that retrying cannot cure */
-    int backoff;  /* a refusal that it can: pause before asking again */
-    uint64_t bad; /* stray or unreadable replies */
 };
 
 /* Every remote scenario's options; each uses its own subset. */
@@ -241,6 +238,9 @@ struct wscen {
     int actor_conns; /* each actor is a connection of its own (devices) */
 };
 
+/* ------------------------------------------------------------------ */
+/* wsconn.c: connections, frames, the server's counters, helpers      */
+
 /* Set by SIGINT (wb_catch_sigint). */
 extern volatile sig_atomic_t wb_interrupted;
 
@@ -249,7 +249,26 @@ uint64_t wb_rnd(uint64_t *s);
 
 void wb_sleep_ms(int ms);
 
+/* How many of want sends a rate of rate per second allows now, sent having
+ * gone out since t0 (hf_mono_ns); when that is none, lowers *timeout (ms)
+ * to the time of the next allowed one. With rate <= 0, all of want. */
+uint64_t wb_pace(double rate, uint64_t t0, uint64_t sent, uint64_t want,
+                 int *timeout);
+
 int wb_ncores(void);
+
+/* Opens connection idx of total, from 127.0.0.x once total passes
+ * PER_SOURCE on an IPv4 loopback target, offering t's subprotocol and
+ * headers, or none with bare (a NATS peer). Says nothing: on failure *out
+ * is as hf_ws_connect_from left it (hf_ws_http_status may be read), for
+ * the caller to close. Returns 0 or an HF_E* code. */
+int wb_connect(const struct target *t, uint32_t idx, uint32_t total, int bare,
+               hf_ws **out);
+
+/* Says on stderr why connection idx failed with rv, hint following the
+ * error's name when rv is HF_EUNAVAIL; closes *out and sets it to NULL. */
+void wb_dial_failed(const char *cmd, const struct target *t, uint32_t idx,
+                    int rv, const char *hint, hf_ws **out);
 
 /* Opens connection idx of total, saying why on stderr when it fails. */
 int wb_dial(const char *cmd, const struct target *t, uint32_t idx,
@@ -260,18 +279,12 @@ int wb_dial(const char *cmd, const struct target *t, uint32_t idx,
 struct name *wb_make_names(uint32_t n, const char *base, char *tag,
                            size_t tagsize);
 
+/* Where the value of metric name starts in a Prometheus text body (a
+ * line "name value"), or NULL when it has no such line. */
+const char *wb_metric(const char *text, const char *name);
+
+/* Reads the server's /metrics into *s (s->ok 0 when it could not). */
 void wb_scrape(const struct target *t, struct srv *s);
-
-/* Reads what ws has for us: at least one message, then more as long as
- * the client holds buffered bytes, passing every message to fn. Returns 0,
- * or -1 when the connection is over: *err its HF_E code, or 0 with *code
- * the close code the server sent. */
-int wb_drain(struct reader *rd, hf_ws *ws, msg_fn fn, void *arg, int *err,
-             int *code);
-
-void wb_reader_init(struct reader *rd);
-
-void wb_reader_fini(struct reader *rd);
 
 /* Closes n connections together (NULL entries are skipped) and sets the
  * entries to NULL. hf_ws_close alone waits up to 250 ms for each server
@@ -287,6 +300,40 @@ void wb_put_msg(hf_buf *b, int msgpack, const char *op, uint64_t id,
 
 int wb_send_frame(hf_ws *ws, int msgpack, const hf_buf *b);
 
+/* One poll() over the n connections for which live(arg, i) gives an open
+ * client (NULL: skip it), then ready(arg, i) for each one readable or
+ * holding buffered bytes. pfds and pidx have room for n. Returns how many
+ * were polled: 0 when none is open. */
+uint32_t wb_poll_pass(uint32_t n, hf_ws *(*live)(void *arg, uint32_t i),
+                      void (*ready)(void *arg, uint32_t i), void *arg,
+                      struct pollfd *pfds, uint32_t *pidx, int timeout);
+
+/* ------------------------------------------------------------------ */
+/* wsread.c: reading the server's messages                            */
+
+/* Reads what ws has for us: at least one message, then more as long as
+ * the client holds buffered bytes, passing every message to fn. Returns 0,
+ * or -1 when the connection is over: *err its HF_E code, or 0 with *code
+ * the close code the server sent. */
+int wb_drain(struct reader *rd, hf_ws *ws, msg_fn fn, void *arg, int *err,
+             int *code);
+
+/* Calls fn for every message of a frame: JSON lines, or msgpack maps one
+ * after another. Unreadable messages are counted in sc->malformed. */
+void wb_scan(struct scanner *sc, int binary, const char *data, size_t len,
+             msg_fn fn, void *arg);
+
+void wb_reader_init(struct reader *rd);
+
+void wb_reader_fini(struct reader *rd);
+
+/* An ok reply's result as a jansson value (a new reference), whichever
+ * way it was read; NULL when there is none. For verdicts, not hot paths. */
+json_t *wb_result_json(const struct smsg *m);
+
+/* ------------------------------------------------------------------ */
+/* wscall.c: callers keeping windows of calls in flight               */
+
 uint64_t wb_sm_get(struct seqmap *sm, uint64_t seq);
 
 void wb_sm_free(struct seqmap *sm, uint32_t n);
@@ -301,6 +348,23 @@ void wb_ctotal_free(struct ctotal *t);
 
 /* Says which caller connections died and how; returns their number. */
 uint32_t wb_report_dead(const char *who, struct caller **cl, int n);
+
+/* Starts the callers' threads; returns how many started. */
+int wb_start_callers(struct caller **cl, int n, struct crun *r);
+
+/* Waits until every started caller has connected: 1; or one failed, or
+ * Ctrl-C: 0. label prefixes the progress line. */
+int wb_await_callers(struct crun *r, int started, const char *label);
+
+void wb_join_callers(struct caller **cl, int started);
+
+void wb_free_callers(struct caller **cl, int n);
+
+/* The last reply any caller read, for "first submit to last reply". */
+uint64_t wb_last_reply(struct caller **cl, int n, uint64_t t0);
+
+/* ------------------------------------------------------------------ */
+/* wsverify.c: reading the actors back, the verdicts                  */
 
 /* Calls get on every actor through one fresh connection, VERIFY_WINDOW
  * at a time, retrying calls refused with rate_limited, overloaded or
@@ -333,32 +397,14 @@ int wb_check_actors(const struct name *names, uint32_t n,
 void wb_note_limits(const char *cmd, const struct srv *s0, const struct srv *s1,
                     uint64_t rate_limited, uint64_t messages);
 
-/* Starts the callers' threads; returns how many started. */
-int wb_start_callers(struct caller **cl, int n, struct crun *r);
+/* Prints the callers' failures of a run (stalled, connections lost,
+ * stray or unreadable replies), who naming them ("client", "device").
+ * Returns 1 when there were none. */
+int wb_callers_ok(const struct ctotal *tot, struct caller **cl, int n,
+                  const char *who);
 
-/* Waits until every started caller has connected: 1; or one failed, or
- * Ctrl-C: 0. label prefixes the progress line. */
-int wb_await_callers(struct crun *r, int started, const char *label);
-
-void wb_join_callers(struct caller **cl, int started);
-
-void wb_free_callers(struct caller **cl, int n);
-
-/* The last reply any caller read, for "first submit to last reply". */
-uint64_t wb_last_reply(struct caller **cl, int n, uint64_t t0);
-
-/* The flags, then what every remote scenario shares, then extra. */
-void wb_usage_tail(FILE *out, const struct hf_bench_flag *f, size_t n,
-                   const char *extra);
-
-/* Parses the flags (f[0..n) the scenario's own, f sized MAX_FLAGS), runs
- * the scenario once and shows its result. Returns the exit status. */
-int wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
-               size_t n, int argc, char **argv);
-
-/* An ok reply's result as a jansson value (a new reference), whichever
- * way it was read; NULL when there is none. For verdicts, not hot paths. */
-json_t *wb_result_json(const struct smsg *m);
+/* ------------------------------------------------------------------ */
+/* wsrun.c: closed-loop and pub/sub runs                              */
 
 /* A closed-loop run's span: the server's counters before and after, and
  * first submit to last reply. */
@@ -375,19 +421,6 @@ struct wb_span {
  * started thread is joined either way). */
 int wb_run(struct crun *r, struct caller **cl, int n, double duration,
            const char *unit, struct wb_span *sp);
-
-/* Prints the callers' failures of a run (stalled, connections lost,
- * stray or unreadable replies), who naming them ("client", "device").
- * Returns 1 when there were none. */
-int wb_callers_ok(const struct ctotal *tot, struct caller **cl, int n,
-                  const char *who);
-
-/* Appends --threads, --duration and --ops to f[*n..] (f sized MAX_FLAGS). */
-void wb_span_flags(struct hf_bench_flag *f, size_t *n, struct wopts *o,
-                   const char *threads_help, const char *ops_help);
-
-/* --duration, or 0 with --ops, or DEF_DURATION. */
-double wb_duration(const struct wopts *o);
 
 /* The publishing half of a pub/sub run (fanout, devices): the readers run
  * on threads of the scenario's own, already subscribed. */
@@ -423,12 +456,23 @@ struct wb_pub {
  * stop). */
 int wb_publish(struct wb_pub *p);
 
-/* One poll() over the n connections for which live(arg, i) gives an open
- * client (NULL: skip it), then ready(arg, i) for each one readable or
- * holding buffered bytes. pfds and pidx have room for n. Returns how many
- * were polled: 0 when none is open. */
-uint32_t wb_poll_pass(uint32_t n, hf_ws *(*live)(void *arg, uint32_t i),
-                      void (*ready)(void *arg, uint32_t i), void *arg,
-                      struct pollfd *pfds, uint32_t *pidx, int timeout);
+/* ------------------------------------------------------------------ */
+/* wsmain.c: the common flags, usage and main                         */
+
+/* The flags, then what every remote scenario shares, then extra. */
+void wb_usage_tail(FILE *out, const struct hf_bench_flag *f, size_t n,
+                   const char *extra);
+
+/* Parses the flags (f[0..n) the scenario's own, f sized MAX_FLAGS), runs
+ * the scenario once and shows its result. Returns the exit status. */
+int wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
+               size_t n, int argc, char **argv);
+
+/* Appends --threads, --duration and --ops to f[*n..] (f sized MAX_FLAGS). */
+void wb_span_flags(struct hf_bench_flag *f, size_t *n, struct wopts *o,
+                   const char *threads_help, const char *ops_help);
+
+/* --duration, or 0 with --ops, or DEF_DURATION. */
+double wb_duration(const struct wopts *o);
 
 #endif
