@@ -93,7 +93,7 @@ static const struct opt opts[] = {
      .help = "on SIGTERM, wait this long for in-flight replies"},
     {.name = "web-root", .type = OPT_STR, .off = F(web_root),
      .size = S(web_root), .def = "",
-     .help = "static files served at / (default: transport/web)"},
+     .help = "static files served at / (default: web)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

@@ -34,7 +34,7 @@
 #include "transport/wire.h"
 
 #ifndef HF_WEB_ROOT
-#define HF_WEB_ROOT "transport/web"
+#define HF_WEB_ROOT "web"
 #endif
 
 #define MAX_MSGS_PER_FRAME 1000

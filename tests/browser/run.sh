@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/browser/run.sh BUILD_DIR - the browser client and the demo pages
-# (transport/web/) in a real browser against a real holdfast server.
+# (web/) in a real browser against a real holdfast server.
 #
 # Installs what it needs when it is missing: Debian's chromium (apt-get, as
 # root or through passwordless sudo, like scripts/deps.sh) and the npm
@@ -54,7 +54,7 @@ fi
 # 3. The test itself. NODE_PATH does not apply to ES modules, so the test
 # imports playwright-core from the path it is given.
 export HF_BIN="$BUILD/bin/holdfast"
-export HF_WEB_ROOT="$ROOT/transport/web"
+export HF_WEB_ROOT="$ROOT/web"
 export HF_TMP="$BUILD/browser-tmp"
 export HF_SHOTS="$BUILD/screenshots"
 export HF_PLAYWRIGHT="$CACHE/node_modules/playwright-core/index.mjs"
