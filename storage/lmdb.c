@@ -45,8 +45,10 @@
  * has reset; those batches are written normally. Fences only grow and are
  * touched only by the writer thread.
  *
- * Lock order: rw before nothing, mu before nothing; no path holds both.
- * done callbacks run with no store lock held.
+ * Lock order: rw before mu. A worker submits (mu) while its read snapshot
+ * holds rw shared; the writer takes rw exclusively (map growth) only in
+ * group(), with mu released, so the two never wait on each other. done
+ * callbacks run with no store lock held.
  *
  * One process per directory. LMDB lets several processes share an
  * environment by design, but the engine caches actor state in memory, so
