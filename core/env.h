@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/mp.h"
 
 enum hf_op {
     HF_OP_CALL       = 1,
@@ -116,24 +117,5 @@ void hf_env_pack_signal(msgpack_packer *pk, hf_slice from, hf_slice type,
                         hf_slice by, hf_slice data_raw);
 void hf_env_pack_presence(msgpack_packer *pk, hf_slice from, int join,
                           hf_slice who_raw);
-
-/* Packs a msgpack string from a slice / C string. */
-void hf_pack_str(msgpack_packer *pk, const void *s, size_t len);
-void hf_pack_cstr(msgpack_packer *pk, const char *s);
-
-/* Packs a raw msgpack object, or nil when raw is empty. */
-void hf_pack_raw(msgpack_packer *pk, hf_slice raw);
-
-/* Unpacks the next object of a batch at *off into zone. msgpack-c calls
- * a success with bytes left over "extra bytes"; this treats it as the
- * success it is. Returns 0, or HF_EBADREQ (malformed or truncated). */
-int hf_unpack_next(const void *buf, size_t len, size_t *off,
-                   msgpack_zone *zone, msgpack_object *obj);
-
-/* Slice equality with a C string. */
-int hf_slice_is(hf_slice s, const char *str);
-
-/* Packs obj (a decoded msgpack object) back to bytes onto pk. */
-int hf_pack_obj(msgpack_packer *pk, const msgpack_object *obj);
 
 #endif
