@@ -557,3 +557,60 @@ hf_env_pack_presence(msgpack_packer *pk, hf_slice from, int join,
     p = hf_mp_put_raw(p, who_raw);
     hf_mp_emit_end(&em, p);
 }
+
+int
+hf_env_pack_event_value(msgpack_packer *pk, hf_slice type, hf_slice data_raw,
+                        int64_t at)
+{
+    hf_mp_emit em;
+    char *p;
+
+    if ((p = hf_mp_emit_begin(&em, pk, 32 + type.len + data_raw.len)) ==
+        NULL)
+        return HF_EINTERNAL;
+    p = hf_mp_put_map(p, 3);
+    p = put_key(p, "\xa4type");
+    p = hf_mp_put_str(p, type.data, type.len);
+    p = put_key(p, "\xa4"
+                   "data");
+    p = hf_mp_put_raw(p, data_raw);
+    p = put_key(p, "\xa2"
+                   "at");
+    p = hf_mp_put_i64(p, at);
+    return hf_mp_emit_end(&em, p);
+}
+
+int
+hf_env_event_value_ok(hf_slice value)
+{
+    return value.len >= 1 && *(const unsigned char *)value.data == 0x83;
+}
+
+int
+hf_env_pack_event(msgpack_packer *pk, int has_conn, uint64_t conn,
+                  hf_slice from, uint64_t seq, hf_slice value)
+{
+    hf_mp_emit em;
+    char *p;
+
+    if (!hf_env_event_value_ok(value))
+        return HF_EBADREQ;
+    if ((p = hf_mp_emit_begin(&em, pk, 48 + from.len + value.len)) == NULL)
+        return HF_EINTERNAL;
+    p = hf_mp_put_map(p, has_conn ? 7 : 6);
+    p = put_key(p, "\xa2op");
+    p = hf_mp_put_u64(p, HF_OUT_EVENT);
+    if (has_conn) {
+        p = put_key(p, "\xa1"
+                       "c");
+        p = hf_mp_put_u64(p, conn);
+    }
+    p = put_key(p, "\xa4"
+                   "from");
+    p = hf_mp_put_str(p, from.data, from.len);
+    p = put_key(p, "\xa3seq");
+    p = hf_mp_put_u64(p, seq);
+    /* The value's three fields, without its map header. */
+    p = hf_mp_put_bytes(p, (const char *)value.data + 1, value.len - 1);
+    return hf_mp_emit_end(&em, p);
+}
