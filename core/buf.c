@@ -48,9 +48,13 @@ hf_buf_free(hf_buf *b)
 }
 
 int
-hf_buf_mpwrite(void *data, const char *p, size_t n)
+hf_slice_is(hf_slice s, const char *str)
 {
-    return hf_buf_append(data, p, n) == 0 ? 0 : -1;
+    const char *d = s.data;
+    for (size_t i = 0; i < s.len; i++)
+        if (str[i] == '\0' || str[i] != d[i])
+            return 0;
+    return str[s.len] == '\0';
 }
 
 int64_t

@@ -1,5 +1,6 @@
 /*
- * buf.h - a growable byte buffer, big-endian integer helpers, and a clock.
+ * buf.h - a growable byte buffer, borrowed slices, big-endian integer
+ * helpers, and a clock.
  *
  * An hf_buf owns its bytes (data is malloc'd, or NULL when empty). Not
  * thread-safe: one owner at a time; hand it off by moving the struct and
@@ -41,8 +42,8 @@ hf_buf_take(hf_buf *b)
     return r;
 }
 
-/* msgpack_packer write callback for an hf_buf (data = hf_buf *). */
-int hf_buf_mpwrite(void *data, const char *p, size_t n);
+/* Slice equality with a C string. */
+int hf_slice_is(hf_slice s, const char *str);
 
 static inline void
 hf_put_be64(void *p, uint64_t v)

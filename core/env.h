@@ -12,7 +12,7 @@
  *   m      method (CALL), type (SIGNAL) type (EVENT, SIGNAL)
  *   a      args / signal data / presence  res (REPLY ok), data, who
  *   k      idempotency key (CALL)       ok, code, msg (REPLY)
- *   s, r   caller subject and role bits seq (EVENT), by (SIGNAL)
+ *   s, r   caller subject and role bits seq, at (EVENT), by (SIGNAL)
  *   since, ep  SUB recovery point;      action "join"|"leave" (PRESENCE)
  *          HISTORY: events after since,
  *          "a" = max count (integer)
@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/mp.h"
 
 enum hf_op {
     HF_OP_CALL       = 1,
@@ -117,23 +118,29 @@ void hf_env_pack_signal(msgpack_packer *pk, hf_slice from, hf_slice type,
 void hf_env_pack_presence(msgpack_packer *pk, hf_slice from, int join,
                           hf_slice who_raw);
 
-/* Packs a msgpack string from a slice / C string. */
-void hf_pack_str(msgpack_packer *pk, const void *s, size_t len);
-void hf_pack_cstr(msgpack_packer *pk, const char *s);
-
-/* Packs a raw msgpack object, or nil when raw is empty. */
-void hf_pack_raw(msgpack_packer *pk, hf_slice raw);
-
-/* Unpacks the next object of a batch at *off into zone. msgpack-c calls
- * a success with bytes left over "extra bytes"; this treats it as the
- * success it is. Returns 0, or HF_EBADREQ (malformed or truncated). */
-int hf_unpack_next(const void *buf, size_t len, size_t *off,
-                   msgpack_zone *zone, msgpack_object *obj);
-
-/* Slice equality with a C string. */
-int hf_slice_is(hf_slice s, const char *str);
-
-/* Packs obj (a decoded msgpack object) back to bytes onto pk. */
-int hf_pack_obj(msgpack_packer *pk, const msgpack_object *obj);
+/*
+ * Events. An event is stored (in the actor's log) as its value,
+ * map{type, data, at}, and sent as an EVENT envelope whose last three
+ * fields are that value's: {op, [c,] from, seq, type, data, at}.
+ *
+ * hf_env_pack_event_value packs the stored value; data_raw is the msgpack
+ * of "data" (empty: nil), at is the event's time in Unix milliseconds.
+ *
+ * hf_env_event_value_ok tells whether stored bytes are such a value (they
+ * start with the header of a map of three), which hf_env_pack_event
+ * needs.
+ *
+ * hf_env_pack_event packs the envelope around a stored value, with "c"
+ * when has_conn (sent to that connection only: a subscriber's backlog).
+ * value must not point into the packer's own buffer (it may move).
+ *
+ * Both return 0, HF_EINTERNAL (out of memory: nothing is packed), or, for
+ * hf_env_pack_event, HF_EBADREQ when value is not a stored event value.
+ */
+int hf_env_pack_event_value(msgpack_packer *pk, hf_slice type,
+                            hf_slice data_raw, int64_t at);
+int hf_env_event_value_ok(hf_slice value);
+int hf_env_pack_event(msgpack_packer *pk, int has_conn, uint64_t conn,
+                      hf_slice from, uint64_t seq, hf_slice value);
 
 #endif

@@ -1289,6 +1289,160 @@ test_malformed_raw_id_is_encoded_as_null(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* event envelopes (core/env.h)                                        */
+
+/* The log value as core/ctx.c hf_emit packed it before hf_env_pack_*. */
+static void
+old_event_value(hf_buf *b, const char *type, hf_slice data, int64_t at)
+{
+    static const char nil = (char)0xc0;
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, b, hf_buf_mpwrite);
+    msgpack_pack_map(&pk, 3);
+    hf_pack_cstr(&pk, "type");
+    hf_pack_cstr(&pk, type);
+    hf_pack_cstr(&pk, "data");
+    if (data.len == 0)
+        assert_int_equal(hf_buf_append(b, &nil, 1), 0);
+    else
+        assert_int_equal(hf_buf_append(b, data.data, data.len), 0);
+    hf_pack_cstr(&pk, "at");
+    msgpack_pack_int64(&pk, at);
+}
+
+/* The live envelope as hf_emit packed it (map of 6), or the backlog's as
+ * core/host.c pack_backlog_event did (map of 7, with "c"). */
+static void
+old_event(hf_buf *b, int has_conn, uint64_t conn, hf_slice from,
+          uint64_t seq, hf_slice stored)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, b, hf_buf_mpwrite);
+    msgpack_pack_map(&pk, has_conn ? 7 : 6);
+    hf_pack_cstr(&pk, "op");
+    msgpack_pack_uint64(&pk, HF_OUT_EVENT);
+    if (has_conn) {
+        hf_pack_cstr(&pk, "c");
+        msgpack_pack_uint64(&pk, conn);
+    }
+    hf_pack_cstr(&pk, "from");
+    hf_pack_str(&pk, from.data, from.len);
+    hf_pack_cstr(&pk, "seq");
+    msgpack_pack_uint64(&pk, seq);
+    pk.callback(pk.data, (const char *)stored.data + 1, stored.len - 1);
+}
+
+static int
+sbuf_write(void *data, const char *p, size_t n)
+{
+    return msgpack_sbuffer_write(data, p, n);
+}
+
+/* hf_env_pack_event writes exactly want's bytes, onto an hf_buf (viabuf)
+ * or a msgpack_sbuffer. */
+static void
+assert_event_packs(int viabuf, int has_conn, uint64_t conn, hf_slice from,
+                   uint64_t seq, hf_slice val, const hf_buf *want)
+{
+    hf_buf b = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    if (viabuf)
+        msgpack_packer_init(&pk, &b, hf_buf_mpwrite);
+    else
+        msgpack_packer_init(&pk, &sb, sbuf_write);
+    assert_int_equal(hf_env_pack_event(&pk, has_conn, conn, from, seq, val),
+                     0);
+    assert_int_equal(viabuf ? b.len : sb.size, want->len);
+    assert_memory_equal(viabuf ? b.data : sb.data, want->data, want->len);
+    msgpack_sbuffer_destroy(&sb);
+    hf_buf_free(&b);
+}
+
+static void
+test_event_envelopes_are_the_bytes_ctx_and_host_packed(void **state)
+{
+    static const char longaddr[] =
+        "room/a-room-name-long-enough-to-need-a-str8-header";
+    const char *types[] = {"msg", "a-type-of-exactly-thirty-two-by",
+                           "a-type-with-thirty-three-bytes-xx"};
+    const char *datas[] = {NULL, "{\"text\":\"hi\"}", "[1,2,3]", "\"\"",
+                           "-1.5"};
+    const int64_t ats[] = {0, 1, -1, 127, 128, 65536, -40, 1700000000123LL,
+                           INT64_MIN, INT64_MAX};
+    const uint64_t seqs[] = {1, 127, 128, 255, 256, 65535, 65536,
+                             UINT64_MAX};
+    const hf_slice froms[] = {sl("counter/c1"),
+                              {longaddr, sizeof longaddr - 1}};
+    (void)state;
+
+    for (size_t t = 0; t < 3; t++)
+        for (size_t d = 0; d < 5; d++)
+            for (size_t i = 0; i < sizeof ats / sizeof ats[0]; i++) {
+                hf_buf data = {0}, want = {0}, got = {0};
+                msgpack_packer pk;
+                hf_slice val;
+
+                if (datas[d] != NULL)
+                    mp_append(&data, datas[d]);
+                old_event_value(&want, types[t],
+                                (hf_slice){data.data, data.len}, ats[i]);
+                msgpack_packer_init(&pk, &got, hf_buf_mpwrite);
+                assert_int_equal(
+                    hf_env_pack_event_value(
+                        &pk, (hf_slice){types[t], strlen(types[t])},
+                        (hf_slice){data.data, data.len}, ats[i]),
+                    0);
+                assert_int_equal(got.len, want.len);
+                assert_memory_equal(got.data, want.data, want.len);
+                val = (hf_slice){want.data, want.len};
+                assert_true(hf_env_event_value_ok(val));
+
+                for (size_t f = 0; f < 2; f++)
+                    for (size_t q = 0; q < sizeof seqs / sizeof seqs[0];
+                         q++)
+                        for (int c = 0; c < 2; c++) {
+                            uint64_t conn = c ? 1ULL << 40 | q : 0;
+                            hf_buf w = {0};
+
+                            old_event(&w, c, conn, froms[f], seqs[q], val);
+                            /* In place into an hf_buf, and through a
+                             * packer that is not one. */
+                            for (int viabuf = 0; viabuf < 2; viabuf++)
+                                assert_event_packs(viabuf, c, conn, froms[f],
+                                                   seqs[q], val, &w);
+                            hf_buf_free(&w);
+                        }
+                hf_buf_free(&data);
+                hf_buf_free(&want);
+                hf_buf_free(&got);
+            }
+}
+
+static void
+test_event_envelope_needs_a_stored_event_value(void **state)
+{
+    hf_buf out = {0};
+    msgpack_packer pk;
+    (void)state;
+
+    msgpack_packer_init(&pk, &out, hf_buf_mpwrite);
+    assert_false(hf_env_event_value_ok((hf_slice){NULL, 0}));
+    assert_false(hf_env_event_value_ok(sl("\x82\xa1x\x01\xa1y\x02")));
+    assert_int_equal(hf_env_pack_event(&pk, 0, 0, sl("c/x"), 1, sl("\x90")),
+                     HF_EBADREQ);
+    assert_int_equal(hf_env_pack_event(&pk, 0, 0, sl("c/x"), 1,
+                                       (hf_slice){NULL, 0}),
+                     HF_EBADREQ);
+    assert_int_equal(out.len, 0);
+    hf_buf_free(&out);
+}
+
+/* ------------------------------------------------------------------ */
 /* hf_wire_mp_check                                                    */
 
 static void
@@ -1639,6 +1793,8 @@ main(void)
             test_mp_check_accepts_every_type_and_rejects_every_prefix),
         cmocka_unit_test(test_mp_check_rejects_malformed),
         cmocka_unit_test(test_mp_check_bounds_depth),
+        cmocka_unit_test(test_event_envelopes_are_the_bytes_ctx_and_host_packed),
+        cmocka_unit_test(test_event_envelope_needs_a_stored_event_value),
         cmocka_unit_test(test_fuzz_random_bytes_never_crash),
         cmocka_unit_test(test_fuzz_mutated_frames_never_crash),
     };

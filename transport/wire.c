@@ -6,12 +6,12 @@
  * One decoding path. Every client message becomes msgpack bytes in
  * f->store before it is looked at: a msgpack frame is copied in whole, a
  * JSON line is parsed by jansson and converted (hf_json_to_mp). The bytes
- * are then checked by scan(), which walks the msgpack format with a fixed
- * stack, allocates nothing, and refuses any array or map whose count the
- * remaining bytes could not hold. Only then is the top-level map read, by
- * the same header reader, so "id" and "args" come out as slices of bytes
- * already in the store: nothing is unpacked into objects or re-encoded.
- * Once scan() has accepted an object, every element it announces is
+ * are then checked by hf_mp_check (core/mp.h), which walks the msgpack
+ * format with a fixed stack, allocates nothing, and refuses any array or
+ * map whose count the remaining bytes could not hold. Only then is the
+ * top-level map read, by the same header reader, so "id" and "args" come
+ * out as slices of bytes already in the store: nothing is unpacked into
+ * objects or re-encoded. Once hf_mp_check has accepted an object, every element it announces is
  * really there, so whoever unpacks those bytes later allocates in
  * proportion to their length, never to a count an attacker wrote.
  *
@@ -60,252 +60,6 @@
 #include "transport/wire.h"
 
 #define WIRE_DEPTH HF_WIRE_DEPTH
-
-/* ------------------------------------------------------------------ */
-/* msgpack headers                                                     */
-
-enum mk {
-    MK_BAD = 0, /* 0xc1, or an unassigned table slot */
-    MK_NIL,
-    MK_BOOL,
-    MK_UINT, /* any integer >= 0, whatever its format */
-    MK_INT,  /* any integer < 0 */
-    MK_F32,
-    MK_F64,
-    MK_STR,
-    MK_BIN,
-    MK_EXT,
-    MK_ARR,
-    MK_MAP,
-};
-
-/* Formats 0xc0..0xdf. w: bytes of the length (or integer value) field
- * after the type byte; fixed: payload bytes when there is no length field;
- * ext: a one-byte extension type follows the length. */
-#define FMT(c) [(c)-0xc0]
-static const struct fmtdef {
-    unsigned char kind, w, fixed, ext;
-} fmts[32] = {
-    FMT(0xc0) = {MK_NIL, 0, 0, 0},  FMT(0xc2) = {MK_BOOL, 0, 0, 0},
-    FMT(0xc3) = {MK_BOOL, 0, 0, 0}, FMT(0xc4) = {MK_BIN, 1, 0, 0},
-    FMT(0xc5) = {MK_BIN, 2, 0, 0},  FMT(0xc6) = {MK_BIN, 4, 0, 0},
-    FMT(0xc7) = {MK_EXT, 1, 0, 1},  FMT(0xc8) = {MK_EXT, 2, 0, 1},
-    FMT(0xc9) = {MK_EXT, 4, 0, 1},  FMT(0xca) = {MK_F32, 0, 4, 0},
-    FMT(0xcb) = {MK_F64, 0, 8, 0},  FMT(0xcc) = {MK_UINT, 1, 0, 0},
-    FMT(0xcd) = {MK_UINT, 2, 0, 0}, FMT(0xce) = {MK_UINT, 4, 0, 0},
-    FMT(0xcf) = {MK_UINT, 8, 0, 0}, FMT(0xd0) = {MK_INT, 1, 0, 0},
-    FMT(0xd1) = {MK_INT, 2, 0, 0},  FMT(0xd2) = {MK_INT, 4, 0, 0},
-    FMT(0xd3) = {MK_INT, 8, 0, 0},  FMT(0xd4) = {MK_EXT, 0, 1, 1},
-    FMT(0xd5) = {MK_EXT, 0, 2, 1},  FMT(0xd6) = {MK_EXT, 0, 4, 1},
-    FMT(0xd7) = {MK_EXT, 0, 8, 1},  FMT(0xd8) = {MK_EXT, 0, 16, 1},
-    FMT(0xd9) = {MK_STR, 1, 0, 0},  FMT(0xda) = {MK_STR, 2, 0, 0},
-    FMT(0xdb) = {MK_STR, 4, 0, 0},  FMT(0xdc) = {MK_ARR, 2, 0, 0},
-    FMT(0xdd) = {MK_ARR, 4, 0, 0},  FMT(0xde) = {MK_MAP, 2, 0, 0},
-    FMT(0xdf) = {MK_MAP, 4, 0, 0},
-};
-#undef FMT
-
-/* One decoded header. */
-typedef struct mhdr {
-    int k;      /* MK_* */
-    size_t hl;  /* header bytes (type, length/value, ext type) */
-    uint64_t n; /* payload bytes (STR BIN EXT F32 F64), count (ARR MAP) */
-    uint64_t u; /* UINT value; BOOL value */
-    int64_t i;  /* INT value */
-} mhdr;
-
-/* Reads the header at p. Returns 0 when len cannot hold it or the type
- * byte is never used; payload bounds are the caller's to check. */
-static int
-hdr(const unsigned char *p, size_t len, mhdr *h)
-{
-    const struct fmtdef *d;
-    unsigned c;
-    uint64_t v = 0;
-
-    memset(h, 0, sizeof *h);
-    if (len == 0)
-        return 0;
-    c = p[0];
-    h->hl = 1;
-    if (c <= 0x7f) {
-        h->k = MK_UINT;
-        h->u = c;
-    } else if (c <= 0x8f) {
-        h->k = MK_MAP;
-        h->n = c & 0x0f;
-    } else if (c <= 0x9f) {
-        h->k = MK_ARR;
-        h->n = c & 0x0f;
-    } else if (c <= 0xbf) {
-        h->k = MK_STR;
-        h->n = c & 0x1f;
-    } else if (c >= 0xe0) {
-        h->k = MK_INT;
-        h->i = (int64_t)c - 256;
-    } else {
-        d = &fmts[c - 0xc0];
-        if (d->kind == MK_BAD)
-            return 0;
-        h->k = d->kind;
-        h->hl = 1u + d->w + d->ext;
-        if (h->hl > len)
-            return 0;
-        for (unsigned i = 0; i < d->w; i++)
-            v = v << 8 | p[1 + i];
-        if (d->kind == MK_BOOL) {
-            h->u = c & 1;
-        } else if (d->kind == MK_UINT) {
-            h->u = v;
-        } else if (d->kind == MK_INT) {
-            uint64_t sign = (uint64_t)1 << (8 * d->w - 1);
-            uint64_t mask = d->w == 8 ? UINT64_MAX : (sign << 1) - 1;
-            if (v & sign) {
-                uint64_t mag = (~v + 1) & mask; /* 1 .. 2^63 */
-                h->i = -(int64_t)(mag - 1) - 1;
-            } else {
-                h->k = MK_UINT;
-                h->u = v;
-            }
-        } else {
-            h->n = d->w ? v : d->fixed;
-        }
-    }
-    return 1;
-}
-
-enum { WHY_OK, WHY_BAD, WHY_DEEP, WHY_NOMEM };
-
-/*
- * Walks one object at p. Returns its length, or 0 with *why set. stack
- * holds, per open container, the elements still to come; a container
- * needs at least one byte per element, so it can never be deeper than
- * len, and the stack is sized min(max_depth, len).
- */
-static size_t
-scan(const unsigned char *p, size_t len, int max_depth, int *why)
-{
-    uint64_t small[64], *rem = small;
-    size_t lim = max_depth > 0 ? (size_t)max_depth : 0;
-    size_t cap = lim < len ? lim : len; /* entries in rem */
-    size_t depth = 0, off = 0, r = 0;
-    mhdr h;
-
-    *why = WHY_BAD;
-    if (cap > sizeof small / sizeof small[0] &&
-        (rem = malloc(cap * sizeof *rem)) == NULL) {
-        *why = WHY_NOMEM;
-        return 0;
-    }
-    for (;;) {
-        if (!hdr(p + off, len - off, &h))
-            goto out;
-        off += h.hl;
-        if (h.k == MK_ARR || h.k == MK_MAP) {
-            uint64_t cnt = h.k == MK_MAP ? 2 * h.n : h.n;
-            if (cnt > len - off)
-                goto out;
-            if (depth >= lim) {
-                *why = WHY_DEEP;
-                goto out;
-            }
-            if (cnt > 0) {
-                if (depth >= cap) /* cannot happen: see above */
-                    goto out;
-                rem[depth++] = cnt;
-                continue;
-            }
-        } else {
-            if (h.n > len - off)
-                goto out;
-            off += (size_t)h.n;
-        }
-        while (depth > 0 && --rem[depth - 1] == 0)
-            depth--;
-        if (depth == 0) {
-            r = off;
-            *why = WHY_OK;
-            break;
-        }
-    }
-out:
-    if (rem != small)
-        free(rem);
-    return r;
-}
-
-size_t
-hf_wire_mp_check(const void *data, size_t len, int max_depth)
-{
-    int why;
-
-    if (data == NULL)
-        return 0;
-    return scan(data, len, max_depth, &why);
-}
-
-/* Length of the object at p, which scan() has already accepted. */
-static size_t
-skip(const unsigned char *p, size_t len)
-{
-    int why;
-    return scan(p, len, WIRE_DEPTH, &why);
-}
-
-/* ------------------------------------------------------------------ */
-/* UTF-8                                                               */
-
-/* Length (1-4) of the well-formed UTF-8 sequence at p, or minus the
- * length of its maximal ill-formed prefix (what one U+FFFD replaces). */
-static int
-utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0], lo = 0x80, hi = 0xbf;
-    int need;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        need = 1;
-    else if (c == 0xe0)
-        need = 2, lo = 0xa0;
-    else if (c == 0xed)
-        need = 2, hi = 0x9f; /* no surrogates */
-    else if (c >= 0xe1 && c <= 0xef)
-        need = 2;
-    else if (c == 0xf0)
-        need = 3, lo = 0x90;
-    else if (c == 0xf4)
-        need = 3, hi = 0x8f; /* <= U+10FFFF */
-    else if (c >= 0xf1 && c <= 0xf3)
-        need = 3;
-    else
-        return -1;
-    for (int i = 1; i <= need; i++) {
-        if ((size_t)i >= n || p[i] < lo || p[i] > hi)
-            return -i;
-        lo = 0x80, hi = 0xbf;
-    }
-    return need + 1;
-}
-
-static int
-utf8_valid(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    int l;
-
-    while (i < n) {
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        if ((l = utf8_seq(p + i, n - i)) < 0)
-            return 0;
-        i += (size_t)l;
-    }
-    return 1;
-}
 
 /* ------------------------------------------------------------------ */
 /* decoding                                                            */
@@ -399,7 +153,7 @@ static const struct opdef {
 };
 
 static int
-field_index(const unsigned char *name, uint64_t len)
+field_index(const char *name, size_t len)
 {
     for (int i = 0; i < FI_COUNT; i++)
         if (fields[i].len == len && memcmp(fields[i].name, name, len) == 0)
@@ -408,7 +162,7 @@ field_index(const unsigned char *name, uint64_t len)
 }
 
 static const struct opdef *
-find_op(const unsigned char *name, uint64_t len)
+find_op(const char *name, size_t len)
 {
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if (strlen(ops[i].name) == len && memcmp(ops[i].name, name, len) == 0)
@@ -424,55 +178,56 @@ bad(hf_wire_msg *m, int err, const char *why)
 }
 
 /*
- * Reads one message: the len bytes at p, which scan() accepted and which
- * sit at offset base in the store. Fills m (already zeroed), slices as
- * offsets; on a problem sets m->err, keeping the op and id when known.
+ * Reads one message: the len bytes at p, which hf_mp_check accepted and
+ * which sit at offset base in the store. Fills m (already zeroed), slices
+ * as offsets; on a problem sets m->err, keeping the op and id when known.
+ * The bytes were checked, so no read below can fail.
  */
 static void
 parse(hf_wire_msg *m, const unsigned char *p, size_t len, size_t base)
 {
     struct {
         size_t off, len; /* the value, from p */
-        mhdr h;          /* its header */
+        hf_mp_hdr h;     /* its header */
     } v[FI_COUNT];
+    const unsigned char *q = p, *end = p + len;
     const struct opdef *od = NULL;
     unsigned have = 0;
-    size_t pos;
-    mhdr h, kh;
+    hf_mp_hdr h, kh;
 
-    hdr(p, len, &h);
-    if (h.k != MK_MAP) {
+    hf_mp_read_hdr(&q, end, &h);
+    if (h.type != MSGPACK_OBJECT_MAP) {
         bad(m, HF_EBADREQ, "message must be an object");
         return;
     }
-    pos = h.hl;
     for (uint64_t i = 0; i < h.n; i++) {
-        size_t klen = skip(p + pos, len - pos), vlen;
+        const unsigned char *at = q;
         int fi = -1;
 
-        hdr(p + pos, len - pos, &kh);
-        if (kh.k == MK_STR)
-            fi = field_index(p + pos + kh.hl, kh.n);
-        pos += klen;
-        vlen = skip(p + pos, len - pos);
+        hf_mp_read_hdr(&at, end, &kh);
+        if (kh.type == MSGPACK_OBJECT_STR)
+            fi = field_index(kh.body, kh.len);
+        hf_mp_skip(&q, end);
+        at = q;
+        hf_mp_skip(&q, end);
         if (fi >= 0) {
-            v[fi].off = pos;
-            v[fi].len = vlen;
-            hdr(p + pos, len - pos, &v[fi].h);
-            if (v[fi].h.k == MK_NIL)
+            v[fi].off = (size_t)(at - p);
+            v[fi].len = (size_t)(q - at);
+            hf_mp_read_hdr(&at, end, &v[fi].h);
+            if (v[fi].h.type == MSGPACK_OBJECT_NIL)
                 have &= ~B(fi);
             else
                 have |= B(fi);
         }
-        pos += vlen;
     }
 
-    if ((have & B(FI_OP)) && v[FI_OP].h.k == MK_STR)
-        od = find_op(p + v[FI_OP].off + v[FI_OP].h.hl, v[FI_OP].h.n);
+    if ((have & B(FI_OP)) && v[FI_OP].h.type == MSGPACK_OBJECT_STR)
+        od = find_op(v[FI_OP].h.body, v[FI_OP].h.len);
     m->op = od ? od->op : 0;
     if (have & B(FI_ID)) {
-        int k = v[FI_ID].h.k;
-        if (k != MK_STR && k != MK_UINT && k != MK_INT) {
+        int k = v[FI_ID].h.type;
+        if (k != MSGPACK_OBJECT_STR && k != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            k != MSGPACK_OBJECT_NEGATIVE_INTEGER) {
             bad(m, HF_EBADREQ, fields[FI_ID].mistyped);
             return;
         }
@@ -482,7 +237,7 @@ parse(hf_wire_msg *m, const unsigned char *p, size_t len, size_t base)
         bad(m, HF_EBADREQ, fields[FI_OP].missing);
         return;
     }
-    if (v[FI_OP].h.k != MK_STR) {
+    if (v[FI_OP].h.type != MSGPACK_OBJECT_STR) {
         bad(m, HF_EBADREQ, fields[FI_OP].mistyped);
         return;
     }
@@ -506,24 +261,25 @@ parse(hf_wire_msg *m, const unsigned char *p, size_t len, size_t base)
         }
         switch (fd->kind) {
         case FK_STR: {
-            const unsigned char *s = p + v[fi].off + v[fi].h.hl;
-            if (v[fi].h.k != MK_STR) {
+            const char *s = v[fi].h.body;
+            if (v[fi].h.type != MSGPACK_OBJECT_STR) {
                 bad(m, HF_EBADREQ, fd->mistyped);
                 return;
             }
-            if (memchr(s, 0, (size_t)v[fi].h.n) != NULL) {
+            if (memchr(s, 0, v[fi].h.len) != NULL) {
                 bad(m, HF_EBADREQ, fd->nul);
                 return;
             }
-            *slot = at(base + v[fi].off + v[fi].h.hl, (size_t)v[fi].h.n);
+            *slot = at(base + (size_t)(s - (const char *)p), v[fi].h.len);
             break;
         }
         case FK_SINCE:
-            if (v[fi].h.k != MK_UINT || v[fi].h.u > INT64_MAX) {
+            if (v[fi].h.type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                v[fi].h.n > INT64_MAX) {
                 bad(m, HF_EBADREQ, fd->mistyped);
                 return;
             }
-            m->since = (int64_t)v[fi].h.u;
+            m->since = (int64_t)v[fi].h.n;
             m->has_since = 1;
             break;
         case FK_VAL:
@@ -580,10 +336,10 @@ decode_msgpack(hf_wire_frame *f, const void *data, size_t len, size_t max_msgs)
             return too_many(f);
         if ((m = add(f)) == NULL)
             return HF_EINTERNAL;
-        if ((n = scan(p + off, len - off, WIRE_DEPTH, &why)) == 0) {
+        if ((n = hf_mp_check(p + off, len - off, WIRE_DEPTH, &why)) == 0) {
             /* No way to find where the next message starts. */
             bad(m, HF_EBADREQ,
-                why == WHY_DEEP ? "nesting too deep" : "invalid msgpack");
+                why == HF_MP_DEEP ? "nesting too deep" : "invalid msgpack");
             break;
         }
         parse(m, p + off, n, off);
@@ -602,7 +358,7 @@ json_msg(hf_wire_frame *f, hf_wire_msg *m, const char *s, size_t n)
         bad(m, HF_EBADREQ, "NUL byte in JSON");
         return 0;
     }
-    if (!utf8_valid((const unsigned char *)s, n)) {
+    if (!hf_json_utf8_valid(s, n)) {
         bad(m, HF_EBADREQ, "invalid UTF-8");
         return 0;
     }
@@ -611,9 +367,9 @@ json_msg(hf_wire_frame *f, hf_wire_msg *m, const char *s, size_t n)
         bad(m, HF_EBADREQ, "invalid JSON");
         return 0;
     }
-    mlen = scan((const unsigned char *)f->store.data + start,
-                f->store.len - start, WIRE_DEPTH, &why);
-    if (mlen == 0 && why == WHY_DEEP) {
+    mlen = hf_mp_check(f->store.data + start, f->store.len - start,
+                       WIRE_DEPTH, &why);
+    if (mlen == 0 && why == HF_MP_DEEP) {
         f->store.len = start;
         bad(m, HF_EBADREQ, "nesting too deep");
         return 0;
@@ -695,217 +451,16 @@ hf_wire_frame_free(hf_wire_frame *f)
 }
 
 /* ------------------------------------------------------------------ */
-/* output: a writer that remembers failure                             */
+/* output: JSON through hf_json_wr (core/mpjson.h), msgpack into the same */
 
-typedef struct wr {
-    hf_buf *b;
-    size_t start; /* b->len before this message: where to cut back to */
-    int fail;
-} wr;
-
-/* Inline, not hf_buf_append: the encoders put many short pieces. */
-static inline void
-put(wr *w, const void *p, size_t n)
-{
-    hf_buf *b = w->b;
-
-    if (w->fail || n == 0)
-        return;
-    if (b->cap - b->len < n && hf_buf_reserve(b, n) != 0) {
-        w->fail = 1;
-        return;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-#define PUTS(w, lit) put((w), (lit), sizeof(lit) - 1)
-
+/* msgpack_packer callback writing through an hf_json_wr, so a message in
+ * either format shares the writer's failure flag and cut-back. */
 static int
 mpwrite(void *data, const char *p, size_t n)
 {
-    wr *w = data;
-    put(w, p, n);
+    hf_json_wr *w = data;
+    hf_json_put(w, p, n);
     return w->fail ? -1 : 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* JSON writer                                                         */
-
-static void
-js_u64(wr *w, uint64_t v, int neg)
-{
-    char b[24];
-    size_t i = sizeof b;
-
-    do {
-        b[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    if (neg)
-        b[--i] = '-';
-    put(w, b + i, sizeof b - i);
-}
-
-static void
-js_i64(wr *w, int64_t v)
-{
-    if (v < 0)
-        js_u64(w, ~(uint64_t)v + 1, 1); /* |v|, INT64_MIN too */
-    else
-        js_u64(w, (uint64_t)v, 0);
-}
-
-/* prec 17 round-trips a double, 9 a float. A value that prints like an
- * integer gets ".0", so it stays a real when read back. */
-static void
-js_double(wr *w, double d, int prec)
-{
-    char b[48];
-    int n;
-
-    if (!isfinite(d)) {
-        PUTS(w, "null");
-        return;
-    }
-    n = snprintf(b, sizeof b - 2, "%.*g", prec, d);
-    if (n < 0 || (size_t)n >= sizeof b - 2) {
-        PUTS(w, "null");
-        return;
-    }
-    for (int i = 0; i < n; i++)
-        if (b[i] == ',') /* a locale's decimal comma */
-            b[i] = '.';
-    if (strpbrk(b, ".e") == NULL) {
-        b[n++] = '.';
-        b[n++] = '0';
-    }
-    put(w, b, (size_t)n);
-}
-
-/* Two-character escapes; other control characters get \u00XX. */
-static const char short_esc[128] = {
-    ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
-    ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
-};
-
-/* A JSON string: quotes, backslash and control characters escaped,
- * ill-formed UTF-8 replaced by U+FFFD, everything else copied in runs. */
-static void
-js_str(wr *w, const void *data, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = data;
-    size_t i = 0, run = 0;
-
-    PUTS(w, "\"");
-    while (i < n) {
-        unsigned c = s[i];
-        int l = 1;
-
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0x80 && (l = utf8_seq(s + i, n - i)) > 0) {
-            i += (size_t)l;
-            continue;
-        }
-        if (i > run)
-            put(w, s + run, i - run);
-        if (c >= 0x80) {
-            PUTS(w, "\xef\xbf\xbd"); /* U+FFFD */
-            i += (size_t)-l;
-        } else if (short_esc[c] != 0) {
-            char esc[2] = {'\\', short_esc[c]};
-            put(w, esc, 2);
-            i++;
-        } else {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            put(w, esc, 6);
-            i++;
-        }
-        run = i;
-    }
-    if (i > run)
-        put(w, s + run, i - run);
-    PUTS(w, "\"");
-}
-
-static void js_obj(wr *w, const msgpack_object *o);
-
-/* A non-string map key: the string of its JSON text. */
-static void
-js_key_text(wr *w, const msgpack_object *k)
-{
-    hf_buf tmp = {0};
-    wr t = {&tmp, 0, 0};
-
-    js_obj(&t, k);
-    if (t.fail)
-        w->fail = 1;
-    else
-        js_str(w, tmp.data, tmp.len);
-    hf_buf_free(&tmp);
-}
-
-static void
-js_obj(wr *w, const msgpack_object *o)
-{
-    if (o == NULL) {
-        PUTS(w, "null");
-        return;
-    }
-    switch (o->type) {
-    case MSGPACK_OBJECT_BOOLEAN:
-        if (o->via.boolean)
-            PUTS(w, "true");
-        else
-            PUTS(w, "false");
-        break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        js_u64(w, o->via.u64, 0);
-        break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        js_i64(w, o->via.i64);
-        break;
-    case MSGPACK_OBJECT_FLOAT32:
-        js_double(w, o->via.f64, 9);
-        break;
-    case MSGPACK_OBJECT_FLOAT64:
-        js_double(w, o->via.f64, 17);
-        break;
-    case MSGPACK_OBJECT_STR:
-        js_str(w, o->via.str.ptr, o->via.str.size);
-        break;
-    case MSGPACK_OBJECT_ARRAY:
-        PUTS(w, "[");
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            if (i > 0)
-                PUTS(w, ",");
-            js_obj(w, &o->via.array.ptr[i]);
-        }
-        PUTS(w, "]");
-        break;
-    case MSGPACK_OBJECT_MAP:
-        PUTS(w, "{");
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            if (i > 0)
-                PUTS(w, ",");
-            if (kv->key.type == MSGPACK_OBJECT_STR)
-                js_str(w, kv->key.via.str.ptr, kv->key.via.str.size);
-            else
-                js_key_text(w, &kv->key);
-            PUTS(w, ":");
-            js_obj(w, &kv->val);
-        }
-        PUTS(w, "}");
-        break;
-    default: /* nil, bin, ext */
-        PUTS(w, "null");
-        break;
-    }
 }
 
 /* True when raw is exactly one well-formed msgpack object. */
@@ -913,39 +468,39 @@ static int
 raw_ok(hf_slice raw)
 {
     return raw.len > 0 &&
-           hf_wire_mp_check(raw.data, raw.len, WIRE_DEPTH) == raw.len;
+           hf_mp_check(raw.data, raw.len, WIRE_DEPTH, NULL) == raw.len;
 }
 
 /* Raw msgpack as JSON. Scalars (every id) are read in place; anything
  * else is unpacked into a zone first. Empty or malformed: null. */
 static void
-js_raw(wr *w, hf_slice raw)
+js_raw(hf_json_wr *w, hf_slice raw)
 {
     const unsigned char *p = raw.data;
     msgpack_object o = {.type = MSGPACK_OBJECT_NIL};
     msgpack_zone z;
     size_t off = 0;
-    mhdr h;
+    hf_mp_hdr h;
 
     if (!raw_ok(raw)) {
-        PUTS(w, "null");
+        HF_JSON_PUTS(w, "null");
         return;
     }
-    hdr(p, raw.len, &h);
-    switch (h.k) {
-    case MK_UINT:
-        js_u64(w, h.u, 0);
+    hf_mp_read_hdr(&p, p + raw.len, &h);
+    switch (h.type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        hf_json_u64(w, h.n);
         return;
-    case MK_INT:
-        js_i64(w, h.i);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        hf_json_i64(w, h.i);
         return;
-    case MK_STR:
-        js_str(w, p + h.hl, (size_t)h.n);
+    case MSGPACK_OBJECT_STR:
+        hf_json_str(w, h.body, h.len);
         return;
-    case MK_NIL:
-    case MK_BIN:
-    case MK_EXT:
-        PUTS(w, "null");
+    case MSGPACK_OBJECT_NIL:
+    case MSGPACK_OBJECT_BIN:
+    case MSGPACK_OBJECT_EXT:
+        HF_JSON_PUTS(w, "null");
         return;
     default:
         break;
@@ -956,27 +511,17 @@ js_raw(wr *w, hf_slice raw)
     }
     if (msgpack_unpack(raw.data, raw.len, &off, &z, &o) ==
         MSGPACK_UNPACK_SUCCESS)
-        js_obj(w, &o);
+        hf_json_mp(w, &o);
     else
-        w->fail = 1; /* accepted by scan(): only memory can fail */
+        w->fail = 1; /* accepted by hf_mp_check: only memory can fail */
     msgpack_zone_destroy(&z);
-}
-
-void
-hf_wire_json(hf_buf *out, const msgpack_object *o)
-{
-    wr w = {out, out->len, 0};
-
-    js_obj(&w, o);
-    if (w.fail)
-        out->len = w.start;
 }
 
 /* ------------------------------------------------------------------ */
 /* message encoder: one description, JSON or msgpack                   */
 
 typedef struct enc {
-    wr w;
+    hf_json_wr w;
     int json;
     int first; /* JSON: no comma before the next key */
     msgpack_packer pk;
@@ -986,7 +531,7 @@ static void
 map_open(enc *e, size_t nkeys)
 {
     if (e->json) {
-        PUTS(&e->w, "{");
+        HF_JSON_PUTS(&e->w, "{");
         e->first = 1;
     } else {
         msgpack_pack_map(&e->pk, nkeys);
@@ -997,7 +542,7 @@ static void
 map_close(enc *e)
 {
     if (e->json)
-        PUTS(&e->w, "}");
+        HF_JSON_PUTS(&e->w, "}");
     e->first = 0;
 }
 
@@ -1006,11 +551,11 @@ map_close(enc *e)
 static void
 msg_open(enc *e, hf_buf *out, int fmt, int sep, size_t nkeys)
 {
-    e->w = (wr){out, out->len, 0};
+    e->w = (hf_json_wr){out, out->len, 0};
     e->json = fmt != HF_WIRE_MSGPACK;
     if (e->json) {
         if (sep && out->len > 0)
-            PUTS(&e->w, "\n");
+            HF_JSON_PUTS(&e->w, "\n");
     } else {
         msgpack_packer_init(&e->pk, &e->w, mpwrite);
     }
@@ -1030,11 +575,11 @@ key(enc *e, const char *k)
 {
     if (e->json) {
         if (e->first)
-            PUTS(&e->w, "\"");
+            HF_JSON_PUTS(&e->w, "\"");
         else
-            PUTS(&e->w, ",\"");
-        put(&e->w, k, strlen(k));
-        PUTS(&e->w, "\":");
+            HF_JSON_PUTS(&e->w, ",\"");
+        hf_json_put(&e->w, k, strlen(k));
+        HF_JSON_PUTS(&e->w, "\":");
         e->first = 0;
     } else {
         hf_pack_cstr(&e->pk, k);
@@ -1045,7 +590,7 @@ static void
 v_str(enc *e, const void *s, size_t n)
 {
     if (e->json)
-        js_str(&e->w, s, n);
+        hf_json_str(&e->w, s, n);
     else
         hf_pack_str(&e->pk, s, n);
 }
@@ -1062,7 +607,7 @@ static void
 v_u64(enc *e, uint64_t v)
 {
     if (e->json)
-        js_u64(&e->w, v, 0);
+        hf_json_u64(&e->w, v);
     else
         msgpack_pack_uint64(&e->pk, v);
 }
@@ -1071,7 +616,7 @@ static void
 v_i64(enc *e, int64_t v)
 {
     if (e->json)
-        js_i64(&e->w, v);
+        hf_json_i64(&e->w, v);
     else
         msgpack_pack_int64(&e->pk, v);
 }
@@ -1081,9 +626,9 @@ v_bool(enc *e, int v)
 {
     if (e->json) {
         if (v)
-            PUTS(&e->w, "true");
+            HF_JSON_PUTS(&e->w, "true");
         else
-            PUTS(&e->w, "false");
+            HF_JSON_PUTS(&e->w, "false");
     } else if (v) {
         msgpack_pack_true(&e->pk);
     } else {
@@ -1095,7 +640,7 @@ static void
 v_obj(enc *e, const msgpack_object *o)
 {
     if (e->json)
-        js_obj(&e->w, o);
+        hf_json_mp(&e->w, o);
     else if (o == NULL)
         msgpack_pack_nil(&e->pk);
     else

@@ -23,6 +23,8 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/mp.h"
+#include "core/mpjson.h"
 
 enum hf_wire_fmt { HF_WIRE_JSON = 0, HF_WIRE_MSGPACK = 1 };
 
@@ -80,17 +82,22 @@ void hf_wire_frame_free(hf_wire_frame *f);
 
 /* Deepest nesting of a client message (containers, empty ones included;
  * the message map itself is 1, so its args may nest one less): msgpack-c's
- * own unpack stack, MSGPACK_EMBED_STACK_SIZE. A deeper value could not be
- * unpacked downstream. */
-#define HF_WIRE_DEPTH 32
+ * own unpack stack, HF_MP_DEPTH. A deeper value could not be unpacked
+ * downstream. */
+#define HF_WIRE_DEPTH HF_MP_DEPTH
 
 /*
  * Checks that data holds at least one complete, well-formed msgpack
  * object, nested at most max_depth deep, whose every array/map count could
  * fit in the bytes that remain. Returns the object's length in bytes, or
- * 0 when it is malformed, truncated or too deep.
+ * 0 when it is malformed, truncated or too deep. The wire's name for
+ * hf_mp_check (core/mp.h), kept for its callers.
  */
-size_t hf_wire_mp_check(const void *data, size_t len, int max_depth);
+static inline size_t
+hf_wire_mp_check(const void *data, size_t len, int max_depth)
+{
+    return hf_mp_check(data, len, max_depth, NULL);
+}
 
 /*
  * Encoders: each appends exactly one message to out, in fmt, preceded by
@@ -121,9 +128,13 @@ void hf_wire_unsubscribed(hf_buf *out, int fmt, hf_slice from, int err,
 void hf_wire_http_ok(hf_buf *out, const msgpack_object *result);
 void hf_wire_http_err(hf_buf *out, int err, const char *msg, size_t msglen);
 
-/* Appends a msgpack object as compact JSON (strings escaped per RFC 8259;
- * binary and ext values become null; non-string map keys are written as
- * strings of their JSON text). */
-void hf_wire_json(hf_buf *out, const msgpack_object *o);
+/* Appends a msgpack object as compact JSON: hf_mp_to_json_buf
+ * (core/mpjson.h, where the rules are), under the wire's name for its
+ * callers. On memory failure out is left as it was. */
+static inline void
+hf_wire_json(hf_buf *out, const msgpack_object *o)
+{
+    (void)hf_mp_to_json_buf(out, o);
+}
 
 #endif
