@@ -75,8 +75,15 @@ str_ptr(const msgpack_object *o)
     return o->via.str.ptr != NULL ? o->via.str.ptr : "";
 }
 
+/* A non-string map key becomes the string of its JSON text; a map or
+ * array key nested in KEY_NEST_MAX others becomes "null", as in
+ * transport/wire.c: each level escapes the text inside it again, which
+ * doubles it, so 31 levels of keys in keys would make gigabytes of 63
+ * bytes. keys counts the container keys around o. */
+#define KEY_NEST_MAX 4
+
 static json_t *
-to_json(const msgpack_object *o)
+to_json(const msgpack_object *o, int keys)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
@@ -99,14 +106,14 @@ to_json(const msgpack_object *o)
     case MSGPACK_OBJECT_ARRAY: {
         json_t *a = json_array();
         for (uint32_t i = 0; a && i < o->via.array.size; i++)
-            json_array_append_new(a, to_json(&o->via.array.ptr[i]));
+            json_array_append_new(a, to_json(&o->via.array.ptr[i], keys));
         return a;
     }
     case MSGPACK_OBJECT_MAP: {
         json_t *m = json_object();
         for (uint32_t i = 0; m && i < o->via.map.size; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
-            json_t *v = to_json(&o->via.map.ptr[i].val);
+            json_t *v = to_json(&o->via.map.ptr[i].val, keys);
             if (k->type == MSGPACK_OBJECT_STR) {
                 char *ks = strndup(str_ptr(k), k->via.str.size);
                 if (ks)
@@ -115,7 +122,11 @@ to_json(const msgpack_object *o)
                     json_decref(v);
                 free(ks);
             } else {
-                json_t *kj = to_json(k);
+                int box = k->type == MSGPACK_OBJECT_ARRAY ||
+                          k->type == MSGPACK_OBJECT_MAP;
+                json_t *kj = box && keys >= KEY_NEST_MAX
+                                 ? json_null()
+                                 : to_json(k, keys + box);
                 char *ks = kj ? json_dumps(kj, JSON_ENCODE_ANY) : NULL;
                 if (ks)
                     json_object_set_new(m, ks, v);
@@ -135,7 +146,7 @@ to_json(const msgpack_object *o)
 char *
 hf_mp_to_json(const msgpack_object *o)
 {
-    json_t *j = to_json(o);
+    json_t *j = to_json(o, 0);
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY |
                                     JSON_PRESERVE_ORDER)
                 : NULL;

@@ -18,7 +18,9 @@ int hf_json_to_mp(const char *json, size_t len, hf_buf *out);
 /* Renders a msgpack object as compact JSON. Returns a malloc'd,
  * NUL-terminated string the caller frees, or NULL on memory failure.
  * Binary and extension values become null; non-string map keys are
- * rendered as their JSON text. */
+ * rendered as their JSON text (a map or array key nested in 4 others as
+ * "null", as transport/wire.h's hf_wire_json does, and for the same
+ * reason). */
 char *hf_mp_to_json(const msgpack_object *o);
 
 #endif

@@ -48,6 +48,14 @@
  * UTF-8 (U+FFFD for each maximal invalid subsequence). If memory runs out
  * mid-message, the partial message is cut off again: out never holds half
  * a message (there is no way to report it through a void encoder).
+ *
+ * Non-string map keys. JSON keys are strings, so a msgpack key that is not
+ * one is written as the string of its JSON text. A container key holding
+ * a container key is escaped once per level, and escaping doubles the
+ * backslashes of the level inside: 31 levels (a msgpack client may send
+ * that many) would turn 63 bytes into gigabytes. So a container key
+ * nested in KEY_NEST_MAX others is written as "null" instead, which caps
+ * the growth at 2^KEY_NEST_MAX. (Found by the envelope fuzz target.)
  */
 #include <math.h>
 #include <stdio.h>
@@ -59,7 +67,8 @@
 #include "core/mpjson.h"
 #include "transport/wire.h"
 
-#define WIRE_DEPTH 32 /* = MSGPACK_EMBED_STACK_SIZE */
+#define WIRE_DEPTH   32 /* = MSGPACK_EMBED_STACK_SIZE */
+#define KEY_NEST_MAX 4  /* container map keys inside container keys */
 
 /* ------------------------------------------------------------------ */
 /* msgpack headers                                                     */
@@ -701,6 +710,7 @@ typedef struct wr {
     hf_buf *b;
     size_t start; /* b->len before this message: where to cut back to */
     int fail;
+    int keys; /* container keys being rendered around this text */
 } wr;
 
 /* Inline, not hf_buf_append: the encoders put many short pieces. */
@@ -834,13 +844,21 @@ js_str(wr *w, const void *data, size_t n)
 
 static void js_obj(wr *w, const msgpack_object *o);
 
-/* A non-string map key: the string of its JSON text. */
+/* A non-string map key: the string of its JSON text; a container key
+ * inside KEY_NEST_MAX others, "null" (see the design notes). */
 static void
 js_key_text(wr *w, const msgpack_object *k)
 {
     hf_buf tmp = {0};
-    wr t = {&tmp, 0, 0};
+    wr t = {&tmp, 0, 0, w->keys};
 
+    if (k->type == MSGPACK_OBJECT_ARRAY || k->type == MSGPACK_OBJECT_MAP) {
+        if (w->keys >= KEY_NEST_MAX) {
+            PUTS(w, "\"null\"");
+            return;
+        }
+        t.keys++;
+    }
     js_obj(&t, k);
     if (t.fail)
         w->fail = 1;
@@ -965,7 +983,7 @@ js_raw(wr *w, hf_slice raw)
 void
 hf_wire_json(hf_buf *out, const msgpack_object *o)
 {
-    wr w = {out, out->len, 0};
+    wr w = {out, out->len, 0, 0};
 
     js_obj(&w, o);
     if (w.fail)
@@ -1006,7 +1024,7 @@ map_close(enc *e)
 static void
 msg_open(enc *e, hf_buf *out, int fmt, int sep, size_t nkeys)
 {
-    e->w = (wr){out, out->len, 0};
+    e->w = (wr){out, out->len, 0, 0};
     e->json = fmt != HF_WIRE_MSGPACK;
     if (e->json) {
         if (sep && out->len > 0)

@@ -113,7 +113,9 @@ void hf_wire_http_err(hf_buf *out, int err, const char *msg, size_t msglen);
 
 /* Appends a msgpack object as compact JSON (strings escaped per RFC 8259;
  * binary and ext values become null; non-string map keys are written as
- * strings of their JSON text). */
+ * strings of their JSON text, except that a map or array key nested in 4
+ * others becomes the string "null": each level escapes the one inside
+ * again, which would double its size per level). */
 void hf_wire_json(hf_buf *out, const msgpack_object *o);
 
 #endif
