@@ -24,7 +24,9 @@
  *    same offset, and they leave the same fields, the value included;
  *  - hf_env_pos_load gives back the fields hf_env_read found, and the
  *    outbox reading of the copy gives them too;
- *  - every message the gateway writes is valid (fz_check_out).
+ *  - every message the gateway writes is valid (fz_check_out), and no
+ *    encoding grows beyond GROWTH_MAX bytes per input byte (escaping is
+ *    linear; an encoder that re-escapes its own output is not).
  *
  * msgpack-c's unpacker allocates a container's elements before reading
  * them, trusting the count, so a batch that declares a few billion of them
@@ -38,10 +40,12 @@
 
 #include "core/addr.h"
 #include "core/err.h"
+#include "core/mpjson.h"
 #include "tests/fuzz/fuzz.h"
 #include "transport/wire.h"
 
-#define OUTPUTS_MAX 16 /* envelopes per batch whose outputs are made */
+#define OUTPUTS_MAX 1   /* envelopes per batch whose outputs are made */
+#define GROWTH_MAX  256 /* output bytes per input byte, at most */
 
 static int
 env_eq(const hf_env *a, const hf_env *b)
@@ -168,9 +172,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK(e1.val == NULL && e2.val == NULL);
         }
 
-        /* 1. the gateway (the same encoders for each: a few will do) */
-        if (dec == 0 && n++ < OUTPUTS_MAX)
+        /* 1. the gateway (the same encoders for each: a few will do), and
+         * hf_mp_to_json, which the driver and the CLI use */
+        if (dec == 0 && n++ < OUTPUTS_MAX) {
             fz_gateway_output(&e1, &obj, (hf_slice){"\x2a", 1}, out, &http);
+            FZ_CHECK(http.len <= GROWTH_MAX * size + 4096);
+            if (e1.val != NULL) {
+                char *js = hf_mp_to_json(e1.val);
+                FZ_CHECK(js != NULL && strlen(js) <= GROWTH_MAX * size + 4096);
+                free(js);
+            }
+        }
 
         /* 2, 3. the host, for what it would queue */
         if (obj.type == MSGPACK_OBJECT_MAP && routable(&e2, st)) {
@@ -185,6 +197,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         msgpack_zone_clear(&z2);
         off = o2;
     }
+    FZ_CHECK(out[0].len + out[1].len <= GROWTH_MAX * size + 4096);
     fz_check_out(&out[HF_WIRE_JSON], HF_WIRE_JSON);
     fz_check_out(&out[HF_WIRE_MSGPACK], HF_WIRE_MSGPACK);
     msgpack_zone_destroy(&z1);
