@@ -247,12 +247,27 @@ hf_json_str(hf_json_wr *w, const void *data, size_t n)
     HF_JSON_PUTS(w, "\"");
 }
 
-/* A non-string map key: the string of its JSON text. */
+/* A non-string map key: the string of its JSON text. A container key
+ * holding a container key is escaped once per level, and each escaping
+ * doubles the backslashes of the level inside: 31 levels (a msgpack
+ * client may send that many, as a signal's data or a call's args) turned
+ * 63 bytes into gigabytes for every JSON subscriber. So a container key
+ * inside KEY_NEST_MAX others is written as "null", capping the growth at
+ * 2^KEY_NEST_MAX; shallower keys render as they always did. (Found by the
+ * envelope fuzz target.) */
+#define KEY_NEST_MAX 4
+
 static void
 js_key_text(hf_json_wr *w, const msgpack_object *k)
 {
+    int box = k->type == MSGPACK_OBJECT_ARRAY || k->type == MSGPACK_OBJECT_MAP;
     hf_buf tmp = {0};
-    hf_json_wr t = {&tmp, 0, 0};
+    hf_json_wr t = {&tmp, 0, 0, w->keys + box};
+
+    if (box && w->keys >= KEY_NEST_MAX) {
+        hf_json_str(w, "null", 4);
+        return;
+    }
 
     hf_json_mp(&t, k);
     if (t.fail)
@@ -324,7 +339,7 @@ hf_json_mp(hf_json_wr *w, const msgpack_object *o)
 int
 hf_mp_to_json_buf(hf_buf *out, const msgpack_object *o)
 {
-    hf_json_wr w = {out, out->len, 0};
+    hf_json_wr w = {out, out->len, 0, 0};
 
     hf_json_mp(&w, o);
     if (w.fail) {

@@ -14,7 +14,8 @@
  *    read back identical), with ".0" added when it would read as an
  *    integer; NaN and infinities become null;
  *  - binary, extension and nil values become null; an empty string is "";
- *  - a map key that is not a string becomes the string of its JSON text;
+ *  - a map key that is not a string becomes the string of its JSON text
+ *    (a map or array key nested in 4 others becomes "null": see mpjson.c);
  *    keys are written as they come (duplicates included), in order.
  *
  * Pure functions, any thread; an hf_json_wr is used by one thread.
@@ -55,6 +56,7 @@ typedef struct hf_json_wr {
     hf_buf *b;
     size_t start; /* b->len before this piece of work: where to cut back */
     int fail;
+    int keys;     /* container map keys being rendered around this text */
 } hf_json_wr;
 
 /* Raw bytes. Inline, not hf_buf_append: JSON is written in many short

@@ -1170,6 +1170,73 @@ test_json_doubles_read_back_identical(void **state)
     }
 }
 
+/* {{...{"k":1}:1}...:1}: depth maps, each the key of the one around it. */
+static void
+unpack_nested_keys(int depth, unsigned char *b, msgpack_zone *z,
+                   msgpack_object *o)
+{
+    size_t n = 0, off = 0;
+
+    for (int i = 0; i < depth; i++)
+        b[n++] = 0x81;
+    b[n++] = 0xa1, b[n++] = 'k', b[n++] = 0x01;
+    for (int i = 1; i < depth; i++)
+        b[n++] = 0x01;
+    assert_true(msgpack_zone_init(z, 4096));
+    assert_int_equal(msgpack_unpack((const char *)b, n, &off, z, o),
+                     MSGPACK_UNPACK_SUCCESS);
+}
+
+static void
+test_nested_container_keys_stop_growing(void **state)
+{
+    unsigned char b[128];
+    msgpack_zone z;
+    msgpack_object o;
+    hf_buf out = {0};
+    char *s;
+
+    (void)state;
+    /* shallow: the key is the string of its JSON text */
+    unpack_nested_keys(2, b, &z, &o);
+    hf_wire_json(&out, &o);
+    assert_int_equal(hf_buf_append(&out, "", 1), 0);
+    assert_string_equal(out.data, "{\"{\\\"k\\\":1}\":1}");
+    msgpack_zone_destroy(&z);
+    /* 31 deep (a client may send that): each level would double the
+     * escaping inside it; past 4 container keys the key is "null" */
+    unpack_nested_keys(31, b, &z, &o);
+    out.len = 0;
+    hf_wire_json(&out, &o);
+    assert_true(out.len < 200);
+    assert_non_null(memmem(out.data, out.len, "null", 4));
+    s = hf_mp_to_json(&o);
+    assert_non_null(s);
+    assert_true(strlen(s) < 200);
+    free(s);
+    msgpack_zone_destroy(&z);
+    hf_buf_free(&out);
+}
+
+static void
+test_mp_to_json_keeps_empty_strings(void **state)
+{
+    msgpack_zone z;
+    msgpack_object o;
+    size_t off = 0;
+    char *s;
+
+    (void)state;
+    /* msgpack-c unpacks "" with a NULL pointer */
+    assert_true(msgpack_zone_init(&z, 256));
+    assert_int_equal(msgpack_unpack("\x81\xa0\xa0", 3, &off, &z, &o),
+                     MSGPACK_UNPACK_SUCCESS);
+    s = hf_mp_to_json(&o);
+    assert_string_equal(s, "{\"\":\"\"}");
+    free(s);
+    msgpack_zone_destroy(&z);
+}
+
 static void
 test_json_bin_ext_and_non_string_keys(void **state)
 {
@@ -1787,6 +1854,8 @@ main(void)
         cmocka_unit_test(test_json_numbers_are_exact),
         cmocka_unit_test(test_json_doubles_read_back_identical),
         cmocka_unit_test(test_json_bin_ext_and_non_string_keys),
+        cmocka_unit_test(test_nested_container_keys_stop_growing),
+        cmocka_unit_test(test_mp_to_json_keeps_empty_strings),
         cmocka_unit_test(test_msgpack_encoders_decode_back),
         cmocka_unit_test(test_malformed_raw_id_is_encoded_as_null),
         cmocka_unit_test(

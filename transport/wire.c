@@ -551,7 +551,7 @@ map_close(enc *e)
 static void
 msg_open(enc *e, hf_buf *out, int fmt, int sep, size_t nkeys)
 {
-    e->w = (hf_json_wr){out, out->len, 0};
+    e->w = (hf_json_wr){out, out->len, 0, 0};
     e->json = fmt != HF_WIRE_MSGPACK;
     if (e->json) {
         if (sep && out->len > 0)

@@ -18,10 +18,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "actors/kinds.h"
+#include "core/actor.h"
+#include "core/driver.h"
 #include "core/env.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/mpjson.h"
 #include "core/store.h"
+#include "storage/lmdb.h"
 #include "transport/auth.h"
 
 #define SECRET "fuzz-secret" /* as in the targets */
@@ -752,6 +757,165 @@ http(void)
     free(lim);
 }
 
+/* ------------------------------------------------------------------ */
+/* stored: byte 0 = actor, then records (u8 db, u8 key length, key, u16 LE
+ * value length, value), dumped from a real engine after a few calls */
+
+/* In fuzz_stored.c's order. */
+static const char *const stored_actors[] = {"counter/a", "store/s", "device/d",
+                                            "room/r",    "poll/p",  "user/u"};
+
+struct dump {
+    hf_buf recs[6]; /* per actor */
+    int dbi;
+};
+
+static void
+record(hf_buf *b, int dbi, const void *k, size_t kl, const void *v, size_t vl)
+{
+    unsigned char h[2] = {(unsigned char)dbi, (unsigned char)kl};
+    unsigned char l[2] = {(unsigned char)vl, (unsigned char)(vl >> 8)};
+
+    if (kl > 255 || vl > 65535)
+        return;
+    hf_buf_append(b, h, 2);
+    hf_buf_append(b, k, kl);
+    hf_buf_append(b, l, 2);
+    hf_buf_append(b, v, vl);
+}
+
+/* Files each key under the actor whose address it starts with (after the
+ * 8-byte time of the alarm index). */
+static int
+dump_cb(void *arg, hf_slice key, hf_slice val)
+{
+    struct dump *d = arg;
+    const char *k = key.data;
+    size_t skip = d->dbi == HF_DB_ALARMS ? 8 : 0;
+
+    for (int i = 0; i < 6; i++) {
+        size_t al = strlen(stored_actors[i]);
+        if (key.len > skip + al && memcmp(k + skip, stored_actors[i], al) == 0 &&
+            k[skip + al] == '\0')
+            record(&d->recs[i], d->dbi, key.data, key.len, val.data, val.len);
+    }
+    return 0;
+}
+
+static void
+call(hf_drv *d, const char *to, const char *m, const char *args,
+     const char *key, unsigned role)
+{
+    hf_drv_msg *r = NULL;
+
+    if (hf_drv_call(d, to, m, args, key, "ann", role, 10000, &r) != 0) {
+        fprintf(stderr, "mkcorpus: no reply from %s %s\n", to, m);
+        exit(1);
+    }
+    if (!r->e.ok)
+        fprintf(stderr, "mkcorpus: %s %s: %s\n", to, m, r->code);
+    hf_drv_msg_free(r);
+}
+
+static void
+stored(void)
+{
+    const unsigned all = HF_ROLE_USER | HF_ROLE_ADMIN | HF_ROLE_DEVICE |
+                         HF_ROLE_SERVICE;
+    char dir[] = "/tmp/mkcorpus-XXXXXX", args[256], name[64];
+    struct dump dump = {0};
+    hf_config cfg;
+    hf_store st;
+    hf_host *host;
+    hf_drv *d;
+
+    if (mkdtemp(dir) == NULL) {
+        perror(dir);
+        exit(1);
+    }
+    hf_config_defaults(&cfg);
+    snprintf(cfg.data, sizeof(cfg.data), "%s", dir);
+    cfg.workers = 1;
+    cfg.durability = HF_DURABLE_NONE;
+    hf_log_set_level(HF_LOG_ERROR);
+    if (hf_lmdb_open(&st, &(struct hf_lmdb_opts){.dir = dir, .nreaders = 3,
+                                                 .durability = cfg.durability,
+                                                 .map_size = 4 << 20}) != 0 ||
+        hf_host_open(&host, &(struct hf_host_opts){.cfg = &cfg,
+                                                   .store = st,
+                                                   .kinds = hf_kinds,
+                                                   .nkinds = hf_nkinds}) != 0 ||
+        hf_drv_open(host, &d) != 0) {
+        fprintf(stderr, "mkcorpus: cannot start an engine in %s\n", dir);
+        exit(1);
+    }
+    call(d, "counter/a", "incr", "{\"by\":2}", "k1", all);
+    call(d, "counter/a", "incr", "{\"by\":3}", NULL, all);
+    call(d, "store/s", "register", "{\"name\":\"Ann\",\"party\":2}", "k1",
+         all);
+    call(d, "store/s", "register", "{\"name\":\"Bo\",\"party\":4}", NULL,
+         all);
+    call(d, "device/d", "reserve", "{\"slot\":\"2030-01-01T18:00:00+09:00\"}",
+         "k1", HF_ROLE_USER);
+    call(d, "device/d", "approve", "{\"slot\":\"2030-01-01T18:00:00+09:00\"}",
+         NULL, HF_ROLE_ADMIN);
+    call(d, "room/r", "send", "{\"body\":\"hi\"}", "k1", all);
+    call(d, "room/r", "send", "{\"body\":\"again\"}", NULL, all);
+    call(d, "room/r", "read", "{\"upto\":2}", NULL, all);
+    snprintf(args, sizeof(args),
+             "{\"options\":[\"yes\",\"no\"],\"closes_at\":%lld}",
+             (long long)(hf_now_ms() + 3600 * 1000));
+    call(d, "poll/p", "configure", args, NULL, HF_ROLE_ADMIN);
+    call(d, "poll/p", "vote", "{\"option\":\"yes\"}", "k1", HF_ROLE_USER);
+    call(d, "user/u", "notify",
+         "{\"title\":\"t\",\"message\":\"m\",\"priority\":\"high\"}", "k1",
+         HF_ROLE_SERVICE);
+    hf_drv_close(d);
+    hf_host_close(host);
+
+    if (st.ops->rd_begin(st.self, 0) != 0) {
+        fprintf(stderr, "mkcorpus: cannot read the store\n");
+        exit(1);
+    }
+    for (dump.dbi = 0; dump.dbi < HF_DB_COUNT_; dump.dbi++)
+        st.ops->scan(st.self, 0, dump.dbi, (hf_slice){"", 0}, (hf_slice){0},
+                     0, dump_cb, &dump);
+    st.ops->rd_end(st.self, 0);
+    st.ops->close(st.self);
+    snprintf(args, sizeof(args), "rm -rf '%s'", dir);
+    if (system(args) != 0)
+        fprintf(stderr, "mkcorpus: could not remove %s\n", dir);
+
+    /* an undelivered send in the outbox, as device reminders leave them */
+    {
+        hf_buf env = {0}, v = {0};
+        msgpack_packer pk;
+        hf_env e = {.op = HF_OP_CALL, .to = {"user/u", 6},
+                    .method = {"notify", 6}, .sub = {"device/d", 8},
+                    .role = HF_ROLE_ACTOR};
+        mp(&v, "{\"title\":\"Reminder\",\"message\":\"soon\","
+               "\"priority\":\"high\"}");
+        msgpack_packer_init(&pk, &env, hf_buf_mpwrite);
+        hf_env_pack_request(&pk, &e, (hf_slice){v.data, v.len});
+        record(&dump.recs[5], HF_DB_OUTBOX, "user/u\0\0\0\0\0\0\0\0\x01", 15,
+               env.data, env.len);
+        hf_buf_free(&env);
+        hf_buf_free(&v);
+    }
+    for (int i = 0; i < 6; i++) {
+        hf_buf f = {0};
+        unsigned char a = (unsigned char)i;
+        hf_buf_append(&f, &a, 1);
+        hf_buf_append(&f, dump.recs[i].data, dump.recs[i].len);
+        snprintf(name, sizeof(name), "engine-%.*s", (int)strcspn(stored_actors[i], "/"),
+                 stored_actors[i]);
+        put("stored", name, f.data, f.len);
+        hf_buf_free(&f);
+        hf_buf_free(&dump.recs[i]);
+    }
+    put("stored", "empty", "\x03", 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -767,5 +931,6 @@ main(int argc, char **argv)
     auth();
     wbatch();
     http();
+    stored();
     return failed;
 }
