@@ -94,13 +94,6 @@ hf_sink_unref(hf_sink *s)
         s->release(s);
 }
 
-void
-hf__oom(void)
-{
-    hf_error("host", "out of memory");
-    abort();
-}
-
 /* ------------------------------------------------------------------ */
 /* records                                                             */
 
@@ -111,7 +104,7 @@ hf__rec(hf_buf *dst, int type, const void *fixed, size_t flen,
 {
     struct rhdr h = {.type = (uint32_t)type,
                      .len = (uint32_t)(flen + l1 + l2 + l3)};
-    MUST(hf_buf_reserve(dst, sizeof(h) + h.len));
+    HF_MUST(hf_buf_reserve(dst, sizeof(h) + h.len));
     hf_buf_append(dst, &h, sizeof(h));
     hf_buf_append(dst, fixed, flen);
     hf_buf_append(dst, v1, l1);
@@ -209,9 +202,7 @@ static struct msg *
 msg_new(int type, uint64_t hash, const void *addr, size_t alen,
         const void *env, size_t len, const void *aux, size_t auxlen)
 {
-    struct msg *m = malloc(sizeof(*m) + alen + len + auxlen);
-    if (m == NULL)
-        hf__oom();
+    struct msg *m = hf_xmalloc(sizeof(*m) + alen + len + auxlen);
     m->next = NULL;
     m->type = type;
     m->sink = NULL;
@@ -257,11 +248,9 @@ static void
 timer_add(hf_host *h, int64_t at, uint64_t hash, const char *addr,
           size_t alen, const char *name, size_t nlen)
 {
-    struct tent *t = malloc(sizeof(*t) + alen + nlen);
+    struct tent *t = hf_xmalloc(sizeof(*t) + alen + nlen);
     size_t i;
 
-    if (t == NULL)
-        hf__oom();
     t->at = at;
     t->hash = hash;
     t->alen = (uint32_t)alen;
@@ -271,9 +260,7 @@ timer_add(hf_host *h, int64_t at, uint64_t hash, const char *addr,
     pthread_mutex_lock(&h->tmu);
     if (h->nheap == h->capheap) {
         h->capheap = h->capheap ? h->capheap * 2 : 64;
-        if ((h->heap = realloc(h->heap, h->capheap * sizeof(*h->heap))) ==
-            NULL)
-            hf__oom();
+        h->heap = hf_xrealloc(h->heap, h->capheap * sizeof(*h->heap));
     }
     i = h->nheap++;
     h->heap[i] = t;
@@ -376,8 +363,7 @@ meta_alarm_cb(void *arg, hf_slice key, hf_slice val)
 
     if (val.len != 12 || nl == 0)
         return 0;
-    if ((al = calloc(1, sizeof(*al) + nl + 1)) == NULL)
-        hf__oom();
+    al = hf_xcalloc(1, sizeof(*al) + nl + 1);
     memcpy(al->name, name, nl);
     al->at = (int64_t)hf_get_be64(val.data);
     al->attempt = hf_get_be32((const char *)val.data + 8);
@@ -473,9 +459,7 @@ static void
 tab_grow(struct worker *w)
 {
     uint32_t ns = w->tabmask ? (w->tabmask + 1) * 2 : 256;
-    struct actor **nt = calloc(ns, sizeof(*nt));
-    if (nt == NULL)
-        hf__oom();
+    struct actor **nt = hf_xcalloc(ns, sizeof(*nt));
     for (uint32_t i = 0; w->tabmask && i <= w->tabmask; i++) {
         struct actor *a = w->tab[i], *nx;
         for (; a != NULL; a = nx) {
@@ -507,8 +491,7 @@ actor_get(struct worker *w, const char *addr, size_t alen, uint64_t hash)
     if (hf_addr_check(addr, alen, &klen) != 0 ||
         (k = hf__kind_find(w->host, addr, klen)) == NULL)
         return NULL;
-    if ((a = calloc(1, sizeof(*a) + alen + 1)) == NULL)
-        hf__oom();
+    a = hf_xcalloc(1, sizeof(*a) + alen + 1);
     memcpy(a->addr, addr, alen);
     a->alen = alen;
     a->klen = klen;
@@ -611,20 +594,18 @@ sub_add(struct actor *a, hf_sink *s, uint64_t conn, const void *who,
 
     if (i >= 0) { /* resubscribe: refresh presence */
         a->subs[i].who.len = 0;
-        MUST(hf_buf_append(&a->subs[i].who, who, wl));
+        HF_MUST(hf_buf_append(&a->subs[i].who, who, wl));
         a->subs[i].announce = announce;
         hf_sink_unref(s);
         return;
     }
     if (a->nsubs == a->capsubs) {
         a->capsubs = a->capsubs ? a->capsubs * 2 : 4;
-        if ((a->subs = realloc(a->subs, a->capsubs * sizeof(*a->subs))) ==
-            NULL)
-            hf__oom();
+        a->subs = hf_xrealloc(a->subs, a->capsubs * sizeof(*a->subs));
     }
     a->subs[a->nsubs] =
         (struct subscr){.sink = s, .conn = conn, .announce = announce};
-    MUST(hf_buf_append(&a->subs[a->nsubs].who, who, wl));
+    HF_MUST(hf_buf_append(&a->subs[a->nsubs].who, who, wl));
     a->nsubs++;
     if ((sc = sinkcount_find(a, s)) != NULL) {
         sc->n++;
@@ -632,9 +613,7 @@ sub_add(struct actor *a, hf_sink *s, uint64_t conn, const void *who,
     }
     if (a->nsinks == a->capsinks) {
         a->capsinks = a->capsinks ? a->capsinks * 2 : 4;
-        if ((a->sinks = realloc(a->sinks, a->capsinks * sizeof(*a->sinks))) ==
-            NULL)
-            hf__oom();
+        a->sinks = hf_xrealloc(a->sinks, a->capsinks * sizeof(*a->sinks));
     }
     a->sinks[a->nsinks++] = (struct sinkcount){.sink = s, .n = 1};
 }
@@ -671,9 +650,7 @@ out_for(struct worker *w, hf_sink *s)
             return &w->outs[i].buf;
     if (w->nouts == w->capouts) {
         w->capouts = w->capouts ? w->capouts * 2 : 8;
-        if ((w->outs = realloc(w->outs, w->capouts * sizeof(*w->outs))) ==
-            NULL)
-            hf__oom();
+        w->outs = hf_xrealloc(w->outs, w->capouts * sizeof(*w->outs));
     }
     hf_sink_ref(s);
     w->outs[w->nouts] = (struct out){.sink = s};
@@ -697,7 +674,7 @@ static void
 fanout(struct worker *w, struct actor *a, const void *env, size_t len)
 {
     for (uint32_t i = 0; i < a->nsinks; i++)
-        MUST(hf_buf_append(out_for(w, a->sinks[i].sink), env, len));
+        HF_MUST(hf_buf_append(out_for(w, a->sinks[i].sink), env, len));
 }
 
 /* ------------------------------------------------------------------ */
@@ -710,11 +687,10 @@ hf__cur(struct worker *w)
 
     if (b != NULL)
         return b;
-    if ((b = w->pool) != NULL) {
+    if ((b = w->pool) != NULL)
         w->pool = b->pnext;
-    } else if ((b = calloc(1, sizeof(*b))) == NULL) {
-        hf__oom();
-    }
+    else
+        b = hf_xcalloc(1, sizeof(*b));
     hf_wbatch_reset(&b->wb);
     b->held.len = 0;
     b->nacts = 0;
@@ -862,7 +838,7 @@ release_sub(struct worker *w, const struct r_sub *rs, const char *who,
         msgpack_pack_false(&pk);
     msgpack_packer_init(&pk, out, hf_buf_mpwrite);
     hf_env_pack_reply_ok(&pk, rs->conn, rs->id, (hf_slice){res.data, res.len});
-    MUST(hf_buf_append(out, events.data, events.len));
+    HF_MUST(hf_buf_append(out, events.data, events.len));
     HF_INC(calls[0]);
     hf_buf_free(&events);
     hf_buf_free(&res);
@@ -970,7 +946,7 @@ release_history(struct worker *w, const struct r_history *rh, int status)
             msgpack_pack_false(&pk);
         hf_pack_cstr(&pk, "events");
         msgpack_pack_array(&pk, (uint32_t)hs.n);
-        MUST(hf_buf_append(&res, events.data, events.len));
+        HF_MUST(hf_buf_append(&res, events.data, events.len));
         msgpack_packer_init(&pk, out, hf_buf_mpwrite);
         hf_env_pack_reply_ok(&pk, rh->conn, rh->id,
                              (hf_slice){res.data, res.len});
@@ -1184,7 +1160,7 @@ static void
 outbox_done(struct worker *w, struct actor *a, const struct msg *m)
 {
     struct batch *b = hf__cur(w);
-    MUST(hf_wbatch_del(&b->wb, HF_DB_OUTBOX, m->data + m->alen + m->len,
+    HF_MUST(hf_wbatch_del(&b->wb, HF_DB_OUTBOX, m->data + m->alen + m->len,
                        m->auxlen));
     HF_INC(outbox_delivered);
     a->last_batch = b->wb.id;
@@ -1288,8 +1264,8 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
             hf_put_be64(hdr, (uint64_t)c->now);
             hdr[8] = 1;
             c->tmp.len = 0;
-            MUST(hf_buf_append(&c->tmp, hdr, 9));
-            MUST(hf_buf_append(&c->tmp, c->result.data, c->result.len));
+            HF_MUST(hf_buf_append(&c->tmp, hdr, 9));
+            HF_MUST(hf_buf_append(&c->tmp, c->result.data, c->result.len));
             hf__ctx_stage_write(c, HF_DB_IDEM, ikey.data, ikey.len,
                                 c->tmp.data, c->tmp.len, 0);
         }

@@ -17,6 +17,7 @@
 #include "core/cache.h"
 #include "core/host.h"
 #include "core/keys.h"
+#include "core/oom.h"
 
 #define HF_USERKEY_MAX (HF_KEY_MAX - 200)
 #define HF_IDEMKEY_MAX 200
@@ -238,7 +239,6 @@ const struct hf_kind *hf__kind_find(hf_host *h, const char *addr,
 struct batch *hf__cur(struct worker *w);
 void hf__rec_fanout(hf_buf *dst, struct actor *a, const void *env,
                     size_t len);
-void hf__oom(void) __attribute__((noreturn));
 
 /* ctx.c, for host.c */
 void hf__ctx_begin(struct worker *w, struct actor *a, const char *caller,
@@ -254,11 +254,5 @@ const msgpack_object *hf__nil(void);
 void hf__alarm_write(struct worker *w, struct actor *a, struct alarm *al,
                      int64_t old_at);
 void hf__batch_touch(struct batch *b, struct actor *a);
-
-#define MUST(x)                                                              \
-    do {                                                                     \
-        if ((x) != 0)                                                        \
-            hf__oom();                                                       \
-    } while (0)
 
 #endif

@@ -84,6 +84,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/oom.h"
 #include "storage/lmdb.h"
 
 #define MOD "storage"
@@ -1004,9 +1005,7 @@ hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o)
         step = "mkdir";
         goto fail;
     }
-    step = "allocation";
-    if ((s = calloc(1, sizeof(*s))) == NULL)
-        goto fail;
+    s = hf_xcalloc(1, sizeof(*s));
     s->lockfd = -1;
     step = "locking the directory";
     if ((rc = lock_dir(s, o->dir)) == HF_ECONFLICT) {
@@ -1016,8 +1015,8 @@ hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o)
     if (rc != 0)
         goto fail;
     s->nrd = o->nreaders;
-    if (s->nrd > 0 && (s->rd = calloc((size_t)s->nrd, sizeof(*s->rd))) == NULL)
-        goto fail;
+    if (s->nrd > 0)
+        s->rd = hf_xcalloc((size_t)s->nrd, sizeof(*s->rd));
     step = "lock initialisation";
     if (init_locks(s) != 0)
         goto fail;
