@@ -856,8 +856,8 @@ hf__ctx_commit(struct worker *w)
             HF_MUST(hf_wbatch_del(&b->wb, r->dbi, key, n));
         else
             HF_MUST(hf_wbatch_put(&b->wb, r->dbi, key, n, r->v, r->vl));
-        HF_MUST(hf_cache_set(&a->cache, r->dbi, r->k, r->kl, r->v, r->vl,
-                          r->tomb, b->wb.id));
+        hf_cache_set(&a->cache, r->dbi, r->k, r->kl, r->v, r->vl, r->tomb,
+                     b->wb.id);
     }
     if (c->tev.len > 0)
         commit_events(w, a, c);

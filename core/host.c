@@ -240,7 +240,7 @@ worker_fini(struct worker *w)
 
     while (w->lhead)
         hf__actor_free(w, w->lhead);
-    free(w->tab);
+    hf_htab_fini(&w->actors);
     while (w->qhead) {
         struct msg *m = w->qhead;
         w->qhead = m->next;

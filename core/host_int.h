@@ -17,6 +17,7 @@
 #include "core/cache.h"
 #include "core/env.h"
 #include "core/host.h"
+#include "core/htab.h"
 #include "core/keys.h"
 #include "core/oom.h"
 
@@ -61,7 +62,7 @@ struct sinkcount {
 };
 
 struct actor {
-    struct actor *hnext;         /* worker hash chain */
+    hf_hnode hn;                 /* in the worker's table, by tab_hash */
     struct actor *lprev, *lnext; /* LRU list, least recent first */
     struct actor *rnext;         /* run queue */
     int queued;                  /* on the run queue */
@@ -135,8 +136,7 @@ struct worker {
     hf_wbatch *dhead, *dtail;  /* mu: batches back from the store */
     int stopping;              /* mu */
 
-    struct actor **tab;
-    uint32_t tabmask, nactors;
+    hf_htab actors; /* struct actor, by hf__tab_hash(addr hash) */
     struct actor *rhead, *rtail; /* run queue */
     struct actor *lhead, *ltail; /* LRU */
     struct batch *cur;           /* being filled this pass */
@@ -255,6 +255,14 @@ void *hf__timer_main(void *arg);
 void hf__timer_fini(hf_host *h);
 
 /* table.c: the owning worker's thread */
+/* An actor's key in its worker's table. The low bits of an address hash
+ * pick the worker (hash % W), so they are much alike within one worker;
+ * the table's buckets use the bits above them. */
+static inline uint64_t
+hf__tab_hash(uint64_t hash)
+{
+    return hash >> 8;
+}
 struct actor *hf__actor_get(struct worker *w, const char *addr, size_t alen,
                             uint64_t hash);
 void hf__actor_free(struct worker *w, struct actor *a);

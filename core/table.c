@@ -1,7 +1,7 @@
 /*
- * table.c - each worker's actor table: activation (loading an actor's
- * metadata), the LRU list, idle eviction, and resetting actors from LMDB
- * after a failed commit.
+ * table.c - each worker's actor table (an hf_htab keyed by address hash):
+ * activation (loading an actor's metadata), the LRU list, idle eviction,
+ * and resetting actors from LMDB after a failed commit.
  *
  * Design notes
  * ------------
@@ -141,24 +141,6 @@ hf__touch(struct worker *w, struct actor *a)
     }
 }
 
-static void
-tab_grow(struct worker *w)
-{
-    uint32_t ns = w->tabmask ? (w->tabmask + 1) * 2 : 256;
-    struct actor **nt = hf_xcalloc(ns, sizeof(*nt));
-    for (uint32_t i = 0; w->tabmask && i <= w->tabmask; i++) {
-        struct actor *a = w->tab[i], *nx;
-        for (; a != NULL; a = nx) {
-            nx = a->hnext;
-            a->hnext = nt[(a->hash >> 8) & (ns - 1)];
-            nt[(a->hash >> 8) & (ns - 1)] = a;
-        }
-    }
-    free(w->tab);
-    w->tab = nt;
-    w->tabmask = ns - 1;
-}
-
 /* The actor for addr, activated if needed; NULL only for an unknown kind
  * (submit checks, so only a stale outbox entry can get here). */
 struct actor *
@@ -168,11 +150,12 @@ hf__actor_get(struct worker *w, const char *addr, size_t alen, uint64_t hash)
     const struct hf_kind *k;
     size_t klen;
 
-    if (w->tabmask) {
-        for (a = w->tab[(hash >> 8) & w->tabmask]; a != NULL; a = a->hnext)
-            if (a->hash == hash && a->alen == alen &&
-                memcmp(a->addr, addr, alen) == 0)
-                return a;
+    for (hf_hnode *n = hf_htab_find(&w->actors, hf__tab_hash(hash)); n;
+         n = hf_htab_next(n)) {
+        a = hf_htab_entry(n, struct actor, hn);
+        if (a->hash == hash && a->alen == alen &&
+            memcmp(a->addr, addr, alen) == 0)
+            return a;
     }
     if (hf_addr_check(addr, alen, &klen) != 0 ||
         (k = hf__kind_find(w->host, addr, klen)) == NULL)
@@ -185,11 +168,7 @@ hf__actor_get(struct worker *w, const char *addr, size_t alen, uint64_t hash)
     a->kind = k;
     a->used_ns = w->now_ns;
     load_meta(w, a);
-    if (w->nactors >= w->tabmask)
-        tab_grow(w);
-    a->hnext = w->tab[(hash >> 8) & w->tabmask];
-    w->tab[(hash >> 8) & w->tabmask] = a;
-    w->nactors++;
+    hf_htab_insert(&w->actors, &a->hn, hf__tab_hash(hash));
     lru_append(w, a);
     HF_INC(activations);
     atomic_fetch_add_explicit(&hf_metrics.actors_active, 1,
@@ -200,11 +179,7 @@ hf__actor_get(struct worker *w, const char *addr, size_t alen, uint64_t hash)
 void
 hf__actor_free(struct worker *w, struct actor *a)
 {
-    struct actor **pp = &w->tab[(a->hash >> 8) & w->tabmask];
-    while (*pp != a)
-        pp = &(*pp)->hnext;
-    *pp = a->hnext;
-    w->nactors--;
+    hf_htab_remove(&w->actors, &a->hn);
     lru_unlink(w, a);
     while (a->mhead) {
         struct msg *m = a->mhead;
@@ -235,7 +210,7 @@ void
 hf__evict_idle(struct worker *w)
 {
     uint64_t idle = (uint64_t)w->host->cfg.idle_ms * 1000000u;
-    uint32_t n = w->nactors;
+    uint32_t n = hf_htab_count(&w->actors);
 
     while (n-- > 0 && w->lhead != NULL &&
            w->now_ns - w->lhead->used_ns >= idle) {
@@ -249,22 +224,36 @@ hf__evict_idle(struct worker *w)
     }
 }
 
+struct reset {
+    struct worker *w;
+    uint64_t since;
+};
+
+static void
+reset_one(hf_hnode *n, void *arg)
+{
+    struct reset *r = arg;
+    struct actor *a = hf_htab_entry(n, struct actor, hn);
+
+    if (a->last_batch < r->since)
+        return;
+    hf_cache_clear(&a->cache);
+    free_alarms(a);
+    load_meta(r->w, a);
+    /* Re-arm: a retry scheduled in the lost batch is gone, the persisted
+     * time is back. Duplicates are harmless: a firing is checked against
+     * the actor's alarm. */
+    for (struct alarm *al = a->alarms; al; al = al->next)
+        hf__timer_add(r->w->host, al->at, a->hash, a->addr, a->alen, al->name,
+                      strlen(al->name));
+}
+
 /* Resets every actor with anything in batch `since` or later from the
  * store's snapshot: its cache, seq, epoch, outbox id and alarms. */
 void
 hf__actors_reset(struct worker *w, uint64_t since)
 {
-    for (uint32_t i = 0; w->tabmask && i <= w->tabmask; i++)
-        for (struct actor *a = w->tab[i]; a != NULL; a = a->hnext)
-            if (a->last_batch >= since) {
-                hf_cache_clear(&a->cache);
-                free_alarms(a);
-                load_meta(w, a);
-                /* Re-arm: a retry scheduled in the lost batch is gone,
-                 * the persisted time is back. Duplicates are harmless:
-                 * a firing is checked against the actor's alarm. */
-                for (struct alarm *al = a->alarms; al; al = al->next)
-                    hf__timer_add(w->host, al->at, a->hash, a->addr, a->alen,
-                                  al->name, strlen(al->name));
-            }
+    struct reset r = {.w = w, .since = since};
+
+    hf_htab_walk(&w->actors, reset_one, &r);
 }

@@ -161,7 +161,7 @@ hf__worker_main(void *arg)
         while (w->qhead == NULL && w->dhead == NULL &&
                !(w->stopping && w->phead == NULL)) {
             struct timespec ts;
-            if (w->nactors == 0) {
+            if (hf_htab_count(&w->actors) == 0) {
                 pthread_cond_wait(&w->cv, &w->mu);
                 continue;
             }
