@@ -9,7 +9,7 @@
 #include <msgpack.h>
 
 #include "core/config.h"
-#include "core/driver.h"
+#include "client/driver.h"
 #include "core/host.h"
 #include "core/store.h"
 
