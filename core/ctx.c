@@ -20,6 +20,7 @@
 #include "core/env.h"
 #include "core/host_int.h"
 #include "core/metrics.h"
+#include "core/vec.h"
 
 
 static const msgpack_object nilobj = {.type = MSGPACK_OBJECT_NIL};
@@ -375,8 +376,7 @@ hf_list(hf_ctx *c, hf_slice lo, hf_slice hi, int reverse, size_t limit,
         if (e->batch == 0 || e->dbi != HF_DB_KV ||
             !inrange(e->key, e->klen, lo, hi))
             continue;
-        if (n == cap)
-            ov = hf_xrealloc(ov, (cap = cap ? cap * 2 : 16) * sizeof(*ov));
+        HF_VEC_GROW(ov, n, cap, 16);
         ov[n++] = (struct ov){e->key, e->val, e->klen, e->vlen, e->tomb,
                               order++};
     }
@@ -384,8 +384,7 @@ hf_list(hf_ctx *c, hf_slice lo, hf_slice hi, int reverse, size_t limit,
         const struct twrec *r = tw_at(c, i);
         if (r->dbi != HF_DB_KV || !inrange(r->k, r->kl, lo, hi))
             continue;
-        if (n == cap)
-            ov = hf_xrealloc(ov, (cap = cap ? cap * 2 : 16) * sizeof(*ov));
+        HF_VEC_GROW(ov, n, cap, 16);
         ov[n++] = (struct ov){r->k, r->v, r->kl, r->vl, r->tomb, order++};
     }
     if (n > 1)
@@ -833,11 +832,7 @@ hf__batch_touch(struct batch *b, struct actor *a)
     if (a->write_batch == b->wb.id)
         return;
     a->write_batch = b->wb.id;
-    if (b->nacts == b->capacts) {
-        b->capacts = b->capacts ? b->capacts * 2 : 16;
-        b->acts = hf_xrealloc(b->acts, b->capacts * sizeof(*b->acts));
-    }
-    b->acts[b->nacts++] = a;
+    HF_VEC_PUSH(b->acts, b->nacts, b->capacts, 16, a);
 }
 
 void

@@ -40,6 +40,7 @@
 
 #include "core/env.h"
 #include "core/host_int.h"
+#include "core/vec.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -115,10 +116,7 @@ sub_add(struct actor *a, hf_sink *s, uint64_t conn, const void *who,
         hf_sink_unref(s);
         return;
     }
-    if (a->nsubs == a->capsubs) {
-        a->capsubs = a->capsubs ? a->capsubs * 2 : 4;
-        a->subs = hf_xrealloc(a->subs, a->capsubs * sizeof(*a->subs));
-    }
+    HF_VEC_GROW(a->subs, a->nsubs, a->capsubs, 4);
     a->subs[a->nsubs] =
         (struct subscr){.sink = s, .conn = conn, .announce = announce};
     HF_MUST(hf_buf_append(&a->subs[a->nsubs].who, who, wl));
@@ -127,11 +125,8 @@ sub_add(struct actor *a, hf_sink *s, uint64_t conn, const void *who,
         sc->n++;
         return;
     }
-    if (a->nsinks == a->capsinks) {
-        a->capsinks = a->capsinks ? a->capsinks * 2 : 4;
-        a->sinks = hf_xrealloc(a->sinks, a->capsinks * sizeof(*a->sinks));
-    }
-    a->sinks[a->nsinks++] = (struct sinkcount){.sink = s, .n = 1};
+    HF_VEC_PUSH(a->sinks, a->nsinks, a->capsinks, 4,
+                ((struct sinkcount){.sink = s, .n = 1}));
 }
 
 /* Removes a subscription; its presence object moves to *who, and
@@ -164,10 +159,7 @@ hf__out_for(struct worker *w, hf_sink *s)
     for (uint32_t i = 0; i < w->nouts; i++)
         if (w->outs[i].sink == s)
             return &w->outs[i].buf;
-    if (w->nouts == w->capouts) {
-        w->capouts = w->capouts ? w->capouts * 2 : 8;
-        w->outs = hf_xrealloc(w->outs, w->capouts * sizeof(*w->outs));
-    }
+    HF_VEC_GROW(w->outs, w->nouts, w->capouts, 8);
     hf_sink_ref(s);
     w->outs[w->nouts] = (struct out){.sink = s};
     return &w->outs[w->nouts++].buf;

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "core/host_int.h"
+#include "core/vec.h"
 
 /* ------------------------------------------------------------------ */
 /* the timer: a min-heap of alarms, firing into worker queues          */
@@ -44,10 +45,7 @@ hf__timer_add(hf_host *h, int64_t at, uint64_t hash, const char *addr,
     memcpy(t->data, addr, alen);
     memcpy(t->data + alen, name, nlen);
     pthread_mutex_lock(&h->tmu);
-    if (h->nheap == h->capheap) {
-        h->capheap = h->capheap ? h->capheap * 2 : 64;
-        h->heap = hf_xrealloc(h->heap, h->capheap * sizeof(*h->heap));
-    }
+    HF_VEC_GROW(h->heap, h->nheap, h->capheap, 64);
     i = h->nheap++;
     h->heap[i] = t;
     while (i > 0 && h->heap[(i - 1) / 2]->at > h->heap[i]->at) {

@@ -538,7 +538,10 @@ apply_in_order(struct lmdb *s, MDB_txn *txn, hf_wbatch *head, struct failure *f)
     return 0;
 }
 
-/* Doubles the scratch lists. Returns 0 or ENOMEM (they stay usable). */
+/* Doubles the scratch lists. Returns 0 or ENOMEM (they stay usable).
+ * Not core/vec.h: three lists share one capacity, and running out here is
+ * not fatal, only slower (core/oom.h's exception): apply falls back to
+ * applying the group in order. */
 static int
 scratch_grow(struct scratch *sc)
 {
