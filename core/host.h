@@ -19,7 +19,7 @@
 #include "core/actor.h"
 #include "core/buf.h"
 #include "core/config.h"
-#include "core/store.h"
+#include "core/storage.h"
 
 /*
  * A sink receives output batches: concatenated msgpack envelopes (replies,

@@ -1,5 +1,5 @@
 /*
- * lmdb.c - core/store.h on LMDB: readers, a group-commit writer, map growth.
+ * lmdb.c - core/storage.h on LMDB: readers, a group-commit writer, map growth.
  *
  * Design notes
  *
@@ -32,7 +32,7 @@
  * so readers hold rw for reading from rd_begin to rd_end and the writer,
  * with its own txn aborted, takes rw for writing around the resize. The
  * rwlock prefers writers: a steady stream of readers cannot starve growth.
- * This is why store.h forbids blocking while a reader is begun, and why one
+ * This is why storage.h forbids blocking while a reader is begun, and why one
  * thread must not begin two readers at once (the lock is not recursive).
  * After growing, the whole group is retried from the start.
  *

@@ -21,7 +21,7 @@
 #include "core/env.h"
 #include "core/err.h"
 #include "core/mpjson.h"
-#include "core/store.h"
+#include "core/storage.h"
 #include "transport/auth.h"
 
 #define SECRET "fuzz-secret" /* as in the targets */
