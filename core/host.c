@@ -175,12 +175,6 @@ hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len)
     return rv;
 }
 
-int
-hf_host_workers(const hf_host *h)
-{
-    return h->nw;
-}
-
 /* ------------------------------------------------------------------ */
 /* open and close                                                      */
 

@@ -86,7 +86,4 @@ int hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len);
  * no longer reaches back to since + 1 (the events start at the oldest kept).
  */
 
-/* The number of workers. */
-int hf_host_workers(const hf_host *h);
-
 #endif
