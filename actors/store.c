@@ -39,8 +39,9 @@
  * tickets of earlier days are deleted by the first registration of a new
  * day; the event log keeps their story.
  *
- * Never write while hf_list is visiting: a write may move the staging
- * area the visit reads. Scans collect into memory, writes come after.
+ * Scans collect into memory and the writes come after. (hf_list itself
+ * allows writing during a visit, which goes on over the keys as they were
+ * when it began: core/actor.h.)
  */
 #include <stdio.h>
 #include <stdlib.h>
