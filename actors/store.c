@@ -39,8 +39,9 @@
  * tickets of earlier days are deleted by the first registration of a new
  * day; the event log keeps their story.
  *
- * Never write while hf_list is visiting: a write may move the staging
- * area the visit reads. Scans collect into memory, writes come after.
+ * Scans collect into memory and the writes come after. (hf_list itself
+ * allows writing during a visit, which goes on over the keys as they were
+ * when it began: core/actor.h.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@
 #include "actors/store.h"
 #include "actors/util.h"
 #include "core/env.h"
+#include "core/vec.h"
 
 #define NAME_MAX_ 64
 #define PHONE_MAX 32
@@ -246,7 +248,6 @@ struct qent {
 struct queue {
     struct qent *v;
     size_t n, cap;
-    int oom;
 };
 
 static void
@@ -266,14 +267,7 @@ queue_cb(void *arg, hf_slice key, hf_slice val)
 
     if (key.len < 10)
         return 0;
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 32;
-        struct qent *v = realloc(q->v, cap * sizeof(*v));
-        if (v == NULL)
-            return q->oom = 1;
-        q->v = v;
-        q->cap = cap;
-    }
+    HF_VEC_GROW(q->v, q->n, q->cap, 32);
     e = &q->v[q->n++];
     e->rank = hf_get_be64((const char *)key.data + 2);
     n = val.len < sizeof(e->id) - 1 ? val.len : sizeof(e->id) - 1;
@@ -289,8 +283,7 @@ queue_load(hf_ctx *c, char which, struct queue *q)
     char lo[2] = {which, ':'}, hi[2] = {which, ':' + 1};
     int rv =
         hf_list(c, (hf_slice){lo, 2}, (hf_slice){hi, 2}, 0, 0, queue_cb, q);
-    return rv != 0 || q->oom ? hf_fail(c, HF_EINTERNAL, "cannot read the queue")
-                             : 0;
+    return rv != 0 ? hf_fail(c, HF_EINTERNAL, "cannot read the queue") : 0;
 }
 
 static size_t
@@ -699,23 +692,14 @@ struct board {
     size_t n, cap;
 };
 
-static int
+static void
 board_add(struct board *b, const struct ticket *t)
 {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 32;
-        struct ticket *v = realloc(b->v, cap * sizeof(*v));
-        if (v == NULL)
-            return HF_EINTERNAL;
-        b->v = v;
-        b->cap = cap;
-    }
-    b->v[b->n++] = *t;
-    return 0;
+    HF_VEC_PUSH(b->v, b->n, b->cap, 32, *t);
 }
 
 /* Adds the tickets of a "w:"/"c:" range, in its order. */
-static int
+static void
 board_add_queue(hf_ctx *c, struct board *b, const struct queue *q)
 {
     for (size_t i = 0; i < q->n; i++) {
@@ -728,10 +712,8 @@ board_add_queue(hf_ctx *c, struct board *b, const struct queue *q)
             hf_get(c, key, tkey(key, sizeof(key), day, no), &v) ||
             decode(v, &t))
             continue; /* an index entry without its ticket: skip it */
-        if (board_add(b, &t) != 0)
-            return hf_fail(c, HF_EINTERNAL, "out of memory");
+        board_add(b, &t);
     }
-    return 0;
 }
 
 static int
@@ -741,7 +723,8 @@ finished_cb(void *arg, hf_slice key, hf_slice val)
     (void)key;
     if (decode(val, &t) != 0 || t.status == ST_WAITING || t.status == ST_CALLED)
         return 0;
-    return board_add(arg, &t) != 0;
+    board_add(arg, &t);
+    return 0;
 }
 
 static int
@@ -756,12 +739,11 @@ do_list(hf_ctx *c, const msgpack_object *args)
 
     if ((rv = hf_util_arg_bool(c, args, "all", 0, &all)) ||
         (rv = queue_load(c, 'c', &called)) ||
-        (rv = queue_load(c, 'w', &waiting)) ||
-        (rv = board_add_queue(c, &b, &called)))
+        (rv = queue_load(c, 'w', &waiting)))
         goto out;
+    board_add_queue(c, &b, &called);
     nc = b.n;
-    if ((rv = board_add_queue(c, &b, &waiting)) != 0)
-        goto out;
+    board_add_queue(c, &b, &waiting);
     if (all) {
         char lo[32], hi[32];
         rv = hf_list(c, (hf_slice){lo, tkey(lo, sizeof(lo), today, 0)},

@@ -33,6 +33,7 @@
 #include "actors/kinds.h"
 #include "actors/util.h"
 #include "core/env.h"
+#include "core/vec.h"
 
 #define TITLE_MAX     200
 #define MESSAGE_MAX   4000
@@ -347,14 +348,7 @@ unread_ids_cb(void *arg, hf_slice key, hf_slice val)
     msgpack_zone_clear(&s->zone);
     if (!unread)
         return 0;
-    if (s->n == s->cap) {
-        uint64_t *v =
-            realloc(s->v, (s->cap = s->cap ? s->cap * 2 : 64) * sizeof(*v));
-        if (v == NULL)
-            return 1;
-        s->v = v;
-    }
-    s->v[s->n++] = hf_util_key_id_of(key, 2);
+    HF_VEC_PUSH(s->v, s->n, s->cap, 64, hf_util_key_id_of(key, 2));
     return 0;
 }
 

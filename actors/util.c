@@ -11,15 +11,13 @@ hf_util_load(hf_ctx *c, const void *key, size_t klen, msgpack_zone *zone,
 {
     hf_slice v;
     size_t off = 0;
-    void *copy;
     int rv;
 
     if ((rv = hf_get(c, key, klen, &v)) != 0)
         return rv;
-    if (v.len == 0 || (copy = msgpack_zone_malloc(zone, v.len)) == NULL)
+    if (v.len == 0)
         return hf_fail(c, HF_EINTERNAL, "cannot load a record");
-    memcpy(copy, v.data, v.len);
-    if (hf_unpack_next(copy, v.len, &off, zone, obj) != 0)
+    if (hf_unpack_next(v.data, v.len, &off, zone, obj) != 0)
         return hf_fail(c, HF_EINTERNAL, "a stored record is corrupt");
     return 0;
 }

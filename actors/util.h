@@ -21,11 +21,12 @@
 
 /* ---- stored records ---- */
 
-/* Loads the msgpack value at key into *obj. The bytes are copied into
- * zone first, so *obj (strings included) stays valid for the zone's life,
- * even after the handler writes that or any other key: hf_get's slice may
- * point into the handler's staging area, which later writes move.
- * Returns 0, HF_ENOTFOUND, or HF_EINTERNAL (not msgpack, or no memory). */
+/* Loads the msgpack value at key into *obj, unpacked into zone. *obj's
+ * strings point into the value hf_get returned, which stays valid until
+ * the handler returns whatever it writes meanwhile (core/actor.h), so *obj
+ * is valid while the handler runs and the zone lives; do not keep it (or
+ * the zone's objects) across handlers. Returns 0, HF_ENOTFOUND, or
+ * HF_EINTERNAL (not msgpack). */
 int hf_util_load(hf_ctx *c, const void *key, size_t klen, msgpack_zone *zone,
                  msgpack_object *obj);
 

@@ -30,7 +30,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/host.h"
-#include "core/store.h"
+#include "core/storage.h"
 
 /* Exit statuses: 0 when every run verified, 1 when a run failed or lied,
  * 2 for bad usage. */

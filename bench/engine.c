@@ -44,7 +44,7 @@
 #include <time.h>
 
 #include "bench/bench.h"
-#include "core/driver.h"
+#include "client/driver.h"
 #include "core/env.h"
 #include "core/err.h"
 

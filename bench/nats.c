@@ -5,7 +5,7 @@
  *
  * Design notes
  * ------------
- * Same client, same numbers. The connections are transport/wsclient's
+ * Same client, same numbers. The connections are client/wsclient's
  * hf_ws, offering no subprotocol (nats-server ignores the header and
  * accepts the upgrade on any path, so the --url's default /v1/ws does as
  * well as /), read by poll() loops shaped like wscall.c's; the latency

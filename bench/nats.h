@@ -19,7 +19,7 @@
 
 #include "bench/ws.h"
 #include "core/buf.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 
 #define FANOUT    "fanout"
 #define CMD       "fanout --peer nats"

@@ -31,7 +31,7 @@
 
 #include "bench/bench.h"
 #include "core/buf.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 
 #define DEF_URL       "ws://127.0.0.1:8080"
 #define CONNECT_MS    30000

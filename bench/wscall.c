@@ -48,7 +48,7 @@
 #include "core/buf.h"
 #include "core/env.h"
 #include "core/err.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 
 /* ------------------------------------------------------------------ */
 /* fan-out latency: when each publish was sent, by actor and seq        */

@@ -33,7 +33,7 @@
 #include "core/buf.h"
 #include "core/env.h"
 #include "core/err.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 
 volatile sig_atomic_t wb_interrupted;
 

@@ -29,7 +29,7 @@
 #include "core/env.h"
 #include "core/err.h"
 #include "core/mpjson.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 
 /* ------------------------------------------------------------------ */
 /* reading server messages                                             */

@@ -33,7 +33,7 @@
 #include "core/buf.h"
 #include "core/env.h"
 #include "core/err.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 
 /* One read-back (wb_call_each): which actors are asked and answered. */
 struct getter {

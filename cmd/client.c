@@ -27,7 +27,7 @@
 #include "core/env.h"
 #include "core/err.h"
 #include "core/mpjson.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 
 #define DEFAULT_URL        "ws://127.0.0.1:8080"
 #define DEFAULT_PATH       "/v1/ws"

@@ -7,7 +7,7 @@
  *                 [--timeout MS]
  *
  * Both speak wire protocol v1 (DESIGN §5) over one WebSocket to /v1/ws,
- * with transport/wsclient. argv[0] is the first argument after the
+ * with client/wsclient. argv[0] is the first argument after the
  * subcommand's name; argc counts from there. Each returns the process exit
  * status:
  *   0  success (tail: stopped by SIGINT or SIGTERM)

@@ -1,6 +1,7 @@
 /*
  * main.c - the holdfast executable: the one place that wires core,
- * storage, actors and (later) transport together.
+ * storage, actors and transport (the gateway, and the nng link between
+ * the gateways and the host) together.
  *
  *   holdfast serve [options]   run the server (see --help for options)
  *   holdfast call ADDRESS METHOD ['JSON']   one call over WebSocket
@@ -9,8 +10,9 @@
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread and taken by
  * sigwait() on the main thread, which then shuts down in order: the
- * gateway stops taking work and writes the replies it owes, the host
- * finishes and releases everything queued, then the store commits and
+ * gateway drains (stops taking work, writes the replies it owes), the
+ * link stops taking batches, the host finishes and releases everything
+ * queued, the gateway and the link stop, then the store commits and
  * closes. Nothing acknowledged is lost, on a clean stop or a crash.
  */
 #include <signal.h>

@@ -31,7 +31,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
-#include "core/store.h"
+#include "core/storage.h"
 
 typedef struct hf_ctx hf_ctx;
 

@@ -1,6 +1,5 @@
 /*
- * cache.c - see cache.h. A chained hash table (power of two, grown at load
- * factor 1) plus an intrusive doubly linked list.
+ * cache.c - see cache.h. An hf_htab plus an intrusive doubly linked list.
  *
  * Design notes
  * ------------
@@ -26,12 +25,12 @@
  * place, and drops the oldest clean entries beyond CLEAN_MAX. So an actor
  * holds at most CLEAN_MAX clean entries of at most CLEAN_VMAX bytes each,
  * and it has no write in flight exactly when the tail of the list (the
- * newest entry) is clean or the list is empty; n counts both kinds.
+ * newest entry) is clean or the list is empty; the table holds both kinds.
  */
 #include <stdlib.h>
 
 #include "core/cache.h"
-#include "core/err.h"
+#include "core/oom.h"
 
 #define CLEAN_MAX  8   /* clean entries per actor */
 #define CLEAN_VMAX 256 /* largest value kept clean, bytes */
@@ -77,41 +76,18 @@ append_entry(hf_cache *c, hf_centry *e)
 hf_centry *
 hf_cache_get(hf_cache *c, int dbi, const void *k, size_t kl)
 {
-    uint32_t h;
-
-    if (c->n == 0)
+    if (hf_htab_count(&c->tab) == 0)
         return NULL;
-    h = hash(dbi, k, kl);
-    for (hf_centry *e = c->tab[h & c->mask]; e != NULL; e = e->hnext)
-        if (e->hash == h && e->dbi == dbi && e->klen == kl &&
-            memcmp(e->key, k, kl) == 0)
+    for (hf_hnode *n = hf_htab_find(&c->tab, hash(dbi, k, kl)); n != NULL;
+         n = hf_htab_next(n)) {
+        hf_centry *e = hf_htab_entry(n, hf_centry, hn);
+        if (e->dbi == dbi && e->klen == kl && memcmp(e->key, k, kl) == 0)
             return e;
+    }
     return NULL;
 }
 
-static int
-grow(hf_cache *c)
-{
-    uint32_t nsize = c->mask ? (c->mask + 1) * 2 : 8;
-    hf_centry **nt = calloc(nsize, sizeof(*nt));
-
-    if (nt == NULL)
-        return HF_EINTERNAL;
-    for (uint32_t i = 0; c->mask && i <= c->mask; i++) {
-        hf_centry *e = c->tab[i], *nx;
-        for (; e != NULL; e = nx) {
-            nx = e->hnext;
-            e->hnext = nt[e->hash & (nsize - 1)];
-            nt[e->hash & (nsize - 1)] = e;
-        }
-    }
-    free(c->tab);
-    c->tab = nt;
-    c->mask = nsize - 1;
-    return 0;
-}
-
-int
+void
 hf_cache_set(hf_cache *c, int dbi, const void *k, size_t kl, const void *v,
              size_t vl, int tomb, uint64_t batch)
 {
@@ -120,27 +96,16 @@ hf_cache_set(hf_cache *c, int dbi, const void *k, size_t kl, const void *v,
     char *nv = NULL;
 
     if (!reuse && !tomb && vl > 0) {
-        if ((nv = malloc(vl)) == NULL)
-            return HF_EINTERNAL;
+        nv = hf_xmalloc(vl);
         memcpy(nv, v, vl);
     }
     if (e == NULL) {
-        if ((c->mask == 0 || c->n > c->mask) && grow(c) != 0) {
-            free(nv);
-            return HF_EINTERNAL;
-        }
-        if ((e = malloc(sizeof(*e) + kl)) == NULL) {
-            free(nv);
-            return HF_EINTERNAL;
-        }
+        e = hf_xmalloc(sizeof(*e) + kl);
         memset(e, 0, sizeof(*e));
-        e->hash = hash(dbi, k, kl);
         e->klen = (uint16_t)kl;
         e->dbi = (uint8_t)dbi;
         memcpy(e->key, k, kl);
-        e->hnext = c->tab[e->hash & c->mask];
-        c->tab[e->hash & c->mask] = e;
-        c->n++;
+        hf_htab_insert(&c->tab, &e->hn, hash(dbi, k, kl));
     } else {
         if (reuse) {
             memcpy(e->val, v, vl);
@@ -155,18 +120,13 @@ hf_cache_set(hf_cache *c, int dbi, const void *k, size_t kl, const void *v,
     e->tomb = (uint8_t)(tomb != 0);
     e->batch = batch;
     append_entry(c, e);
-    return 0;
 }
 
 static void
 remove_entry(hf_cache *c, hf_centry *e)
 {
-    hf_centry **pp = &c->tab[e->hash & c->mask];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
+    hf_htab_remove(&c->tab, &e->hn);
     unlink_entry(c, e);
-    c->n--;
     free(e->val);
     free(e);
 }
@@ -198,7 +158,5 @@ hf_cache_clear(hf_cache *c)
 {
     while (c->oldest != NULL)
         remove_entry(c, c->oldest);
-    free(c->tab);
-    c->tab = NULL;
-    c->mask = 0;
+    hf_htab_fini(&c->tab);
 }

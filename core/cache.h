@@ -12,8 +12,8 @@
  * are dropped. Clean copies stay true because only the actor writes its
  * keys; a reset clears the whole cache.
  *
- * Entries are kept in a hash table for lookups and in a list ordered by
- * batch for pruning. Thread affinity: owned by the actor's worker.
+ * Entries are kept in a hash table (core/htab.h) for lookups and in a list
+ * ordered by batch for pruning. Thread affinity: owned by the actor's worker.
  */
 #ifndef HF_CORE_CACHE_H
 #define HF_CORE_CACHE_H
@@ -21,12 +21,12 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/htab.h"
 
 typedef struct hf_centry {
-    struct hf_centry *hnext;
+    hf_hnode hn;                   /* in the table, by hash of dbi and key */
     struct hf_centry *prev, *next; /* batch order, oldest first */
     uint64_t batch;
-    uint32_t hash;
     uint32_t vlen;
     uint16_t klen;
     uint8_t dbi;
@@ -36,19 +36,17 @@ typedef struct hf_centry {
 } hf_centry;
 
 typedef struct hf_cache {
-    hf_centry **tab;
-    uint32_t mask; /* table size - 1, or 0 when no table yet */
-    uint32_t n;
+    hf_htab tab; /* every entry, clean and dirty */
     hf_centry *oldest, *newest;
 } hf_cache;
 
 /* The entry for (dbi, key), or NULL. Valid until the next set or prune. */
 hf_centry *hf_cache_get(hf_cache *c, int dbi, const void *k, size_t kl);
 
-/* Records a write (tomb = delete) carried by batch. Returns 0 or
- * HF_EINTERNAL (memory; the cache is then unchanged). */
-int hf_cache_set(hf_cache *c, int dbi, const void *k, size_t kl,
-                 const void *v, size_t vl, int tomb, uint64_t batch);
+/* Records a write (tomb = delete) carried by batch. Out of memory aborts
+ * (core/oom.h). */
+void hf_cache_set(hf_cache *c, int dbi, const void *k, size_t kl,
+                  const void *v, size_t vl, int tomb, uint64_t batch);
 
 /* Settles entries carried by batches <= batch (see above). */
 void hf_cache_prune(hf_cache *c, uint64_t batch);
@@ -67,7 +65,7 @@ hf_cache_settled(const hf_cache *c)
 static inline int
 hf_cache_empty(const hf_cache *c)
 {
-    return c->n == 0;
+    return hf_htab_count(&c->tab) == 0;
 }
 
 #endif

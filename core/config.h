@@ -41,7 +41,8 @@ typedef struct hf_config {
     int max_conns;         /* --max-conns: connections per node */
     int heartbeat_s;       /* --heartbeat-s: ping an idle connection */
     int drain_ms;          /* --drain-ms: graceful stop waits this long */
-    char web_root[512];    /* --web-root: static files ("" = built in) */
+    char web_root[512];    /* --web-root: static files ("" = the source
+                            * tree's transport/web, fixed at build time) */
 } hf_config;
 
 void hf_config_defaults(hf_config *cfg);

@@ -20,6 +20,7 @@
 #include "core/env.h"
 #include "core/host_int.h"
 #include "core/metrics.h"
+#include "core/vec.h"
 
 
 static const msgpack_object nilobj = {.type = MSGPACK_OBJECT_NIL};
@@ -41,8 +42,7 @@ arena_copy(struct hf_ctx *c, const void *p, size_t n)
         return "";
     if (b == NULL || b->cap - b->used < n) {
         size_t cap = n > 16384 ? n : 16384;
-        if ((b = malloc(sizeof(*b) + cap)) == NULL)
-            hf__oom();
+        b = hf_xmalloc(sizeof(*b) + cap);
         b->used = 0;
         b->cap = cap;
         b->next = c->arena;
@@ -114,9 +114,9 @@ take_stage(struct hf_ctx *c, hf_buf *dst)
 {
     static const char nil = (char)0xc0;
     if (c->stage.len == 0)
-        MUST(hf_buf_append(dst, &nil, 1));
+        HF_MUST(hf_buf_append(dst, &nil, 1));
     else
-        MUST(hf_buf_append(dst, c->stage.data, c->stage.len));
+        HF_MUST(hf_buf_append(dst, c->stage.data, c->stage.len));
     c->stage.len = 0;
 }
 
@@ -196,7 +196,7 @@ hf__ctx_stage_write(struct hf_ctx *c, int dbi, const void *k, size_t kl,
 
     r.k = arena_copy(c, k, kl);
     r.v = arena_copy(c, v, vl);
-    MUST(hf_buf_append(&c->tw, &r, sizeof(r)));
+    HF_MUST(hf_buf_append(&c->tw, &r, sizeof(r)));
     c->ntw++;
     return 0;
 }
@@ -376,9 +376,7 @@ hf_list(hf_ctx *c, hf_slice lo, hf_slice hi, int reverse, size_t limit,
         if (e->batch == 0 || e->dbi != HF_DB_KV ||
             !inrange(e->key, e->klen, lo, hi))
             continue;
-        if (n == cap && (ov = realloc(ov, (cap = cap ? cap * 2 : 16) *
-                                              sizeof(*ov))) == NULL)
-            hf__oom();
+        HF_VEC_GROW(ov, n, cap, 16);
         ov[n++] = (struct ov){e->key, e->val, e->klen, e->vlen, e->tomb,
                               order++};
     }
@@ -386,9 +384,7 @@ hf_list(hf_ctx *c, hf_slice lo, hf_slice hi, int reverse, size_t limit,
         const struct twrec *r = tw_at(c, i);
         if (r->dbi != HF_DB_KV || !inrange(r->k, r->kl, lo, hi))
             continue;
-        if (n == cap && (ov = realloc(ov, (cap = cap ? cap * 2 : 16) *
-                                              sizeof(*ov))) == NULL)
-            hf__oom();
+        HF_VEC_GROW(ov, n, cap, 16);
         ov[n++] = (struct ov){r->k, r->v, r->kl, r->vl, r->tomb, order++};
     }
     if (n > 1)
@@ -450,40 +446,25 @@ hf_emit(hf_ctx *c, const char *type, uint64_t *seqp)
     struct actor *a = c->a;
     uint64_t seq = a->seq + c->nev + 1;
     msgpack_packer pk;
-    size_t start;
     uint32_t len;
 
     if (type == NULL || *type == '\0' || strlen(type) > 64)
         return hf_fail(c, HF_EBADREQ, "bad event type");
-    /* The log value: map{type, data, at}. Kept in tev behind its length. */
+    /* The log value, kept in tev behind its length; then the live
+     * envelope around that copy (both packed by the envelope module). */
     c->tmp.len = 0;
     msgpack_packer_init(&pk, &c->tmp, hf_buf_mpwrite);
-    msgpack_pack_map(&pk, 3);
-    hf_pack_cstr(&pk, "type");
-    hf_pack_cstr(&pk, type);
-    hf_pack_cstr(&pk, "data");
-    take_stage(c, &c->tmp);
-    hf_pack_cstr(&pk, "at");
-    msgpack_pack_int64(&pk, c->now);
+    HF_MUST(hf_env_pack_event_value(&pk, (hf_slice){type, strlen(type)},
+                                    (hf_slice){c->stage.data, c->stage.len},
+                                    c->now));
+    c->stage.len = 0;
     len = (uint32_t)c->tmp.len;
-    MUST(hf_buf_append(&c->tev, &len, 4));
-    MUST(hf_buf_append(&c->tev, c->tmp.data, c->tmp.len));
-
-    /* The live envelope: map{op, from, seq} + the log value's 3 fields. */
-    start = c->tmp.len;
-    msgpack_pack_map(&pk, 6);
-    hf_pack_cstr(&pk, "op");
-    msgpack_pack_uint64(&pk, HF_OUT_EVENT);
-    hf_pack_cstr(&pk, "from");
-    hf_pack_str(&pk, a->addr, a->alen);
-    hf_pack_cstr(&pk, "seq");
-    msgpack_pack_uint64(&pk, seq);
-    /* Append the log value minus its map header; reserve first so the
-     * source does not move under the copy. */
-    MUST(hf_buf_reserve(&c->tmp, len));
-    memcpy(c->tmp.data + c->tmp.len, c->tmp.data + 1, len - 1);
-    c->tmp.len += len - 1;
-    hf__rec_fanout(&c->tout, a, c->tmp.data + start, c->tmp.len - start);
+    HF_MUST(hf_buf_append(&c->tev, &len, 4));
+    HF_MUST(hf_buf_append(&c->tev, c->tmp.data, c->tmp.len));
+    c->tmp.len = 0;
+    HF_MUST(hf_env_pack_event(&pk, 0, 0, (hf_slice){a->addr, a->alen}, seq,
+                              (hf_slice){c->tev.data + c->tev.len - len, len}));
+    hf__rec_fanout(&c->tout, a, c->tmp.data, c->tmp.len);
     c->nev++;
     if (seqp)
         *seqp = seq;
@@ -515,8 +496,8 @@ static void
 put_lstr(hf_buf *b, const void *s, size_t n)
 {
     uint32_t l = (uint32_t)n;
-    MUST(hf_buf_append(b, &l, 4));
-    MUST(hf_buf_append(b, s, n));
+    HF_MUST(hf_buf_append(b, &l, 4));
+    HF_MUST(hf_buf_append(b, s, n));
 }
 
 int
@@ -534,7 +515,7 @@ hf_send(hf_ctx *c, const char *to, const char *method)
     put_lstr(&c->tsend, to, tl);
     put_lstr(&c->tsend, method, strlen(method));
     l = (uint32_t)(c->stage.len ? c->stage.len : 1);
-    MUST(hf_buf_append(&c->tsend, &l, 4));
+    HF_MUST(hf_buf_append(&c->tsend, &l, 4));
     take_stage(c, &c->tsend);
     return 0;
 }
@@ -553,7 +534,7 @@ hf_alarm_set(hf_ctx *c, const char *name, int64_t at_ms)
         return hf_fail(c, HF_EBADREQ, "bad alarm name");
     if (at_ms < 0)
         at_ms = 0;
-    MUST(hf_buf_append(&c->talarm, &at_ms, 8));
+    HF_MUST(hf_buf_append(&c->talarm, &at_ms, 8));
     put_lstr(&c->talarm, name, strlen(name));
     return 0;
 }
@@ -564,7 +545,7 @@ hf_alarm_cancel(hf_ctx *c, const char *name)
     int64_t cancel = -1;
     if (!alarm_name_ok(name))
         return hf_fail(c, HF_EBADREQ, "bad alarm name");
-    MUST(hf_buf_append(&c->talarm, &cancel, 8));
+    HF_MUST(hf_buf_append(&c->talarm, &cancel, 8));
     put_lstr(&c->talarm, name, strlen(name));
     return 0;
 }
@@ -692,15 +673,15 @@ hf__alarm_write(struct worker *w, struct actor *a, struct alarm *al,
 
     if (old_at >= 0) {
         n = hf_key_alarm(key, old_at, a->addr, a->alen, al->name, nl);
-        MUST(hf_wbatch_del(&b->wb, HF_DB_ALARMS, key, n));
+        HF_MUST(hf_wbatch_del(&b->wb, HF_DB_ALARMS, key, n));
     }
     n = hf_key_alarm(key, al->at, a->addr, a->alen, al->name, nl);
-    MUST(hf_wbatch_put(&b->wb, HF_DB_ALARMS, key, n, "", 0));
+    HF_MUST(hf_wbatch_put(&b->wb, HF_DB_ALARMS, key, n, "", 0));
     snprintf(mname, sizeof(mname), "a:%s", al->name);
     n = hf_key_actor(mk, a->addr, a->alen, mname, strlen(mname));
     hf_put_be64(v, (uint64_t)al->at);
     hf_put_be32(v + 8, al->attempt);
-    MUST(hf_wbatch_put(&b->wb, HF_DB_META, mk, n, v, sizeof(v)));
+    HF_MUST(hf_wbatch_put(&b->wb, HF_DB_META, mk, n, v, sizeof(v)));
     hf__rec(&b->held, R_ALARM, &ra, sizeof(ra), a->addr, a->alen, al->name,
             nl, NULL, 0);
 }
@@ -726,8 +707,7 @@ commit_alarms(struct worker *w, struct actor *a, const hf_buf *ta)
         if (at >= 0) {
             int64_t old_at = al ? al->at : -1;
             if (al == NULL) {
-                if ((al = calloc(1, sizeof(*al) + nl + 1)) == NULL)
-                    hf__oom();
+                al = hf_xcalloc(1, sizeof(*al) + nl + 1);
                 memcpy(al->name, name, nl);
                 *pp = al;
             }
@@ -736,10 +716,10 @@ commit_alarms(struct worker *w, struct actor *a, const hf_buf *ta)
             hf__alarm_write(w, a, al, old_at);
         } else if (al != NULL) {
             n = hf_key_alarm(key, al->at, a->addr, a->alen, al->name, nl);
-            MUST(hf_wbatch_del(&b->wb, HF_DB_ALARMS, key, n));
+            HF_MUST(hf_wbatch_del(&b->wb, HF_DB_ALARMS, key, n));
             snprintf(mname, sizeof(mname), "a:%s", al->name);
             n = hf_key_actor(key, a->addr, a->alen, mname, strlen(mname));
-            MUST(hf_wbatch_del(&b->wb, HF_DB_META, key, n));
+            HF_MUST(hf_wbatch_del(&b->wb, HF_DB_META, key, n));
             *pp = al->next;
             free(al);
         }
@@ -759,21 +739,21 @@ commit_events(struct worker *w, struct actor *a, struct hf_ctx *c)
         memcpy(&len, c->tev.data + pos, 4);
         a->seq++;
         n = hf_key_seq(key, a->addr, a->alen, a->seq);
-        MUST(hf_wbatch_put(&b->wb, HF_DB_LOG, key, n, c->tev.data + pos + 4,
+        HF_MUST(hf_wbatch_put(&b->wb, HF_DB_LOG, key, n, c->tev.data + pos + 4,
                            len));
         if (a->seq > retain) {
             n = hf_key_seq(key, a->addr, a->alen, a->seq - retain);
-            MUST(hf_wbatch_del(&b->wb, HF_DB_LOG, key, n));
+            HF_MUST(hf_wbatch_del(&b->wb, HF_DB_LOG, key, n));
         }
         pos += 4 + len;
     }
     HF_ADD(events, c->nev);
     n = hf_key_actor(key, a->addr, a->alen, "seq", 3);
     hf_put_be64(v, a->seq);
-    MUST(hf_wbatch_put(&b->wb, HF_DB_META, key, n, v, 8));
+    HF_MUST(hf_wbatch_put(&b->wb, HF_DB_META, key, n, v, 8));
     if (!a->epoch_saved) {
         n = hf_key_actor(key, a->addr, a->alen, "epoch", 5);
-        MUST(hf_wbatch_put(&b->wb, HF_DB_META, key, n, a->epoch, 16));
+        HF_MUST(hf_wbatch_put(&b->wb, HF_DB_META, key, n, a->epoch, 16));
         a->epoch_saved = 1;
     }
 }
@@ -816,7 +796,7 @@ commit_sends(struct worker *w, struct actor *a, struct hf_ctx *c)
         c->tmp.len = 0;
         msgpack_packer_init(&pk, &c->tmp, hf_buf_mpwrite);
         hf_env_pack_request(&pk, &e, (hf_slice){args, al});
-        MUST(hf_wbatch_put(&b->wb, HF_DB_OUTBOX, key, kl, c->tmp.data,
+        HF_MUST(hf_wbatch_put(&b->wb, HF_DB_OUTBOX, key, kl, c->tmp.data,
                            c->tmp.len));
         ro = (struct r_outbox){.hash = hf_addr_hash(to, tl), .alen = tl,
                                .envlen = (uint32_t)c->tmp.len,
@@ -827,7 +807,7 @@ commit_sends(struct worker *w, struct actor *a, struct hf_ctx *c)
     }
     n = hf_key_actor(key, a->addr, a->alen, "obx", 3);
     hf_put_be64(v, a->obx);
-    MUST(hf_wbatch_put(&b->wb, HF_DB_META, key, n, v, 8));
+    HF_MUST(hf_wbatch_put(&b->wb, HF_DB_META, key, n, v, 8));
 }
 
 /* Registers that batch b carries writes of actor a (for pruning). */
@@ -837,13 +817,7 @@ hf__batch_touch(struct batch *b, struct actor *a)
     if (a->write_batch == b->wb.id)
         return;
     a->write_batch = b->wb.id;
-    if (b->nacts == b->capacts) {
-        b->capacts = b->capacts ? b->capacts * 2 : 16;
-        if ((b->acts = realloc(b->acts, b->capacts * sizeof(*b->acts))) ==
-            NULL)
-            hf__oom();
-    }
-    b->acts[b->nacts++] = a;
+    HF_VEC_PUSH(b->acts, b->nacts, b->capacts, 16, a);
 }
 
 void
@@ -859,11 +833,11 @@ hf__ctx_commit(struct worker *w)
         const struct twrec *r = tw_at(c, i);
         n = hf_key_actor(key, a->addr, a->alen, r->k, r->kl);
         if (r->tomb)
-            MUST(hf_wbatch_del(&b->wb, r->dbi, key, n));
+            HF_MUST(hf_wbatch_del(&b->wb, r->dbi, key, n));
         else
-            MUST(hf_wbatch_put(&b->wb, r->dbi, key, n, r->v, r->vl));
-        MUST(hf_cache_set(&a->cache, r->dbi, r->k, r->kl, r->v, r->vl,
-                          r->tomb, b->wb.id));
+            HF_MUST(hf_wbatch_put(&b->wb, r->dbi, key, n, r->v, r->vl));
+        hf_cache_set(&a->cache, r->dbi, r->k, r->kl, r->v, r->vl, r->tomb,
+                     b->wb.id);
     }
     if (c->tev.len > 0)
         commit_events(w, a, c);
@@ -874,7 +848,7 @@ hf__ctx_commit(struct worker *w)
     if (c->tw.len > 0 || c->tev.len > 0 || c->tsend.len > 0 ||
         c->talarm.len > 0)
         hf__batch_touch(b, a);
-    MUST(hf_buf_append(&b->held, c->tout.data, c->tout.len));
+    HF_MUST(hf_buf_append(&b->held, c->tout.data, c->tout.len));
     b->wb.nhandlers++;
     a->last_batch = b->wb.id;
 }

@@ -33,7 +33,7 @@ enum hf_op {
     HF_OP_SUB        = 2,
     HF_OP_UNSUB      = 3,
     HF_OP_SIGNAL     = 4,
-    HF_OP_HISTORY    = 5, /* events after "since", at most "k"... see host.h */
+    HF_OP_HISTORY    = 5, /* events after "since", at most "a"... see host.h */
     HF_OUT_REPLY     = 16,
     HF_OUT_EVENT     = 17,
     HF_OUT_SIGNAL    = 18,

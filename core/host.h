@@ -19,7 +19,7 @@
 #include "core/actor.h"
 #include "core/buf.h"
 #include "core/config.h"
-#include "core/store.h"
+#include "core/storage.h"
 
 /*
  * A sink receives output batches: concatenated msgpack envelopes (replies,
@@ -85,8 +85,5 @@ int hf_host_submit(hf_host *h, hf_sink *sink, const void *buf, size_t len);
  * "a" of them (default 100, at most 1000); recovered is false when the log
  * no longer reaches back to since + 1 (the events start at the oldest kept).
  */
-
-/* The number of workers. */
-int hf_host_workers(const hf_host *h);
 
 #endif

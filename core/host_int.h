@@ -1,7 +1,7 @@
 /*
- * host_int.h - the host's private types, shared by host.c (threads,
- * routing, the output gate) and ctx.c (the handler API). Not for use
- * outside core/.
+ * host_int.h - the host's private types and functions, shared by the
+ * host's files (host.c lists them) and ctx.c (the handler API). Not for
+ * use outside core/.
  *
  * Thread affinity: a worker's fields marked "mu" are guarded by w->mu; all
  * others, and every actor and batch the worker owns, are touched only by
@@ -15,8 +15,11 @@
 #include <stdatomic.h>
 
 #include "core/cache.h"
+#include "core/env.h"
 #include "core/host.h"
+#include "core/htab.h"
 #include "core/keys.h"
+#include "core/oom.h"
 
 #define HF_USERKEY_MAX (HF_KEY_MAX - 200)
 #define HF_IDEMKEY_MAX 200
@@ -59,7 +62,7 @@ struct sinkcount {
 };
 
 struct actor {
-    struct actor *hnext;         /* worker hash chain */
+    hf_hnode hn;                 /* in the worker's table, by tab_hash */
     struct actor *lprev, *lnext; /* LRU list, least recent first */
     struct actor *rnext;         /* run queue */
     int queued;                  /* on the run queue */
@@ -133,8 +136,7 @@ struct worker {
     hf_wbatch *dhead, *dtail;  /* mu: batches back from the store */
     int stopping;              /* mu */
 
-    struct actor **tab;
-    uint32_t tabmask, nactors;
+    hf_htab actors; /* struct actor, by hf__tab_hash(addr hash) */
     struct actor *rhead, *rtail; /* run queue */
     struct actor *lhead, *ltail; /* LRU */
     struct batch *cur;           /* being filled this pass */
@@ -228,17 +230,67 @@ struct r_alarm { /* + address + name */
     uint32_t alen, nlen;
 };
 
+/* ---- what the host's files share (see host.c for the map) ---- */
+
+/* host.c */
+const struct hf_kind *hf__kind_find(hf_host *h, const char *addr,
+                                    size_t klen);
+
+/* queue.c: any thread, except where said */
+struct msg *hf__msg_new(int type, uint64_t hash, const void *addr,
+                        size_t alen, const void *env, size_t len,
+                        const void *aux, size_t auxlen);
+void hf__msg_free(struct msg *m);
+void hf__push_msgs(struct worker *w, struct msg *head, struct msg *tail);
+/* Queues m on its owning worker. */
+void hf__post(hf_host *h, struct msg *m);
+/* The store's done callback, on the writer thread. */
+void hf__on_done(void *arg, hf_wbatch *wb);
+
+/* timer.c: hf__timer_add from any thread */
+void hf__timer_add(hf_host *h, int64_t at, uint64_t hash, const char *addr,
+                   size_t alen, const char *name, size_t nlen);
+void *hf__timer_main(void *arg);
+/* Frees the heap; the timer thread must be stopped (or never started). */
+void hf__timer_fini(hf_host *h);
+
+/* table.c: the owning worker's thread */
+/* An actor's key in its worker's table. The low bits of an address hash
+ * pick the worker (hash % W), so they are much alike within one worker;
+ * the table's buckets use the bits above them. */
+static inline uint64_t
+hf__tab_hash(uint64_t hash)
+{
+    return hash >> 8;
+}
+struct actor *hf__actor_get(struct worker *w, const char *addr, size_t alen,
+                            uint64_t hash);
+void hf__actor_free(struct worker *w, struct actor *a);
+void hf__touch(struct worker *w, struct actor *a);
+void hf__evict_idle(struct worker *w);
+void hf__actors_reset(struct worker *w, uint64_t since);
+
+/* gate.c: the owning worker's thread */
 void hf__rec(hf_buf *dst, int type, const void *fixed, size_t flen,
              const void *v1, size_t l1, const void *v2, size_t l2,
              const void *v3, size_t l3);
-
-/* host.c, for ctx.c */
-const struct hf_kind *hf__kind_find(hf_host *h, const char *addr,
-                                    size_t klen);
-struct batch *hf__cur(struct worker *w);
 void hf__rec_fanout(hf_buf *dst, struct actor *a, const void *env,
                     size_t len);
-void hf__oom(void) __attribute__((noreturn));
+void hf__rec_reply(hf_buf *dst, hf_sink *sink, uint64_t conn, uint64_t id,
+                   int err, const void *data, size_t len);
+struct batch *hf__cur(struct worker *w);
+void hf__seal(struct worker *w);
+void hf__release_ready(struct worker *w);
+void hf__commit_failed(struct worker *w, struct batch *failed);
+hf_buf *hf__out_for(struct worker *w, hf_sink *s);
+void hf__flush_outs(struct worker *w);
+
+/* ops.c: the owning worker's thread */
+void hf__process(struct worker *w, struct actor *a, struct msg *m);
+int hf__msg_env(const struct msg *m, msgpack_zone *zone, hf_env *e);
+
+/* worker.c */
+void *hf__worker_main(void *arg);
 
 /* ctx.c, for host.c */
 void hf__ctx_begin(struct worker *w, struct actor *a, const char *caller,
@@ -254,11 +306,5 @@ const msgpack_object *hf__nil(void);
 void hf__alarm_write(struct worker *w, struct actor *a, struct alarm *al,
                      int64_t old_at);
 void hf__batch_touch(struct batch *b, struct actor *a);
-
-#define MUST(x)                                                              \
-    do {                                                                     \
-        if ((x) != 0)                                                        \
-            hf__oom();                                                       \
-    } while (0)
 
 #endif

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "core/htab.h"
+#include "core/oom.h"
 
 #define MIN_BUCKETS 8
 
@@ -34,7 +35,7 @@ hf_htab_insert(hf_htab *t, hf_hnode *n, uint64_t hash)
     if (t->ht_b == NULL || t->ht_n > t->ht_mask)
         grow(t);
     if (t->ht_b == NULL)
-        abort(); /* not even the first buckets: see htab.h's note */
+        hf_oom(); /* not even the first buckets: see htab.h's note */
     n->hn_hash = hash;
     b = &t->ht_b[hash & t->ht_mask];
     n->hn_next = *b;

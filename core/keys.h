@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "core/buf.h"
-#include "core/store.h"
+#include "core/storage.h"
 
 #define HF_KEYBUF (HF_KEY_MAX + 16)
 

@@ -19,20 +19,6 @@ hf_hist_add(hf_hist *h, uint64_t v)
     atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
 }
 
-uint64_t
-hf_hist_quantile(const hf_hist *h, double q)
-{
-    uint64_t n = atomic_load(&h->count), seen = 0;
-    if (n == 0)
-        return 0;
-    for (int b = 0; b <= HF_HIST_N; b++) {
-        seen += atomic_load(&h->bucket[b]);
-        if ((double)seen >= q * (double)n)
-            return (uint64_t)1 << (b < HF_HIST_N ? b : HF_HIST_N);
-    }
-    return (uint64_t)1 << HF_HIST_N;
-}
-
 static void
 counter(FILE *out, const char *name, const char *help, uint64_t v)
 {

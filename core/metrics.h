@@ -68,9 +68,6 @@ extern struct hf_metrics hf_metrics;
 
 void hf_hist_add(hf_hist *h, uint64_t v);
 
-/* Value at quantile q (0..1) estimated from the buckets (upper bound). */
-uint64_t hf_hist_quantile(const hf_hist *h, double q);
-
 /* Writes every metric in Prometheus text exposition format, then the
  * process collector's standard ones read from the OS at that moment:
  * process_cpu_seconds_total, process_resident_memory_bytes,

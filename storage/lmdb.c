@@ -1,5 +1,5 @@
 /*
- * lmdb.c - core/store.h on LMDB: readers, a group-commit writer, map growth.
+ * lmdb.c - core/storage.h on LMDB: readers, a group-commit writer, map growth.
  *
  * Design notes
  *
@@ -32,7 +32,7 @@
  * so readers hold rw for reading from rd_begin to rd_end and the writer,
  * with its own txn aborted, takes rw for writing around the resize. The
  * rwlock prefers writers: a steady stream of readers cannot starve growth.
- * This is why store.h forbids blocking while a reader is begun, and why one
+ * This is why storage.h forbids blocking while a reader is begun, and why one
  * thread must not begin two readers at once (the lock is not recursive).
  * After growing, the whole group is retried from the start.
  *
@@ -86,6 +86,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/oom.h"
 #include "storage/lmdb.h"
 
 #define MOD "storage"
@@ -539,7 +540,10 @@ apply_in_order(struct lmdb *s, MDB_txn *txn, hf_wbatch *head, struct failure *f)
     return 0;
 }
 
-/* Doubles the scratch lists. Returns 0 or ENOMEM (they stay usable). */
+/* Doubles the scratch lists. Returns 0 or ENOMEM (they stay usable).
+ * Not core/vec.h: three lists share one capacity, and running out here is
+ * not fatal, only slower (core/oom.h's exception): apply falls back to
+ * applying the group in order. */
 static int
 scratch_grow(struct scratch *sc)
 {
@@ -1006,9 +1010,7 @@ hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o)
         step = "mkdir";
         goto fail;
     }
-    step = "allocation";
-    if ((s = calloc(1, sizeof(*s))) == NULL)
-        goto fail;
+    s = hf_xcalloc(1, sizeof(*s));
     s->lockfd = -1;
     step = "locking the directory";
     if ((rc = lock_dir(s, o->dir)) == HF_ECONFLICT) {
@@ -1018,8 +1020,8 @@ hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o)
     if (rc != 0)
         goto fail;
     s->nrd = o->nreaders;
-    if (s->nrd > 0 && (s->rd = calloc((size_t)s->nrd, sizeof(*s->rd))) == NULL)
-        goto fail;
+    if (s->nrd > 0)
+        s->rd = hf_xcalloc((size_t)s->nrd, sizeof(*s->rd));
     step = "lock initialisation";
     if (init_locks(s) != 0)
         goto fail;

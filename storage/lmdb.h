@@ -1,12 +1,12 @@
 /*
- * lmdb.h - the LMDB implementation of the store interface (core/store.h).
+ * lmdb.h - the LMDB implementation of the store interface (core/storage.h).
  *
  * One LMDB environment in a data directory, one named database per
  * HF_DB_* value ("kv", "log", "meta", "alarms", "idem", "outbox"), a fixed
  * set of readers and a single writer thread that group-commits every batch
  * submitted since its previous commit.
  *
- * Thread-safety, beyond what core/store.h states for the ops table:
+ * Thread-safety, beyond what core/storage.h states for the ops table:
  *   - hf_lmdb_open and the store's close are not thread-safe: call them from
  *     one thread, with no reader begun and (for close) no other thread still
  *     using the store.
@@ -17,7 +17,7 @@
  *     needs exclusively to grow the map, and the lock is not recursive).
  *   - done callbacks run on the writer thread, one at a time.
  *
- * Errors, beyond core/store.h: rd_begin returns HF_EINTERNAL for a bad
+ * Errors, beyond core/storage.h: rd_begin returns HF_EINTERNAL for a bad
  * index, a reader already begun, or an LMDB failure (rd_end of a reader
  * not begun is ignored); get and scan return HF_EINTERNAL for a bad reader
  * or database index. A batch's status is HF_ESTORAGE when the disk is full
@@ -37,7 +37,7 @@
 
 #include <stddef.h>
 
-#include "core/store.h"
+#include "core/storage.h"
 
 /* Batches must come from workers 0 .. HF_LMDB_MAX_WORKERS - 1: the writer
  * keeps one commit-failure fence per worker in a fixed table. submit

@@ -9,9 +9,9 @@
 #include <msgpack.h>
 
 #include "core/config.h"
-#include "core/driver.h"
+#include "client/driver.h"
 #include "core/host.h"
-#include "core/store.h"
+#include "core/storage.h"
 
 #define TH_WAIT 10000 /* ms: generous, machines are shared */
 

@@ -30,7 +30,7 @@
 
 #include "core/buf.h"
 #include "transport/auth.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 #include "tests/wsh.h"
 
 #define SECRET "apps-test-secret-7f3a9c21"

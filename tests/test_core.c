@@ -26,7 +26,7 @@
 
 #include "core/addr.h"
 #include "core/config.h"
-#include "core/driver.h"
+#include "client/driver.h"
 #include "core/env.h"
 #include "core/err.h"
 #include "core/host.h"

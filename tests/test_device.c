@@ -22,7 +22,7 @@
 #include "actors/util.h"
 #include "core/actor.h"
 #include "core/buf.h"
-#include "core/driver.h"
+#include "client/driver.h"
 #include "core/env.h"
 #include "core/metrics.h"
 #include "core/mpjson.h"

@@ -1,7 +1,7 @@
 /*
  * test_gateway.c - the server as clients see it: the real holdfast binary
  * on a free port, driven over WebSocket and HTTP with a raw client
- * (transport/wsclient.h) that can also send what a good client never would.
+ * (client/wsclient.h) that can also send what a good client never would.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +26,7 @@
 #include "core/err.h"
 #include "core/mpjson.h"
 #include "transport/auth.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 #include "tests/wsh.h"
 
 #define SECRET "test-secret-0123456789"

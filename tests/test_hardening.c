@@ -28,7 +28,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "transport/auth.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 #include "tests/wsh.h"
 
 #define SECRET "test-secret-0123456789"

@@ -1,5 +1,5 @@
 /*
- * test_storage.c - the LMDB store (storage/lmdb.h) against core/store.h.
+ * test_storage.c - the LMDB store (storage/lmdb.h) against core/storage.h.
  *
  * Every test gets a fresh data directory under $HF_TEST_TMP (or /tmp) and
  * a store opened on it. Completed batches are collected by a done callback
@@ -33,7 +33,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "core/store.h"
+#include "core/storage.h"
 #include "storage/lmdb.h"
 
 #define WAIT_S 120 /* a test waiting longer than this for done() fails */

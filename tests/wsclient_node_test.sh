@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# wsclient_node_test.sh - transport/wsclient and `holdfast call|tail`
+# wsclient_node_test.sh - client/wsclient and `holdfast call|tail`
 # (cmd/client.c) against an independent server: Node's `ws` package
 # (tests/node/wsclient_server.js).
 #
@@ -48,7 +48,7 @@ echo "node ws server on 127.0.0.1:$PORT"
 
 # ---- the programs ----------------------------------------------------------
 cat >"$TMP/check.c" <<'EOF'
-/* Checks of transport/wsclient against tests/node/wsclient_server.js. */
+/* Checks of client/wsclient against tests/node/wsclient_server.js. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -58,7 +58,7 @@ cat >"$TMP/check.c" <<'EOF'
 #include <unistd.h>
 
 #include "core/err.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 
 static int failures, port;
 
@@ -603,7 +603,7 @@ CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wshadow -Wstrict-pr
 if [ "${HF_WS_TEST_SANITIZE:-1}" != 0 ]; then
     CFLAGS="$CFLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 fi
-SRCS="$ROOT/transport/wsclient.c $ROOT/core/buf.c $ROOT/core/err.c $ROOT/core/mpjson.c $ROOT/core/env.c"
+SRCS="$ROOT/client/wsclient.c $ROOT/core/buf.c $ROOT/core/err.c $ROOT/core/mpjson.c $ROOT/core/env.c $ROOT/core/mp.c $ROOT/core/oom.c $ROOT/core/log.c"
 LIBS="$(pkg-config --libs jansson msgpack) -lpthread"
 # shellcheck disable=SC2086
 gcc $CFLAGS -o "$TMP/check" "$TMP/check.c" $SRCS $LIBS || { echo "FAIL: cannot build the check program" >&2; exit 1; }

@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #include "core/buf.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 
 #define WAIT 10000 /* ms */
 

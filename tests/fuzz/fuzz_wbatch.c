@@ -1,5 +1,5 @@
 /*
- * fuzz_wbatch.c - the write-batch decoder (core/store.h hf_wbatch_next)
+ * fuzz_wbatch.c - the write-batch decoder (core/storage.h hf_wbatch_next)
  * over an arbitrary ops buffer, as the store's writer walks every batch.
  *
  * The input is the ops buffer, in a block of exactly its size. Properties,
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/store.h"
+#include "core/storage.h"
 #include "tests/fuzz/fuzz.h"
 
 #define HDR 8 /* store.c: u8 kind, u8 dbi, u16 key length, u32 value length */

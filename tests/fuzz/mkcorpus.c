@@ -20,12 +20,12 @@
 
 #include "actors/kinds.h"
 #include "core/actor.h"
-#include "core/driver.h"
+#include "client/driver.h"
 #include "core/env.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mpjson.h"
-#include "core/store.h"
+#include "core/storage.h"
 #include "storage/lmdb.h"
 #include "transport/auth.h"
 

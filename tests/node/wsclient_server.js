@@ -1,5 +1,5 @@
 // wsclient_server.js - an independent WebSocket/HTTP server (Node + the
-// `ws` package) for tests/wsclient_node_test.sh, to prove transport/wsclient
+// `ws` package) for tests/wsclient_node_test.sh, to prove client/wsclient
 // and the holdfast call/tail commands against a third-party implementation.
 //
 //   node wsclient_server.js PORTFILE

@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "core/driver.h"
+#include "client/driver.h"
 #include "core/err.h"
 #include "core/mpjson.h"
+#include "core/oom.h"
 
 struct node {
     struct node *next;
@@ -33,10 +34,8 @@ static void
 deliver(hf_sink *s, hf_buf *out)
 {
     hf_drv *d = (hf_drv *)s;
-    struct node *n = malloc(sizeof(*n));
+    struct node *n = hf_xmalloc(sizeof(*n));
 
-    if (n == NULL)
-        return; /* dropped: the test will notice */
     n->next = NULL;
     n->b = hf_buf_take(out);
     pthread_mutex_lock(&d->mu);
@@ -73,9 +72,7 @@ release(hf_sink *s)
 int
 hf_drv_open(hf_host *h, hf_drv **out)
 {
-    hf_drv *d = calloc(1, sizeof(*d));
-    if (d == NULL)
-        return HF_EINTERNAL;
+    hf_drv *d = hf_xcalloc(1, sizeof(*d));
     hf_sink_init(&d->sink, deliver, release);
     d->host = h;
     pthread_mutex_init(&d->mu, NULL);
@@ -187,8 +184,7 @@ enqueue(hf_drv *d, hf_buf *b)
         if (st != 0)
             continue;
         len = off - start;
-        if ((m = calloc(1, sizeof(*m) + len)) == NULL)
-            return;
+        m = hf_xcalloc(1, sizeof(*m) + len);
         memcpy(m->data, b->data + start, len);
         m->len = len;
         msgpack_zone_init(&m->zone, 1024);

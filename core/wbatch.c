@@ -1,12 +1,13 @@
 /*
- * store.c - the write batch encoding shared by the engine and the store.
+ * wbatch.c - the write batch encoding (core/storage.h, hf_wbatch_*),
+ * shared by the engine and the store.
  *
  * An operation is a fixed header followed by its bytes:
  *   u8 kind, u8 dbi, u16 key length, u32 value length, key, value
  * in host byte order (batches never leave the process).
  */
 #include "core/err.h"
-#include "core/store.h"
+#include "core/storage.h"
 
 #define HDR 8
 

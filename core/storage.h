@@ -1,5 +1,5 @@
 /*
- * store.h - the durable storage interface the engine runs on.
+ * storage.h - the durable storage interface the engine runs on.
  *
  * Design note: core must not include storage/ (DESIGN §1), yet the workers
  * read and the writer commits. So core declares the interface here, an ops
@@ -21,8 +21,8 @@
  * with wb->status set: 0 when the commit holding it is durable, or
  * HF_ESTORAGE / HF_EINTERNAL when it failed and none of it was written.
  */
-#ifndef HF_CORE_STORE_H
-#define HF_CORE_STORE_H
+#ifndef HF_CORE_STORAGE_H
+#define HF_CORE_STORAGE_H
 
 #include <stdint.h>
 

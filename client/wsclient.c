@@ -41,7 +41,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "transport/wsclient.h"
+#include "client/wsclient.h"
 
 #define WS_GUID       "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define READ_CHUNK    (64u << 10)

@@ -9,8 +9,8 @@
  * Thread affinity: a driver is used by one thread at a time; the host's
  * workers deliver into it concurrently (that part is internally locked).
  */
-#ifndef HF_CORE_DRIVER_H
-#define HF_CORE_DRIVER_H
+#ifndef HF_CLIENT_DRIVER_H
+#define HF_CLIENT_DRIVER_H
 
 #include "core/env.h"
 #include "core/host.h"
