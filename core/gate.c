@@ -188,6 +188,39 @@ fanout(struct worker *w, struct actor *a, const void *env, size_t len)
 /* ------------------------------------------------------------------ */
 /* batches                                                             */
 
+/* Batches are reused, and a reused one keeps the buffers it grew. Kept
+ * without a bound, the pool ratcheted up to (the most batches ever in
+ * flight at once) x (the largest buffers each ever held): the soak saw
+ * the heap climb for as long as it ran. So the pool keeps at most
+ * POOL_MAX batches, and a batch whose buffers grew past BUF_KEEP gives
+ * them back before it waits there. */
+#define POOL_MAX 64
+#define BUF_KEEP (256 * 1024)
+
+static void
+pool_put(struct worker *w, struct batch *b)
+{
+    if (w->npool >= POOL_MAX) {
+        hf_buf_free(&b->wb.ops);
+        hf_buf_free(&b->held);
+        free(b->acts);
+        free(b);
+        return;
+    }
+    if (b->wb.ops.cap > BUF_KEEP)
+        hf_buf_free(&b->wb.ops);
+    if (b->held.cap > BUF_KEEP)
+        hf_buf_free(&b->held);
+    if (b->capacts > BUF_KEEP / sizeof(*b->acts)) {
+        free(b->acts);
+        b->acts = NULL;
+        b->capacts = 0;
+    }
+    b->pnext = w->pool;
+    w->pool = b;
+    w->npool++;
+}
+
 struct batch *
 hf__cur(struct worker *w)
 {
@@ -195,9 +228,10 @@ hf__cur(struct worker *w)
 
     if (b != NULL)
         return b;
-    if ((b = w->pool) != NULL)
+    if ((b = w->pool) != NULL) {
         w->pool = b->pnext;
-    else
+        w->npool--;
+    } else
         b = hf_xcalloc(1, sizeof(*b));
     hf_wbatch_reset(&b->wb);
     b->held.len = 0;
@@ -235,8 +269,7 @@ hf__seal(struct worker *w)
         return;
     w->cur = NULL;
     if (b->wb.nops == 0 && b->held.len == 0) {
-        b->pnext = w->pool;
-        w->pool = b;
+        pool_put(w, b);
         return;
     }
     pend_append(w, b);
@@ -555,8 +588,7 @@ hf__release_ready(struct worker *w)
                 hf_cache_prune(&b->acts[i]->cache, b->wb.id);
         release_records(w, b, status);
         w->released = b->wb.id;
-        b->pnext = w->pool;
-        w->pool = b;
+        pool_put(w, b);
     }
 }
 

@@ -141,7 +141,8 @@ struct worker {
     struct actor *lhead, *ltail; /* LRU */
     struct batch *cur;           /* being filled this pass */
     struct batch *phead, *ptail; /* sealed, awaiting release, in order */
-    struct batch *pool;
+    struct batch *pool; /* idle batches for reuse (gate.c pool_put) */
+    uint32_t npool;
     uint64_t nextid;
     uint64_t gen;
     uint64_t released; /* id of the newest released batch */
