@@ -10,7 +10,7 @@
  *   META   addr \0 "seq" | "epoch" | "obx" | "a:" name
  *   ALARMS be64 at_ms addr \0 name
  *   IDEM   addr \0 caller \0 key   value: be64 stored_ms, u8 ok, reply
- *          (the caller part is built by the host: core/host.c idem_key)
+ *          (the caller part is built by the host: core/ops.c idem_key)
  *   OUTBOX addr \0 be64 id         value: request envelope
  *
  * Pure functions, any thread. Each writes into out (at least
