@@ -14,10 +14,9 @@
  * Event loop. Each context runs on a libev loop of its own (epoll), through
  * lws's libev support (Debian's libwebsockets-evlib-ev plugin), and the
  * thread runs that loop until drain_queues sees the exit flag. lws's
- * built-in loop polls every descriptor on every wakeup: at 19,000 idle
- * connections poll() was most of the gateway's remaining CPU, and each
- * handshake took a few of those wakeups, so connects slowed to a few
- * hundred a second as connections grew. epoll costs what is ready.
+ * built-in loop polls every descriptor on every wakeup, and each handshake
+ * took a few of those wakeups, so connects slowed as connections grew.
+ * epoll costs what is ready.
  *
  * Heartbeat. Each gateway thread keeps its WebSocket connections alive
  * itself: one lws timer per context fires every second (a "tick") and
@@ -27,10 +26,9 @@
  * for 2 x --heartbeat-s + 5 s is hung up. lws's own per-connection
  * keepalive (its retry policy) is switched off: in lws 4.1 every re-arm
  * of a connection's timer is an insertion into one sorted list of all of
- * them, O(connections), which at 19,000 idle connections took 92% of a
- * core for the pongs alone and made each new connection slower than the
- * last. The walk is O(connections) once a second instead, and touches
- * nothing lws keeps.
+ * them, O(connections), for every pong, and each new connection is slower
+ * than the last. The walk is O(connections) once a second instead, and
+ * touches nothing lws keeps. (Figures: the README's *Many connections*.)
  *
  * Descriptors. Every connection is one; the gateway raises the soft
  * RLIMIT_NOFILE to the hard limit before lws sizes its tables by it, says
