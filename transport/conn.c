@@ -17,22 +17,12 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/oom.h"
 
 #include "transport/gw_int.h"
 
 /* ------------------------------------------------------------------ */
-/* small tables                                                        */
-
-void *
-gw_xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (p == NULL) {
-        hf_error("gateway", "out of memory");
-        abort();
-    }
-    return p;
-}
+/* the connection table                                                */
 
 struct conn *
 gw_conn_find(struct gw *gw, uint64_t id)
@@ -79,8 +69,8 @@ gw_append_encoded(struct conn *c, const hf_buf *enc)
     hf_buf *b = hf_outq_tail(&c->out);
 
     if (c->fmt == HF_WIRE_JSON && b->len > 0)
-        hf_buf_append(b, "\n", 1);
-    hf_buf_append(b, enc->data, enc->len);
+        HF_MUST(hf_buf_append(b, "\n", 1));
+    HF_MUST(hf_buf_append(b, enc->data, enc->len));
     gw_queued(c);
 }
 
@@ -129,8 +119,7 @@ put_frame(struct gw *gw, struct conn *c, const void *data, size_t n)
 {
     if (gw->wcap < LWS_PRE + n) {
         gw->wcap = LWS_PRE + n;
-        if ((gw->wbuf = realloc(gw->wbuf, gw->wcap)) == NULL)
-            abort();
+        gw->wbuf = hf_xrealloc(gw->wbuf, gw->wcap);
     }
     memcpy(gw->wbuf + LWS_PRE, data, n);
     if (lws_write(c->wsi, gw->wbuf + LWS_PRE, n,
@@ -202,7 +191,7 @@ gw_write_ws(struct gw *gw, struct conn *c)
 struct conn *
 gw_conn_new(struct gw *gw, struct lws *wsi, int kind)
 {
-    struct conn *c = gw_xcalloc(
+    struct conn *c = hf_xcalloc(
         1, sizeof(*c) + (kind == C_HTTP ? sizeof(struct http_req) : 0));
     c->id = ++gw->next_conn;
     c->wsi = wsi;

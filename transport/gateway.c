@@ -55,6 +55,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/oom.h"
+#include "core/vec.h"
 #include "transport/gw_int.h"
 
 /* ------------------------------------------------------------------ */
@@ -200,7 +202,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) &&
             lws_remaining_packet_payload(wsi) == 0 && c->rx.len == 0)
             return gw_on_frame(gw, c, in, len, lws_frame_is_binary(wsi));
-        hf_buf_append(&c->rx, in, len);
+        HF_MUST(hf_buf_append(&c->rx, in, len));
         if (lws_is_final_fragment(wsi) &&
             lws_remaining_packet_payload(wsi) == 0) {
             int rv = gw_on_frame(gw, c, c->rx.data, c->rx.len,
@@ -232,7 +234,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return 0;
         if (hc->h->body.len + len > (size_t)gw->g->cfg.frame_max)
             return gw_http_error(hc, HF_ETOOLARGE, "body too large");
-        hf_buf_append(&hc->h->body, in, len);
+        HF_MUST(hf_buf_append(&hc->h->body, in, len));
         return 0;
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
@@ -399,13 +401,7 @@ acceptor(void *arg)
         gw = &g->gws[g->next++ % (unsigned)g->nw];
         atomic_fetch_add(&gw->live, 1);
         pthread_mutex_lock(&gw->mu);
-        if (gw->nfds == gw->capfds) {
-            gw->capfds = gw->capfds ? gw->capfds * 2 : 64;
-            gw->fds = realloc(gw->fds, gw->capfds * sizeof(*gw->fds));
-            if (gw->fds == NULL)
-                abort();
-        }
-        gw->fds[gw->nfds++] = fd;
+        HF_VEC_PUSH(gw->fds, gw->nfds, gw->capfds, 64, fd);
         pthread_mutex_unlock(&gw->mu);
         lws_cancel_service(gw->ctx);
     }
@@ -562,7 +558,7 @@ gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
 int
 hf_gateway_start(hf_gateway **out, const hf_config *cfg, const char *base)
 {
-    hf_gateway *g = gw_xcalloc(1, sizeof(*g));
+    hf_gateway *g = hf_xcalloc(1, sizeof(*g));
     int rv;
 
     g->cfg = *cfg;
@@ -584,7 +580,7 @@ hf_gateway_start(hf_gateway **out, const hf_config *cfg, const char *base)
         goto fail;
     }
     g->nw = cfg->gateways;
-    g->gws = gw_xcalloc((size_t)g->nw, sizeof(*g->gws));
+    g->gws = hf_xcalloc((size_t)g->nw, sizeof(*g->gws));
     for (int i = 0; i < g->nw; i++)
         if ((rv = gw_open(g, &g->gws[i], i, base)) != 0)
             goto fail;

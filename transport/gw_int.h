@@ -178,7 +178,6 @@ struct hf_gateway {
 };
 
 /* conn.c */
-void *gw_xcalloc(size_t n, size_t sz);
 struct conn *gw_conn_find(struct gw *gw, uint64_t id);
 void gw_want_write(struct conn *c);
 void gw_queued(struct conn *c);

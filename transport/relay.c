@@ -18,6 +18,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/oom.h"
+#include "core/vec.h"
 
 #include "transport/gw_int.h"
 
@@ -39,7 +41,7 @@ topic_add(struct gw *gw, const char *addr, size_t alen, struct conn *c)
     struct topic *t = topic_find(gw, addr, alen, h);
 
     if (t == NULL) {
-        t = gw_xcalloc(1, sizeof(*t) + alen + 1);
+        t = hf_xcalloc(1, sizeof(*t) + alen + 1);
         t->alen = alen;
         memcpy(t->addr, addr, alen);
         hf_htab_insert(&gw->topics, &t->hn, h);
@@ -47,13 +49,7 @@ topic_add(struct gw *gw, const char *addr, size_t alen, struct conn *c)
     for (uint32_t i = 0; i < t->n; i++)
         if (t->conns[i] == c)
             return;
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 4;
-        t->conns = realloc(t->conns, t->cap * sizeof(*t->conns));
-        if (t->conns == NULL)
-            abort();
-    }
-    t->conns[t->n++] = c;
+    HF_VEC_PUSH(t->conns, t->n, t->cap, 4, c);
 }
 
 void
@@ -83,7 +79,7 @@ gw_pend_add(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice addr)
     if (p != NULL)
         gw->pfree = p->free;
     else
-        p = gw_xcalloc(1, sizeof(*p));
+        p = hf_xcalloc(1, sizeof(*p));
     p->rid = ++gw->next_rid;
     p->conn = c->id;
     p->op = (uint8_t)op;
@@ -241,13 +237,7 @@ gw_from_host(void *arg, nng_msg *m)
     struct gw *gw = arg;
 
     pthread_mutex_lock(&gw->mu);
-    if (gw->ninbox == gw->capinbox) {
-        gw->capinbox = gw->capinbox ? gw->capinbox * 2 : 64;
-        gw->inbox = realloc(gw->inbox, gw->capinbox * sizeof(*gw->inbox));
-        if (gw->inbox == NULL)
-            abort();
-    }
-    gw->inbox[gw->ninbox++] = m;
+    HF_VEC_PUSH(gw->inbox, gw->ninbox, gw->capinbox, 64, m);
     pthread_mutex_unlock(&gw->mu);
     lws_cancel_service(gw->ctx);
 }

@@ -27,6 +27,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/oom.h"
 
 #include "transport/gw_int.h"
 
@@ -79,7 +80,7 @@ sub_note(struct conn *c, hf_slice addr)
         return 0;
     if (hf_htab_count(&c->subs) >= (uint32_t)c->gw->g->cfg.subs_max)
         return HF_ETOOLARGE;
-    cs = gw_xcalloc(1, sizeof(*cs) + addr.len + 1);
+    cs = hf_xcalloc(1, sizeof(*cs) + addr.len + 1);
     cs->alen = addr.len;
     memcpy(cs->addr, addr.data, addr.len);
     hf_htab_insert(&c->subs, &cs->hn, hf_addr_hash(addr.data, addr.len));
@@ -267,7 +268,7 @@ do_auth(struct conn *c, const hf_wire_msg *m)
         return;
     }
     if (c->who == NULL || c->who == &c->gw->g->anon)
-        c->who = gw_xcalloc(1, sizeof(*c->who));
+        c->who = hf_xcalloc(1, sizeof(*c->who));
     *c->who = p;
     c->authed = 1;
     /* A new principal keeps only what it may reach itself (the old one
@@ -429,7 +430,7 @@ gw_authenticate(struct gw *gw, struct conn *c, struct lws *wsi, int required)
     if (hf_auth_verify(cfg->jwt_secret, tok, strlen(tok), (int64_t)time(NULL),
                        gw_auth_flags(cfg), &p) != 0)
         return HF_EUNAUTH;
-    c->who = gw_xcalloc(1, sizeof(*c->who));
+    c->who = hf_xcalloc(1, sizeof(*c->who));
     *c->who = p;
     c->authed = 1;
     return 0;
