@@ -374,7 +374,6 @@ hf_bench_rig_start(struct hf_bench_rig *r, int durability, int workers)
 
     hf_config_defaults(&r->cfg);
     r->cfg.workers = workers;
-    r->cfg.durability = durability;
     hf_config_finish(&r->cfg);
     rv = hf_lmdb_open(&r->st, &(struct hf_lmdb_opts){
                                   .dir = r->dir,
@@ -430,11 +429,11 @@ void
 hf_bench_mark(struct hf_bench_mark *m)
 {
     m->ns = hf_mono_ns();
-    m->commits = HF_GET(commits);
-    m->handlers = HF_GET(commit_handlers);
-    m->commit_us = atomic_load_explicit(&hf_metrics.commit_us_hist.sum,
+    m->commits = HF_LMDB_GET(commits);
+    m->handlers = HF_LMDB_GET(commit_handlers);
+    m->commit_us = atomic_load_explicit(&hf_lmdb_metrics.commit_us_hist.sum,
                                         memory_order_relaxed);
-    m->commit_n = atomic_load_explicit(&hf_metrics.commit_us_hist.count,
+    m->commit_n = atomic_load_explicit(&hf_lmdb_metrics.commit_us_hist.count,
                                        memory_order_relaxed);
 }
 

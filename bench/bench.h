@@ -115,7 +115,7 @@ uint64_t hf_bench_lat_quantile(const struct hf_bench_lat *l, double q);
 struct hf_bench_rig {
     char dir[PATH_MAX];
     int made_tmp;  /* dir came from mkdtemp: removed by _close */
-    hf_config cfg; /* workers resolved, durability set */
+    hf_config cfg; /* workers resolved */
     hf_store st;
     int st_open;
     hf_host *host; /* NULL when stopped */

@@ -32,15 +32,37 @@
 /* Where gateways and the host meet over nng within this process. */
 #define NNG_BASE "inproc://holdfast"
 
+/* Every layer's options, over the structs serve fills in. */
+struct settings {
+    hf_config core;
+    hf_lmdb_config store;
+    hf_gateway_config gw;
+    hf_optset sets[3];
+};
+
+static void
+settings_init(struct settings *s)
+{
+    s->sets[0] = hf_config_set(&s->core);
+    s->sets[1] = hf_lmdb_config_set(&s->store);
+    s->sets[2] = hf_gateway_config_set(&s->gw);
+    hf_config_defaults(&s->core);
+    hf_lmdb_config_defaults(&s->store);
+    hf_gateway_config_defaults(&s->gw);
+}
+
 static void
 usage(FILE *out)
 {
+    struct settings s;
+
+    settings_init(&s);
     fprintf(out, "usage: holdfast serve [options]\n"
                  "       holdfast call ADDRESS METHOD ['JSON'] [options]\n"
                  "       holdfast tail ADDRESS [--since N] [options]\n"
                  "       holdfast version\n\n"
                  "serve options (flag, environment variable, meaning):\n");
-    hf_config_usage(out);
+    hf_opts_usage(s.sets, 3, out);
     fprintf(out, "\n");
     hf_cmd_client_usage(out);
 }
@@ -48,7 +70,10 @@ usage(FILE *out)
 static int
 serve(int argc, char **argv)
 {
-    hf_config cfg;
+    struct settings s;
+    hf_config *cfg = &s.core;
+    hf_lmdb_config *sc = &s.store;
+    hf_gateway_config *gc = &s.gw;
     hf_store st;
     hf_host *host = NULL;
     hf_nhost *link = NULL;
@@ -56,17 +81,18 @@ serve(int argc, char **argv)
     sigset_t sigs;
     int argi = 0, sig = 0, rv;
 
-    hf_config_defaults(&cfg);
-    if (hf_config_env(&cfg, stderr) != 0 ||
-        hf_config_args(&cfg, argc, argv, &argi, stderr) != 0)
+    settings_init(&s);
+    if (hf_opts_env(s.sets, 3, stderr) != 0 ||
+        hf_opts_args(s.sets, 3, argc, argv, &argi, stderr) != 0)
         return 2;
     if (argi < argc) {
         fprintf(stderr, "holdfast: unexpected argument '%s'\n", argv[argi]);
         usage(stderr);
         return 2;
     }
-    hf_config_finish(&cfg);
-    hf_log_set_level(cfg.log_level);
+    hf_config_finish(cfg);
+    hf_gateway_config_finish(gc);
+    hf_log_set_level(cfg->log_level);
 
     /* Block the stop signals before any thread exists, so every thread
      * inherits the mask and only sigwait() below sees them. */
@@ -76,18 +102,18 @@ serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     rv = hf_lmdb_open(&st, &(struct hf_lmdb_opts){
-                               .dir = cfg.data,
-                               .nreaders = cfg.workers + 2,
-                               .durability = cfg.durability,
-                               .map_size = (size_t)cfg.map_size_mb << 20,
+                               .dir = sc->data,
+                               .nreaders = cfg->workers + 2,
+                               .durability = sc->durability,
+                               .map_size = (size_t)sc->map_size_mb << 20,
                            });
     if (rv != 0) {
-        hf_error("main", "cannot open the data directory %s: %s", cfg.data,
+        hf_error("main", "cannot open the data directory %s: %s", sc->data,
                  hf_err_name(rv));
         return 1;
     }
     rv = hf_host_open(&host, &(struct hf_host_opts){
-                                 .cfg = &cfg,
+                                 .cfg = cfg,
                                  .store = st,
                                  .kinds = hf_kinds,
                                  .nkinds = hf_nkinds,
@@ -97,8 +123,8 @@ serve(int argc, char **argv)
         st.ops->close(st.self);
         return 1;
     }
-    if ((rv = hf_nhost_open(&link, host, NNG_BASE, cfg.gateways)) != 0 ||
-        (rv = hf_gateway_start(&gw, &cfg, NNG_BASE)) != 0) {
+    if ((rv = hf_nhost_open(&link, host, NNG_BASE, gc->gateways)) != 0 ||
+        (rv = hf_gateway_start(&gw, gc, NNG_BASE)) != 0) {
         hf_error("main", "cannot start the gateway: %s", hf_err_name(rv));
         hf_nhost_stop_recv(link);
         hf_host_close(host);
@@ -109,8 +135,8 @@ serve(int argc, char **argv)
     hf_info("main",
             "holdfast %s started: data %s, %d workers, %d gateways, "
             "durability %s, %zu kinds",
-            HF_VERSION, cfg.data, cfg.workers, cfg.gateways,
-            cfg.durability == HF_DURABLE_SYNC ? "sync" : "NONE (no fsync)",
+            HF_VERSION, sc->data, cfg->workers, gc->gateways,
+            sc->durability == HF_DURABLE_SYNC ? "sync" : "NONE (no fsync)",
             hf_nkinds);
     hf_info("main", "open http://127.0.0.1:%d/ for the demo boards",
             hf_gateway_port(gw));

@@ -1,5 +1,6 @@
 /* metrics.c - see metrics.h. */
 #include <dirent.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -7,6 +8,23 @@
 #include "core/metrics.h"
 
 struct hf_metrics hf_metrics;
+
+static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+static hf_metrics_writer *writers[HF_METRICS_WRITERS]; /* wmu */
+static int nwriters;                                   /* wmu */
+
+void
+hf_metrics_register(hf_metrics_writer *w)
+{
+    pthread_mutex_lock(&wmu);
+    for (int i = 0; i < nwriters; i++)
+        if (writers[i] == w)
+            goto done;
+    if (nwriters < HF_METRICS_WRITERS)
+        writers[nwriters++] = w;
+done:
+    pthread_mutex_unlock(&wmu);
+}
 
 void
 hf_hist_add(hf_hist *h, uint64_t v)
@@ -19,22 +37,22 @@ hf_hist_add(hf_hist *h, uint64_t v)
     atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
 }
 
-static void
-counter(FILE *out, const char *name, const char *help, uint64_t v)
+void
+hf_metrics_counter(FILE *out, const char *name, const char *help, uint64_t v)
 {
     fprintf(out, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name,
             help, name, name, v);
 }
 
-static void
-gauge(FILE *out, const char *name, const char *help, int64_t v)
+void
+hf_metrics_gauge(FILE *out, const char *name, const char *help, int64_t v)
 {
-    fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRId64 "\n", name,
-            help, name, name, v);
+    fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRId64 "\n", name, help,
+            name, name, v);
 }
 
-static void
-hist(FILE *out, const char *name, const char *help, const hf_hist *h)
+void
+hf_metrics_hist(FILE *out, const char *name, const char *help, const hf_hist *h)
 {
     uint64_t cum = 0;
     fprintf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
@@ -99,14 +117,15 @@ process_metrics(FILE *out)
                 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                     (double)ru.ru_stime.tv_sec +
                     (double)ru.ru_stime.tv_usec / 1e6);
-    gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
-          (int64_t)resident_bytes());
-    gauge(out, "process_open_fds", "Number of open file descriptors.",
-          open_fds());
+    hf_metrics_gauge(out, "process_resident_memory_bytes",
+                     "Resident memory size in bytes.",
+                     (int64_t)resident_bytes());
+    hf_metrics_gauge(out, "process_open_fds",
+                     "Number of open file descriptors.", open_fds());
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        gauge(out, "process_max_fds",
-              "Maximum number of open file descriptors.",
-              rl.rlim_cur == RLIM_INFINITY ? -1 : (int64_t)rl.rlim_cur);
+        hf_metrics_gauge(
+            out, "process_max_fds", "Maximum number of open file descriptors.",
+            rl.rlim_cur == RLIM_INFINITY ? -1 : (int64_t)rl.rlim_cur);
 }
 
 void
@@ -117,72 +136,31 @@ hf_metrics_write(FILE *out)
     for (int i = 0; i < HF_ECOUNT_; i++)
         fprintf(out, "holdfast_calls_total{outcome=\"%s\"} %" PRIu64 "\n",
                 hf_err_name(-i), (uint64_t)HF_GET(calls[i]));
-    counter(out, "holdfast_commits_total", "LMDB write transactions.",
-            HF_GET(commits));
-    counter(out, "holdfast_commit_failures_total", "Failed commits.",
-            HF_GET(commit_failures));
-    counter(out, "holdfast_commit_ops_total", "Write operations committed.",
-            HF_GET(commit_ops));
-    counter(out, "holdfast_map_grows_total", "LMDB map size increases.",
-            HF_GET(map_grows));
-    gauge(out, "holdfast_actors_active", "Actors in memory.",
-          HF_GET(actors_active));
-    counter(out, "holdfast_activations_total", "Actor activations.",
-            HF_GET(activations));
-    counter(out, "holdfast_evictions_total", "Actor evictions.",
-            HF_GET(evictions));
-    gauge(out, "holdfast_mailbox_depth", "Messages queued to actors.",
-          HF_GET(mailbox_depth));
-    counter(out, "holdfast_overloaded_total",
-            "Messages refused because a mailbox was full.",
-            HF_GET(overloaded));
-    counter(out, "holdfast_events_total", "Events emitted.", HF_GET(events));
-    counter(out, "holdfast_alarms_fired_total", "Alarm handler runs.",
-            HF_GET(alarms_fired));
-    counter(out, "holdfast_alarms_failed_total", "Alarm handler failures.",
-            HF_GET(alarms_failed));
-    counter(out, "holdfast_outbox_sent_total", "Actor-to-actor sends.",
-            HF_GET(outbox_sent));
-    counter(out, "holdfast_idempotent_hits_total",
-            "Calls answered from a stored idempotent reply.",
-            HF_GET(idem_hits));
-    gauge(out, "holdfast_connections", "Open WebSocket connections.",
-          HF_GET(connections));
-    counter(out, "holdfast_connections_total", "WebSocket connections.",
-            HF_GET(connections_total));
-    counter(out, "holdfast_connections_refused_total",
-            "Connections refused: over --max-conns, or out of file "
-            "descriptors.",
-            HF_GET(connections_refused));
-    counter(out, "holdfast_frames_in_total", "WebSocket frames received.",
-            HF_GET(frames_in));
-    counter(out, "holdfast_frames_out_total", "WebSocket frames sent.",
-            HF_GET(frames_out));
-    counter(out, "holdfast_messages_in_total", "Client messages received.",
-            HF_GET(messages_in));
-    counter(out, "holdfast_bad_messages_total",
-            "Client messages refused as malformed.", HF_GET(bad_messages));
-    counter(out, "holdfast_rate_limited_total",
-            "Client messages refused by the rate limit.",
-            HF_GET(rate_limited));
-    counter(out, "holdfast_slow_consumers_total",
-            "Connections closed for not reading (1013).",
-            HF_GET(slow_consumers));
-    counter(out, "holdfast_idle_hangups_total",
-            "Connections hung up for not answering the heartbeat.",
-            HF_GET(idle_hangups));
-    counter(out, "holdfast_subs_revoked_total",
-            "Subscriptions ended because the connection's token changed or "
-            "expired.",
-            HF_GET(subs_revoked));
-    counter(out, "holdfast_http_body_timeouts_total",
-            "HTTP requests answered 408: the body did not arrive in time.",
-            HF_GET(http_body_timeouts));
-    counter(out, "holdfast_http_requests_total", "HTTP requests.",
-            HF_GET(http_requests));
-    hist(out, "holdfast_commit_handlers", "Handlers per group commit.",
-         &hf_metrics.commit_handlers_hist);
-    hist(out, "holdfast_commit_latency_us", "Group commit latency.",
-         &hf_metrics.commit_us_hist);
+    hf_metrics_gauge(out, "holdfast_actors_active", "Actors in memory.",
+                     HF_GET(actors_active));
+    hf_metrics_counter(out, "holdfast_activations_total", "Actor activations.",
+                       HF_GET(activations));
+    hf_metrics_counter(out, "holdfast_evictions_total", "Actor evictions.",
+                       HF_GET(evictions));
+    hf_metrics_gauge(out, "holdfast_mailbox_depth",
+                     "Messages queued to actors.", HF_GET(mailbox_depth));
+    hf_metrics_counter(out, "holdfast_overloaded_total",
+                       "Messages refused because a mailbox was full.",
+                       HF_GET(overloaded));
+    hf_metrics_counter(out, "holdfast_events_total", "Events emitted.",
+                       HF_GET(events));
+    hf_metrics_counter(out, "holdfast_alarms_fired_total",
+                       "Alarm handler runs.", HF_GET(alarms_fired));
+    hf_metrics_counter(out, "holdfast_alarms_failed_total",
+                       "Alarm handler failures.", HF_GET(alarms_failed));
+    hf_metrics_counter(out, "holdfast_outbox_sent_total",
+                       "Actor-to-actor sends.", HF_GET(outbox_sent));
+    hf_metrics_counter(out, "holdfast_idempotent_hits_total",
+                       "Calls answered from a stored idempotent reply.",
+                       HF_GET(idem_hits));
+    pthread_mutex_lock(&wmu);
+    for (int i = 0; i < nwriters; i++)
+        writers[i](out);
+    pthread_mutex_unlock(&wmu);
     process_metrics(out);
 }

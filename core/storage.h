@@ -28,6 +28,12 @@
 
 #include "core/buf.h"
 
+/* How a commit reaches the disk (hf_lmdb_config's --durability). */
+enum hf_durability {
+    HF_DURABLE_SYNC = 0, /* fsync every group commit (default) */
+    HF_DURABLE_NONE = 1  /* no fsync: throwaway benchmarks only */
+};
+
 enum hf_dbi {
     HF_DB_KV = 0,
     HF_DB_LOG,

@@ -248,6 +248,64 @@ set_done(void *self, hf_store_done_fn fn, void *arg)
 }
 
 /* ------------------------------------------------------------------ */
+/* Metrics                                                             */
+
+struct hf_lmdb_metrics hf_lmdb_metrics;
+
+static void
+metrics_write(FILE *out)
+{
+    hf_metrics_counter(out, "holdfast_commits_total", "LMDB write transactions.",
+            HF_LMDB_GET(commits));
+    hf_metrics_counter(out, "holdfast_commit_failures_total", "Failed commits.",
+            HF_LMDB_GET(commit_failures));
+    hf_metrics_counter(out, "holdfast_commit_ops_total", "Write operations committed.",
+            HF_LMDB_GET(commit_ops));
+    hf_metrics_counter(out, "holdfast_map_grows_total", "LMDB map size increases.",
+            HF_LMDB_GET(map_grows));
+    hf_metrics_hist(out, "holdfast_commit_handlers", "Handlers per group commit.",
+         &hf_lmdb_metrics.commit_handlers_hist);
+    hf_metrics_hist(out, "holdfast_commit_latency_us", "Group commit latency.",
+         &hf_lmdb_metrics.commit_us_hist);
+}
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+
+static const char *const durabilities[] = {"sync", "none", NULL};
+
+#define F(f) offsetof(hf_lmdb_config, f)
+#define S(f) sizeof(((hf_lmdb_config *)0)->f)
+
+const struct hf_opt hf_lmdb_config_opts[] = {
+    {.name = "data", .type = HF_OPT_STR, .off = F(data), .size = S(data),
+     .def = "./data", .help = "data directory (LMDB environment)"},
+    {.name = "durability", .type = HF_OPT_ENUM, .off = F(durability),
+     .names = durabilities, .def = "sync",
+     .help = "sync (fsync per group commit) or none"},
+    {.name = "map-size-mb", .type = HF_OPT_INT, .off = F(map_size_mb),
+     .min = 1, .max = INT_MAX, .def = "1024",
+     .help = "initial LMDB map size; it grows when full"},
+};
+const size_t hf_lmdb_config_nopts =
+    sizeof(hf_lmdb_config_opts) / sizeof(hf_lmdb_config_opts[0]);
+
+hf_optset
+hf_lmdb_config_set(hf_lmdb_config *cfg)
+{
+    return (hf_optset){hf_lmdb_config_opts, hf_lmdb_config_nopts, cfg};
+}
+
+void
+hf_lmdb_config_defaults(hf_lmdb_config *cfg)
+{
+    hf_optset s = hf_lmdb_config_set(cfg);
+
+    memset(cfg, 0, sizeof(*cfg));
+    hf_opts_defaults(&s, 1);
+}
+
+/* ------------------------------------------------------------------ */
 /* Lifecycle                                                           */
 
 /* Frees whatever open got as far as. The writer must be stopped. */
@@ -405,6 +463,7 @@ hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o)
     const char *step;
     int rc = 0, st = HF_EINTERNAL, existing;
 
+    hf_metrics_register(metrics_write);
     out->ops = NULL;
     out->self = NULL;
     if (o == NULL || o->dir == NULL || o->dir[0] == '\0' || o->nreaders < 0 ||

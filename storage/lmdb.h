@@ -37,6 +37,8 @@
 
 #include <stddef.h>
 
+#include "core/config.h"
+#include "core/metrics.h"
 #include "core/storage.h"
 
 /* Batches must come from workers 0 .. HF_LMDB_MAX_WORKERS - 1: the writer
@@ -52,7 +54,7 @@ struct hf_lmdb_opts {
     const char *dir;  /* data directory; created (one level, mode 0750) if
                          missing */
     int nreaders;     /* number of readers (indexes 0 .. nreaders - 1) */
-    int durability;   /* HF_DURABLE_SYNC or HF_DURABLE_NONE (core/config.h) */
+    int durability;   /* HF_DURABLE_SYNC or HF_DURABLE_NONE (core/storage.h) */
     size_t map_size;  /* initial map size in bytes; 0 = LMDB's default. An
                          existing environment keeps its larger size. */
 };
@@ -88,5 +90,42 @@ void hf_lmdb_fail_next(hf_store *st, int err);
 
 /* The current map size in bytes. Safe from any thread. */
 size_t hf_lmdb_map_size(hf_store *st);
+
+/* The storage layer's options (core/config.h tells how options work). */
+typedef struct hf_lmdb_config {
+    char data[512];  /* --data: the data directory */
+    int durability;  /* --durability sync|none */
+    int map_size_mb; /* --map-size-mb: initial map size */
+} hf_lmdb_config;
+
+extern const struct hf_opt hf_lmdb_config_opts[];
+extern const size_t hf_lmdb_config_nopts;
+
+/* The storage set, over cfg. */
+hf_optset hf_lmdb_config_set(hf_lmdb_config *cfg);
+/* Every storage option at its default. */
+void hf_lmdb_config_defaults(hf_lmdb_config *cfg);
+
+/* The storage layer's counters (core/metrics.h tells how metrics work);
+ * written to /metrics once a store has been opened. */
+struct hf_lmdb_metrics {
+    atomic_uint_least64_t commits;         /* LMDB write transactions */
+    atomic_uint_least64_t commit_failures;
+    atomic_uint_least64_t commit_batches;  /* worker batches committed */
+    atomic_uint_least64_t commit_ops;      /* write operations */
+    atomic_uint_least64_t commit_handlers; /* handlers committed */
+    atomic_uint_least64_t map_grows;
+    hf_hist commit_handlers_hist; /* handlers per commit */
+    hf_hist commit_us_hist;       /* commit latency, microseconds */
+};
+
+extern struct hf_lmdb_metrics hf_lmdb_metrics;
+
+#define HF_LMDB_INC(f)                                                       \
+    atomic_fetch_add_explicit(&hf_lmdb_metrics.f, 1, memory_order_relaxed)
+#define HF_LMDB_ADD(f, n)                                                    \
+    atomic_fetch_add_explicit(&hf_lmdb_metrics.f, (n), memory_order_relaxed)
+#define HF_LMDB_GET(f)                                                       \
+    atomic_load_explicit(&hf_lmdb_metrics.f, memory_order_relaxed)
 
 #endif

@@ -371,7 +371,7 @@ grow(struct lmdb *s)
         atomic_store(&s->mapsize, want);
     pthread_rwlock_unlock(&s->rw);
     if (rc == 0) {
-        HF_INC(map_grows);
+        HF_LMDB_INC(map_grows);
         hf_info(MOD, "map full: grew from %zu to %zu bytes", old, want);
     }
     return rc;
@@ -434,12 +434,12 @@ commit(struct lmdb *s, hf_wbatch *head, struct scratch *sc, struct failure *f)
             return HF_ESTORAGE; /* the map is full and cannot grow */
         }
     }
-    HF_INC(commits);
-    HF_ADD(commit_batches, nb);
-    HF_ADD(commit_ops, nops);
-    HF_ADD(commit_handlers, nh);
-    hf_hist_add(&hf_metrics.commit_handlers_hist, nh);
-    hf_hist_add(&hf_metrics.commit_us_hist, (hf_mono_ns() - t0) / 1000);
+    HF_LMDB_INC(commits);
+    HF_LMDB_ADD(commit_batches, nb);
+    HF_LMDB_ADD(commit_ops, nops);
+    HF_LMDB_ADD(commit_handlers, nh);
+    hf_hist_add(&hf_lmdb_metrics.commit_handlers_hist, nh);
+    hf_hist_add(&hf_lmdb_metrics.commit_us_hist, (hf_mono_ns() - t0) / 1000);
     return 0;
 }
 
@@ -471,7 +471,7 @@ group(struct lmdb *s, hf_wbatch *head, hf_store_done_fn done, void *arg,
     if (npending > 0)
         st = commit(s, head, sc, &f);
     if (st != 0) {
-        HF_INC(commit_failures);
+        HF_LMDB_INC(commit_failures);
         hf_error(MOD, "commit of %d batches failed (%s): %s: %s", npending,
                  hf_err_name(st), f.step,
                  f.rc ? mdb_strerror(f.rc) : "no LMDB error");

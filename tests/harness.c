@@ -22,8 +22,8 @@ start(struct th_eng *e)
 {
     struct hf_lmdb_opts o = {.dir = e->dir,
                              .nreaders = e->cfg.workers + 2,
-                             .durability = e->cfg.durability,
-                             .map_size = (size_t)e->cfg.map_size_mb << 20};
+                             .durability = e->store.durability,
+                             .map_size = (size_t)e->store.map_size_mb << 20};
     assert_int_equal(hf_lmdb_open(&e->st, &o), 0);
     assert_int_equal(hf_host_open(&e->host,
                                   &(struct hf_host_opts){.cfg = &e->cfg,
@@ -57,7 +57,8 @@ th_new(void (*tweak)(hf_config *))
     hf_config_defaults(&e->cfg);
     e->cfg.workers = 2;
     e->cfg.alarm_retry_ms = 20;
-    e->cfg.map_size_mb = 64;
+    hf_lmdb_config_defaults(&e->store);
+    e->store.map_size_mb = 64;
     if (tweak)
         tweak(&e->cfg);
     start(e);

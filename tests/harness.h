@@ -9,6 +9,7 @@
 #include <msgpack.h>
 
 #include "core/config.h"
+#include "storage/lmdb.h"
 #include "client/driver.h"
 #include "core/host.h"
 #include "core/storage.h"
@@ -22,6 +23,7 @@
 struct th_eng {
     char dir[256];
     hf_config cfg;
+    hf_lmdb_config store;
     hf_store st;
     hf_host *host;
     hf_drv *drv;

@@ -35,6 +35,7 @@
 #include "core/metrics.h"
 #include "core/mpjson.h"
 #include "storage/lmdb.h"
+#include "transport/gateway.h"
 
 #define WAIT 10000 /* ms: generous, machines are shared */
 
@@ -497,6 +498,7 @@ gate_open(void)
 struct eng {
     char dir[256];
     hf_config cfg;
+    hf_lmdb_config store;
     hf_host *host;
     hf_drv *drv;
     int open;
@@ -508,8 +510,8 @@ eng_start(struct eng *e)
     hf_store st;
     struct hf_lmdb_opts o = {.dir = e->dir,
                              .nreaders = e->cfg.workers + 3,
-                             .durability = e->cfg.durability,
-                             .map_size = (size_t)e->cfg.map_size_mb << 20};
+                             .durability = e->store.durability,
+                             .map_size = (size_t)e->store.map_size_mb << 20};
 
     assert_int_equal(hf_lmdb_open(&gate.inner, &o), 0);
     gate.closed = 0;
@@ -541,7 +543,7 @@ eng_stop(struct eng *e)
 }
 
 static struct eng *
-eng_new(void (*tweak)(hf_config *))
+eng_new(void (*tweak)(struct eng *))
 {
     struct eng *e = calloc(1, sizeof(*e));
     const char *tmp = getenv("HF_TEST_TMP");
@@ -549,10 +551,11 @@ eng_new(void (*tweak)(hf_config *))
     snprintf(e->dir, sizeof(e->dir), "%s/core-XXXXXX", tmp ? tmp : "/tmp");
     assert_non_null(mkdtemp(e->dir));
     hf_config_defaults(&e->cfg);
+    hf_lmdb_config_defaults(&e->store);
     e->cfg.workers = 2;
     e->cfg.alarm_retry_ms = 20;
     if (tweak)
-        tweak(&e->cfg);
+        tweak(e);
     eng_start(e);
     return e;
 }
@@ -716,7 +719,7 @@ test_counter_8_threads_100k_each_is_exact(void **state)
     assert_int_equal(value_of(e, "tcount/hot", "get"), 8 * n);
     assert_int_equal(atomic_load(&overlaps), 0);
     /* Group commit happened: far fewer commits than handlers. */
-    assert_true(HF_GET(commits) < (uint64_t)(8 * n) / 4);
+    assert_true(HF_LMDB_GET(commits) < (uint64_t)(8 * n) / 4);
     eng_free(e);
 }
 
@@ -993,9 +996,9 @@ test_idempotent_repeat_returns_stored_reply_without_rerunning(void **state)
 }
 
 static void
-retain5(hf_config *c)
+retain5(struct eng *e)
 {
-    c->log_retain = 5;
+    e->cfg.log_retain = 5;
 }
 
 static void
@@ -1255,9 +1258,9 @@ test_alarm_due_while_down_fires_after_restart(void **state)
 }
 
 static void
-idle_fast(hf_config *c)
+idle_fast(struct eng *e)
 {
-    c->idle_ms = 50;
+    e->cfg.idle_ms = 50;
 }
 
 static int
@@ -1300,16 +1303,16 @@ test_subscribed_actor_is_not_evicted(void **state)
 }
 
 static void
-map1mb(hf_config *c)
+map1mb(struct eng *e)
 {
-    c->map_size_mb = 1;
+    e->store.map_size_mb = 1;
 }
 
 static void
 test_map_full_grows_and_keeps_every_write(void **state)
 {
     struct eng *e = eng_new(map1mb);
-    uint64_t grows = HF_GET(map_grows);
+    uint64_t grows = HF_LMDB_GET(map_grows);
     char args[64], k[32];
     (void)state;
 
@@ -1317,7 +1320,7 @@ test_map_full_grows_and_keeps_every_write(void **state)
         snprintf(args, sizeof(args), "{\"k\":\"blob%d\",\"size\":16384}", i);
         call_ok(e, "tk/big", "blob", args, NULL);
     }
-    assert_true(HF_GET(map_grows) > grows);
+    assert_true(HF_LMDB_GET(map_grows) > grows);
     assert_true(hf_lmdb_map_size(&gate.inner) > (1u << 20));
     for (int i = 0; i < 300; i += 37) {
         snprintf(k, sizeof(k), "blob%d", i);
@@ -1468,9 +1471,9 @@ test_bad_requests_get_coded_errors(void **state)
 }
 
 static void
-mailbox3(hf_config *c)
+mailbox3(struct eng *e)
 {
-    c->mailbox_max = 3;
+    e->cfg.mailbox_max = 3;
 }
 
 static void
@@ -1653,6 +1656,10 @@ static void
 test_config_flags_override_environment_and_defaults(void **state)
 {
     hf_config c;
+    hf_lmdb_config sc;
+    hf_gateway_config gc;
+    hf_optset sets[3] = {hf_config_set(&c), hf_lmdb_config_set(&sc),
+                         hf_gateway_config_set(&gc)};
     char *argv[] = {"--workers", "3", "--durability=none", "--data", "/x",
                     "rest"};
     int argi = 0;
@@ -1660,27 +1667,29 @@ test_config_flags_override_environment_and_defaults(void **state)
     (void)state;
 
     hf_config_defaults(&c);
-    assert_string_equal(c.listen, "127.0.0.1:8080");
-    assert_string_equal(c.data, "./data");
+    hf_lmdb_config_defaults(&sc);
+    hf_gateway_config_defaults(&gc);
+    assert_string_equal(gc.listen, "127.0.0.1:8080");
+    assert_string_equal(sc.data, "./data");
     assert_int_equal(c.log_retain, 10000);
     setenv("HOLDFAST_WORKERS", "5", 1);
     setenv("HOLDFAST_IDLE_MS", "1234", 1);
-    assert_int_equal(hf_config_env(&c, devnull), 0);
+    assert_int_equal(hf_opts_env(sets, 3, devnull), 0);
     assert_int_equal(c.workers, 5);
     assert_int_equal(c.idle_ms, 1234);
-    assert_int_equal(hf_config_args(&c, 6, argv, &argi, devnull), 0);
+    assert_int_equal(hf_opts_args(sets, 3, 6, argv, &argi, devnull), 0);
     assert_int_equal(argi, 5);
     assert_int_equal(c.workers, 3);
-    assert_int_equal(c.durability, HF_DURABLE_NONE);
-    assert_string_equal(c.data, "/x");
+    assert_int_equal(sc.durability, HF_DURABLE_NONE);
+    assert_string_equal(sc.data, "/x");
     {
         char *bad[] = {"--workers", "many"};
         argi = 0;
-        assert_int_equal(hf_config_args(&c, 2, bad, &argi, devnull),
+        assert_int_equal(hf_opts_args(sets, 3, 2, bad, &argi, devnull),
                          HF_EBADREQ);
         char *unknown[] = {"--frobnicate", "1"};
         argi = 0;
-        assert_int_equal(hf_config_args(&c, 2, unknown, &argi, devnull),
+        assert_int_equal(hf_opts_args(sets, 3, 2, unknown, &argi, devnull),
                          HF_EBADREQ);
     }
     unsetenv("HOLDFAST_WORKERS");

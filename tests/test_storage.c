@@ -542,10 +542,10 @@ test_batches_queued_during_a_commit_share_one_txn(void **state)
     struct fx *f = *state;
     enum { N = 100 };
     hf_wbatch *wb = batches(N + 1);
-    uint64_t c0 = HF_GET(commits), b0 = HF_GET(commit_batches);
-    uint64_t o0 = HF_GET(commit_ops), h0 = HF_GET(commit_handlers);
-    uint64_t hh0 = atomic_load(&hf_metrics.commit_handlers_hist.count);
-    uint64_t us0 = atomic_load(&hf_metrics.commit_us_hist.count);
+    uint64_t c0 = HF_LMDB_GET(commits), b0 = HF_LMDB_GET(commit_batches);
+    uint64_t o0 = HF_LMDB_GET(commit_ops), h0 = HF_LMDB_GET(commit_handlers);
+    uint64_t hh0 = atomic_load(&hf_lmdb_metrics.commit_handlers_hist.count);
+    uint64_t us0 = atomic_load(&hf_lmdb_metrics.commit_us_hist.count);
     char k[32];
 
     /* The writer stalls in done(gate); the N batches queue up behind it. */
@@ -570,13 +570,13 @@ test_batches_queued_during_a_commit_share_one_txn(void **state)
         assert_int_equal(wb[i].status, 0);
     }
     /* One commit for the gate, one for all N. */
-    assert_int_equal(HF_GET(commits) - c0, 2);
-    assert_int_equal(HF_GET(commit_batches) - b0, N + 1);
-    assert_int_equal(HF_GET(commit_ops) - o0, 2 * N + 1);
-    assert_int_equal(HF_GET(commit_handlers) - h0, 3 * N + 1);
-    assert_int_equal(atomic_load(&hf_metrics.commit_handlers_hist.count) - hh0,
+    assert_int_equal(HF_LMDB_GET(commits) - c0, 2);
+    assert_int_equal(HF_LMDB_GET(commit_batches) - b0, N + 1);
+    assert_int_equal(HF_LMDB_GET(commit_ops) - o0, 2 * N + 1);
+    assert_int_equal(HF_LMDB_GET(commit_handlers) - h0, 3 * N + 1);
+    assert_int_equal(atomic_load(&hf_lmdb_metrics.commit_handlers_hist.count) - hh0,
                      2);
-    assert_int_equal(atomic_load(&hf_metrics.commit_us_hist.count) - us0, 2);
+    assert_int_equal(atomic_load(&hf_lmdb_metrics.commit_us_hist.count) - us0, 2);
     assert_value(f, "q000", "v");
     assert_value(f, "q099", "v");
     batches_free(wb, N + 1);
@@ -640,7 +640,7 @@ test_group_commit_puts_many_batches_in_one_txn(void **state)
     struct fx *f = *state;
     enum { NW = 4, N = 2000 };
     struct producer p[NW];
-    uint64_t c0 = HF_GET(commits), b0 = HF_GET(commit_batches);
+    uint64_t c0 = HF_LMDB_GET(commits), b0 = HF_LMDB_GET(commit_batches);
     char k[32];
 
     make_producers(f, p, NW, N);
@@ -648,11 +648,11 @@ test_group_commit_puts_many_batches_in_one_txn(void **state)
     wait_done(&f->c, NW * N);
     for (int i = 0; i < NW * N; i++)
         assert_int_equal(coll_pop(&f->c)->status, 0);
-    assert_int_equal(HF_GET(commit_batches) - b0, NW * N);
+    assert_int_equal(HF_LMDB_GET(commit_batches) - b0, NW * N);
     print_message("%d batches in %d commits\n", NW * N,
-                  (int)(HF_GET(commits) - c0));
-    assert_true(HF_GET(commits) - c0 < (uint64_t)(NW * N));
-    assert_true(HF_GET(commits) - c0 >= 1);
+                  (int)(HF_LMDB_GET(commits) - c0));
+    assert_true(HF_LMDB_GET(commits) - c0 < (uint64_t)(NW * N));
+    assert_true(HF_LMDB_GET(commits) - c0 >= 1);
 
     assert_int_equal(f->st.ops->rd_begin(f->st.self, 0), 0);
     for (int w = 0; w < NW; w++) {
@@ -741,7 +741,7 @@ test_map_grows_when_full(void **state)
     enum { PER = 16, NB = 320, WAVE = 20 }; /* 5,120 values of 4 KiB */
     hf_wbatch *wb = batches(NB);
     struct reader_loop rl = {.f = f};
-    uint64_t g0 = HF_GET(map_grows);
+    uint64_t g0 = HF_LMDB_GET(map_grows);
     static char v[4096], got[4096];
     char k[16];
     pthread_t t;
@@ -773,7 +773,7 @@ test_map_grows_when_full(void **state)
     for (int b = 0; b < NB; b++)
         assert_int_equal(coll_pop(&f->c)->status, 0);
     assert_true(hf_lmdb_map_size(&f->st) > (1u << 20));
-    assert_true(HF_GET(map_grows) - g0 > 0);
+    assert_true(HF_LMDB_GET(map_grows) - g0 > 0);
     assert_int_equal(rl.bad, 0);
     assert_true(rl.rounds > 0);
 
@@ -800,14 +800,14 @@ test_failed_commit_fails_group_and_fences_worker(void **state)
 {
     struct fx *f = *state;
     hf_wbatch *wb = batches(4);
-    uint64_t fail0 = HF_GET(commit_failures), c0 = HF_GET(commits);
+    uint64_t fail0 = HF_LMDB_GET(commit_failures), c0 = HF_LMDB_GET(commits);
 
     hf_lmdb_fail_next(&f->st, HF_ESTORAGE);
     put1(&wb[0], 0, 0, "a", "A");
     assert_int_equal(commit1(f, &wb[0]), HF_ESTORAGE);
     assert_absent(f, "a");
-    assert_int_equal(HF_GET(commit_failures) - fail0, 1);
-    assert_int_equal(HF_GET(commits) - c0, 0);
+    assert_int_equal(HF_LMDB_GET(commit_failures) - fail0, 1);
+    assert_int_equal(HF_LMDB_GET(commits) - c0, 0);
 
     /* Same worker, same generation: fenced, not written. */
     put1(&wb[1], 0, 0, "b", "B");
@@ -825,7 +825,7 @@ test_failed_commit_fails_group_and_fences_worker(void **state)
     assert_value(f, "d", "D");
 
     /* Fenced batches are no commit failures of their own. */
-    assert_int_equal(HF_GET(commit_failures) - fail0, 1);
+    assert_int_equal(HF_LMDB_GET(commit_failures) - fail0, 1);
     batches_free(wb, 4);
 }
 
@@ -835,7 +835,7 @@ test_failed_commit_fails_every_batch_in_the_group(void **state)
     struct fx *f = *state;
     hf_wbatch *wb = batches(5);
     hf_wbatch *gate = &wb[4];
-    uint64_t fail0 = HF_GET(commit_failures);
+    uint64_t fail0 = HF_LMDB_GET(commit_failures);
 
     put1(gate, 9, 0, "gate", "g");
     gate_close(&f->c, gate);
@@ -856,7 +856,7 @@ test_failed_commit_fails_every_batch_in_the_group(void **state)
         assert_ptr_equal(coll_pop(&f->c), &wb[i]);
         assert_int_equal(wb[i].status, HF_EINTERNAL);
     }
-    assert_int_equal(HF_GET(commit_failures) - fail0, 1);
+    assert_int_equal(HF_LMDB_GET(commit_failures) - fail0, 1);
     assert_absent(f, "a");
     assert_absent(f, "b");
     assert_absent(f, "c");
@@ -888,7 +888,7 @@ test_fenced_batches_fail_in_queue_order_beside_written_ones(void **state)
     put1(&wb[0], 0, 0, "a", "A");
     assert_int_equal(commit1(f, &wb[0]), HF_ESTORAGE);
 
-    c0 = HF_GET(commits);
+    c0 = HF_LMDB_GET(commits);
     put1(gate, 2, 0, "gate", "g");
     gate_close(&f->c, gate);
     assert_int_equal(submit(f, gate), 0);
@@ -907,7 +907,7 @@ test_fenced_batches_fail_in_queue_order_beside_written_ones(void **state)
         assert_ptr_equal(coll_pop(&f->c), &wb[i]);
         assert_int_equal(wb[i].status, want[i - 1]);
     }
-    assert_int_equal(HF_GET(commits) - c0, 2);
+    assert_int_equal(HF_LMDB_GET(commits) - c0, 2);
     assert_absent(f, "b");
     assert_value(f, "c", "C");
     assert_value(f, "d", "D");

@@ -49,7 +49,7 @@ gw_queued(struct conn *c)
     if (c->close_code)
         return;
     if (hf_outq_pending(&c->out) > (size_t)c->gw->g->cfg.outbuf_max) {
-        HF_INC(slow_consumers);
+        HF_GW_INC(slow_consumers);
         hf_info("gateway",
                 "conn %llu: slow consumer (%zu bytes gw_queued), "
                 "closing with 1013",
@@ -126,7 +126,7 @@ put_frame(struct gw *gw, struct conn *c, const void *data, size_t n)
                   c->fmt == HF_WIRE_JSON ? LWS_WRITE_TEXT : LWS_WRITE_BINARY) <
         (int)n)
         return -1;
-    HF_INC(frames_out);
+    HF_GW_INC(frames_out);
     return 0;
 }
 

@@ -42,6 +42,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -147,7 +148,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         char buf[2048];
         const char *tok;
         hf_principal p;
-        const hf_config *cfg = &gw->g->cfg;
+        const hf_gateway_config *cfg = &gw->g->cfg;
         int status = 0;
         const char *why = NULL;
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
@@ -171,8 +172,8 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c = gw_conn_new(gw, wsi, C_WS);
         *pss = c;
         c->fmt = (pr && pr->id == 1) ? HF_WIRE_MSGPACK : HF_WIRE_JSON;
-        HF_ADD(connections, 1);
-        HF_INC(connections_total);
+        HF_GW_ADD(connections, 1);
+        HF_GW_INC(connections_total);
         if (gw_authenticate(gw, c, wsi, 0) != 0) {
             /* A token was given and it is bad: refuse the connection. */
             c->close_code = 1008;
@@ -218,7 +219,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
     case LWS_CALLBACK_CLOSED:
         if (c != NULL) {
-            HF_ADD(connections, -1);
+            HF_GW_ADD(connections, -1);
             gw_conn_free(gw, c);
             *pss = NULL;
         }
@@ -296,7 +297,7 @@ tick_one(hf_hnode *n, void *arg)
          * own keepalive did, without a close frame (the peer is not
          * answering; it may not be reading at all). */
         c->hung = 1;
-        HF_INC(idle_hangups);
+        HF_GW_INC(idle_hangups);
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     } else if (idle >= ping_after && gw->tick - c->pinged >= ping_after) {
         c->pinged = gw->tick;
@@ -332,6 +333,121 @@ gw_main(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* metrics                                                             */
+
+struct hf_gw_metrics hf_gw_metrics;
+
+static void
+metrics_write(FILE *out)
+{
+    hf_metrics_gauge(out, "holdfast_connections", "Open WebSocket connections.",
+          HF_GW_GET(connections));
+    hf_metrics_counter(out, "holdfast_connections_total", "WebSocket connections.",
+            HF_GW_GET(connections_total));
+    hf_metrics_counter(out, "holdfast_connections_refused_total",
+            "Connections refused: over --max-conns, or out of file "
+            "descriptors.",
+            HF_GW_GET(connections_refused));
+    hf_metrics_counter(out, "holdfast_frames_in_total", "WebSocket frames received.",
+            HF_GW_GET(frames_in));
+    hf_metrics_counter(out, "holdfast_frames_out_total", "WebSocket frames sent.",
+            HF_GW_GET(frames_out));
+    hf_metrics_counter(out, "holdfast_messages_in_total", "Client messages received.",
+            HF_GW_GET(messages_in));
+    hf_metrics_counter(out, "holdfast_bad_messages_total",
+            "Client messages refused as malformed.", HF_GW_GET(bad_messages));
+    hf_metrics_counter(out, "holdfast_rate_limited_total",
+            "Client messages refused by the rate limit.",
+            HF_GW_GET(rate_limited));
+    hf_metrics_counter(out, "holdfast_slow_consumers_total",
+            "Connections closed for not reading (1013).",
+            HF_GW_GET(slow_consumers));
+    hf_metrics_counter(out, "holdfast_idle_hangups_total",
+            "Connections hung up for not answering the heartbeat.",
+            HF_GW_GET(idle_hangups));
+    hf_metrics_counter(out, "holdfast_subs_revoked_total",
+            "Subscriptions ended because the connection's token changed or "
+            "expired.",
+            HF_GW_GET(subs_revoked));
+    hf_metrics_counter(out, "holdfast_http_body_timeouts_total",
+            "HTTP requests answered 408: the body did not arrive in time.",
+            HF_GW_GET(http_body_timeouts));
+    hf_metrics_counter(out, "holdfast_http_requests_total", "HTTP requests.",
+            HF_GW_GET(http_requests));
+}
+
+/* ------------------------------------------------------------------ */
+/* options                                                             */
+
+#define F(f) offsetof(hf_gateway_config, f)
+#define S(f) sizeof(((hf_gateway_config *)0)->f)
+
+const struct hf_opt hf_gateway_config_opts[] = {
+    {.name = "listen", .type = HF_OPT_STR, .off = F(listen), .size = S(listen),
+     .def = "127.0.0.1:8080", .help = "address and port to serve on"},
+    {.name = "gateways", .type = HF_OPT_INT, .off = F(gateways), .min = 0,
+     .max = 256, .def = "0", .help = "gateway threads (0 = cores)"},
+    {.name = "jwt-secret", .type = HF_OPT_STR, .off = F(jwt_secret),
+     .size = S(jwt_secret), .def = "",
+     .help = "HS256 secret; empty = auth off, loopback only"},
+    {.name = "jwt-allow-no-exp", .type = HF_OPT_BOOL, .off = F(jwt_allow_no_exp),
+     .def = "false",
+     .help = "accept tokens without an exp claim (valid until revoked)"},
+    {.name = "frame-max", .type = HF_OPT_INT, .off = F(frame_max), .min = 256,
+     .max = 64 << 20, .def = "65536",
+     .help = "largest frame a client may send (bytes); larger: close 1009"},
+    {.name = "rate", .type = HF_OPT_INT, .off = F(rate), .min = 1,
+     .max = INT_MAX, .def = "1000",
+     .help = "messages per second per connection (token bucket)"},
+    {.name = "rate-burst", .type = HF_OPT_INT, .off = F(rate_burst), .min = 1,
+     .max = INT_MAX, .def = "2000", .help = "token bucket size"},
+    {.name = "outbuf-max", .type = HF_OPT_INT, .off = F(outbuf_max),
+     .min = 4096, .max = INT_MAX, .def = "4194304",
+     .help = "bytes queued to one connection; more: close 1013"},
+    {.name = "subs-max", .type = HF_OPT_INT, .off = F(subs_max), .min = 1,
+     .max = INT_MAX, .def = "1000",
+     .help = "subscriptions one connection may hold"},
+    {.name = "body-timeout-s", .type = HF_OPT_INT, .off = F(body_timeout_s),
+     .min = 1, .max = 3600, .def = "10",
+     .help = "an HTTP request body must arrive whole within this (408)"},
+    {.name = "max-conns", .type = HF_OPT_INT, .off = F(max_conns), .min = 1,
+     .max = INT_MAX, .def = "100000", .help = "connections per node"},
+    {.name = "heartbeat-s", .type = HF_OPT_INT, .off = F(heartbeat_s),
+     .min = 1, .max = 3600, .def = "25",
+     .help = "ping a connection idle this long; drop it at 2x + 5 s"},
+    {.name = "drain-ms", .type = HF_OPT_INT, .off = F(drain_ms), .min = 0,
+     .max = INT_MAX, .def = "5000",
+     .help = "on SIGTERM, wait this long for in-flight replies"},
+    {.name = "web-root", .type = HF_OPT_STR, .off = F(web_root),
+     .size = S(web_root), .def = "",
+     .help = "static files served at / (empty: web/ of the source tree)"},
+};
+const size_t hf_gateway_config_nopts =
+    sizeof(hf_gateway_config_opts) / sizeof(hf_gateway_config_opts[0]);
+
+hf_optset
+hf_gateway_config_set(hf_gateway_config *cfg)
+{
+    return (hf_optset){hf_gateway_config_opts, hf_gateway_config_nopts, cfg};
+}
+
+void
+hf_gateway_config_defaults(hf_gateway_config *cfg)
+{
+    hf_optset s = hf_gateway_config_set(cfg);
+
+    memset(cfg, 0, sizeof(*cfg));
+    hf_opts_defaults(&s, 1);
+}
+
+void
+hf_gateway_config_finish(hf_gateway_config *cfg)
+{
+    if (cfg->gateways == 0)
+        cfg->gateways = hf_config_cores();
+}
+
 /* accept() failed for want of descriptors: the connection waiting in the
  * backlog is taken with the reserve descriptor and closed at once, so its
  * client is refused now rather than left to time out, and the listening
@@ -351,7 +467,7 @@ shed(hf_gateway *g, int err)
     if (fd >= 0) {
         close(fd);
         g->shed++;
-        HF_INC(connections_refused);
+        HF_GW_INC(connections_refused);
     }
     g->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (g->shed_logged_ns == 0 || now - g->shed_logged_ns >= 10000000000u) {
@@ -393,7 +509,7 @@ acceptor(void *arg)
         for (int i = 0; i < g->nw; i++)
             live += atomic_load(&g->gws[i].live);
         if (live >= g->cfg.max_conns) {
-            HF_INC(connections_refused);
+            HF_GW_INC(connections_refused);
             close(fd);
             continue;
         }
@@ -478,7 +594,7 @@ listen_on(hf_gateway *g)
 /* Raises the soft RLIMIT_NOFILE to the hard limit (before any lws context
  * exists: lws sizes its descriptor tables by it) and says what it allows. */
 static void
-raise_nofile(const hf_config *cfg)
+raise_nofile(const hf_gateway_config *cfg)
 {
     struct rlimit rl;
     rlim_t was;
@@ -556,12 +672,14 @@ gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
 }
 
 int
-hf_gateway_start(hf_gateway **out, const hf_config *cfg, const char *base)
+hf_gateway_start(hf_gateway **out, const hf_gateway_config *cfg,
+                 const char *base)
 {
     hf_gateway *g = hf_xcalloc(1, sizeof(*g));
     int rv;
 
     g->cfg = *cfg;
+    hf_metrics_register(metrics_write);
     g->lfd = -1;
     g->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     g->wake[0] = g->wake[1] = -1;
@@ -651,7 +769,7 @@ hf_gateway_drain(hf_gateway *g)
     /* Let the 1001 close frames go out. */
     deadline = (uint64_t)lws_now_usecs() + 1000000;
     do {
-        live = (int)HF_GET(connections);
+        live = (int)HF_GW_GET(connections);
         if (live > 0)
             usleep(5000);
     } while (live > 0 && (uint64_t)lws_now_usecs() < deadline);

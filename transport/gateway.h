@@ -19,11 +19,40 @@
 
 typedef struct hf_gateway hf_gateway;
 
+/* The gateway's options (core/config.h tells how options work). */
+typedef struct hf_gateway_config {
+    char listen[128];     /* --listen host:port */
+    int gateways;         /* --gateways, 0 = number of cores */
+    char jwt_secret[256]; /* --jwt-secret (HS256); empty = auth off */
+    int jwt_allow_no_exp; /* --jwt-allow-no-exp: tokens without exp */
+    int frame_max;        /* --frame-max: largest client frame, bytes */
+    int rate;             /* --rate: messages per second per connection */
+    int rate_burst;       /* --rate-burst: bucket size */
+    int outbuf_max;       /* --outbuf-max: bytes queued to a connection */
+    int subs_max;         /* --subs-max: subscriptions per connection */
+    int body_timeout_s;   /* --body-timeout-s: whole HTTP body within */
+    int max_conns;        /* --max-conns: connections per node */
+    int heartbeat_s;      /* --heartbeat-s: ping an idle connection */
+    int drain_ms;         /* --drain-ms: graceful stop waits this long */
+    char web_root[512];   /* --web-root: static files ("" = web/ of the
+                             source tree, HF_WEB_ROOT) */
+} hf_gateway_config;
+
+extern const struct hf_opt hf_gateway_config_opts[];
+extern const size_t hf_gateway_config_nopts;
+
+/* The gateway's set, over cfg. */
+hf_optset hf_gateway_config_set(hf_gateway_config *cfg);
+/* Every gateway option at its default. */
+void hf_gateway_config_defaults(hf_gateway_config *cfg);
+/* Resolves 0 = "number of cores" for gateways. */
+void hf_gateway_config_finish(hf_gateway_config *cfg);
+
 /* Binds cfg->listen (falling back to loopback when auth is off and the
  * address is not a loopback one: the server says so), starts the threads
  * and connects to the host's nng endpoint at "<nng_base>-host".
  * Returns 0, HF_EUNAVAIL (cannot bind) or HF_EINTERNAL. */
-int hf_gateway_start(hf_gateway **out, const hf_config *cfg,
+int hf_gateway_start(hf_gateway **out, const hf_gateway_config *cfg,
                      const char *nng_base);
 
 /* The port actually bound (useful with port 0). */

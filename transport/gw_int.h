@@ -161,7 +161,7 @@ struct gw {
 };
 
 struct hf_gateway {
-    hf_config cfg;
+    hf_gateway_config cfg;
     int nw;
     struct gw *gws;
     int lfd;
@@ -177,6 +177,33 @@ struct hf_gateway {
     hf_principal anon; /* shared by every connection when auth is off */
 };
 
+/* The gateway's counters (core/metrics.h tells how metrics work); its
+ * writer is registered when a gateway starts. */
+struct hf_gw_metrics {
+    atomic_int_least64_t connections; /* open WebSocket connections */
+    atomic_uint_least64_t connections_total;
+    atomic_uint_least64_t connections_refused;
+    atomic_uint_least64_t frames_in;
+    atomic_uint_least64_t frames_out;
+    atomic_uint_least64_t messages_in;
+    atomic_uint_least64_t bad_messages;
+    atomic_uint_least64_t rate_limited;
+    atomic_uint_least64_t slow_consumers;     /* closed with 1013 */
+    atomic_uint_least64_t idle_hangups;       /* silent past the heartbeat */
+    atomic_uint_least64_t subs_revoked;       /* ended by a new or expired token */
+    atomic_uint_least64_t http_body_timeouts; /* bodies not whole in time */
+    atomic_uint_least64_t http_requests;
+};
+
+extern struct hf_gw_metrics hf_gw_metrics;
+
+#define HF_GW_INC(f)                                                         \
+    atomic_fetch_add_explicit(&hf_gw_metrics.f, 1, memory_order_relaxed)
+#define HF_GW_ADD(f, n)                                                      \
+    atomic_fetch_add_explicit(&hf_gw_metrics.f, (n), memory_order_relaxed)
+#define HF_GW_GET(f)                                                         \
+    atomic_load_explicit(&hf_gw_metrics.f, memory_order_relaxed)
+
 /* conn.c */
 struct conn *gw_conn_find(struct gw *gw, uint64_t id);
 void gw_want_write(struct conn *c);
@@ -190,7 +217,7 @@ void gw_send_hello(struct conn *c);
 
 /* session.c */
 void gw_send_req(struct gw *gw);
-unsigned gw_auth_flags(const hf_config *cfg);
+unsigned gw_auth_flags(const hf_gateway_config *cfg);
 struct csub *gw_sub_find(struct conn *c, hf_slice addr);
 void gw_sub_drop(struct gw *gw, struct conn *c, struct csub *cs);
 void gw_sub_forget(struct gw *gw, struct conn *c, hf_slice addr);

@@ -330,7 +330,7 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
     long long clen;
     int status;
 
-    HF_INC(http_requests);
+    HF_GW_INC(http_requests);
     if (strncmp(uri, "/v1/call/", 9) != 0 &&
         strncmp(uri, "/v1/events/", 11) != 0 && strcmp(uri, "/healthz") != 0 &&
         strcmp(uri, "/metrics") != 0) {
@@ -425,7 +425,7 @@ gw_body_deadline(struct gw *gw, struct conn *c)
     if (!c->h->awaiting_body ||
         gw->tick - c->h->started <= (uint32_t)gw->g->cfg.body_timeout_s)
         return;
-    HF_INC(http_body_timeouts);
+    HF_GW_INC(http_body_timeouts);
     c->h->close_after = 1;
     hf_wire_http_err(&b, HF_ETIMEOUT, why, sizeof(why) - 1);
     (void)http_respond(c, 408, "application/json", b.data, b.len);

@@ -51,7 +51,7 @@ principal(struct conn *c)
 }
 
 unsigned
-gw_auth_flags(const hf_config *cfg)
+gw_auth_flags(const hf_gateway_config *cfg)
 {
     return cfg->jwt_allow_no_exp ? HF_AUTH_ALLOW_NO_EXP : 0;
 }
@@ -138,7 +138,7 @@ revoke_one(hf_hnode *n, void *arg)
 
     if (!r->all && hf_auth_allows(c->who, cs->addr, cs->alen) == 0)
         return;
-    HF_INC(subs_revoked);
+    HF_GW_INC(subs_revoked);
     if (!c->close_code) {
         hf_wire_unsubscribed(hf_outq_tail(&c->out), c->fmt,
                              (hf_slice){cs->addr, cs->alen}, r->err, r->why,
@@ -234,7 +234,7 @@ gw_forward(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice to,
 static int
 take_token(struct conn *c)
 {
-    const hf_config *cfg = &c->gw->g->cfg;
+    const hf_gateway_config *cfg = &c->gw->g->cfg;
     uint64_t now = (uint64_t)lws_now_usecs();
 
     c->tokens += (double)(now - c->tok_ns) * cfg->rate / 1e6;
@@ -250,7 +250,7 @@ take_token(struct conn *c)
 static void
 do_auth(struct conn *c, const hf_wire_msg *m)
 {
-    const hf_config *cfg = &c->gw->g->cfg;
+    const hf_gateway_config *cfg = &c->gw->g->cfg;
     hf_principal p;
     msgpack_zone z;
     msgpack_object res;
@@ -295,9 +295,9 @@ on_message(struct gw *gw, struct conn *c, const hf_wire_msg *m)
     const char *why = NULL;
     int err;
 
-    HF_INC(messages_in);
+    HF_GW_INC(messages_in);
     if (m->err != 0) {
-        HF_INC(bad_messages);
+        HF_GW_INC(bad_messages);
         gw_reply_err(c, m->id, m->err, m->errmsg);
         if (++c->bad_streak >= BAD_STREAK_CLOSE) {
             c->close_code = 1008;
@@ -308,7 +308,7 @@ on_message(struct gw *gw, struct conn *c, const hf_wire_msg *m)
     }
     c->bad_streak = 0;
     if (!take_token(c)) {
-        HF_INC(rate_limited);
+        HF_GW_INC(rate_limited);
         if (m->op != HF_W_SIGNAL)
             gw_reply_err(c, m->id, HF_ERATELIMIT, "slow down");
         return 0;
@@ -374,7 +374,7 @@ gw_on_frame(struct gw *gw, struct conn *c, const void *data, size_t len,
     hf_wire_frame f = {0};
     int close = 0;
 
-    HF_INC(frames_in);
+    HF_GW_INC(frames_in);
     if (hf_wire_decode(&f, binary ? HF_WIRE_MSGPACK : HF_WIRE_JSON, data, len,
                        MAX_MSGS_PER_FRAME) != 0) {
         hf_wire_frame_free(&f);
@@ -413,7 +413,7 @@ gw_request_token(struct lws *wsi, char *buf, size_t len, const char **tok)
 int
 gw_authenticate(struct gw *gw, struct conn *c, struct lws *wsi, int required)
 {
-    const hf_config *cfg = &gw->g->cfg;
+    const hf_gateway_config *cfg = &gw->g->cfg;
     char buf[2048];
     const char *tok;
     hf_principal p;

@@ -66,6 +66,7 @@
 static struct {
     char dir[512];
     hf_config cfg;
+    hf_gateway_config gcfg;
     hf_store st;
     hf_host *host;
     hf_nhost *link;
@@ -137,6 +138,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     const char *tmp = getenv("HF_TEST_TMP");
     hf_config *cfg = &srv.cfg;
+    hf_gateway_config *gc = &srv.gcfg;
 
     (void)argc, (void)argv;
     signal(SIGPIPE, SIG_IGN); /* a write to a connection the server shut */
@@ -145,28 +147,26 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     if (mkdtemp(srv.dir) == NULL)
         die(srv.dir);
     hf_config_defaults(cfg);
-    snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:0");
-    snprintf(cfg->data, sizeof(cfg->data), "%s", srv.dir);
-    snprintf(cfg->jwt_secret, sizeof(cfg->jwt_secret), "%s", SECRET);
+    hf_gateway_config_defaults(gc);
+    snprintf(gc->listen, sizeof(gc->listen), "127.0.0.1:0");
+    snprintf(gc->jwt_secret, sizeof(gc->jwt_secret), "%s", SECRET);
     /* The committed corpus carries tokens minted without exp. */
-    cfg->jwt_allow_no_exp = 1;
+    gc->jwt_allow_no_exp = 1;
     cfg->workers = 2;
-    cfg->gateways = 1;
-    cfg->durability = HF_DURABLE_NONE;
-    cfg->map_size_mb = 64;
-    cfg->frame_max = 4096;
-    cfg->outbuf_max = 4096;
-    cfg->rate_burst = 50;
-    cfg->drain_ms = 200;
+    gc->gateways = 1;
+    gc->frame_max = 4096;
+    gc->outbuf_max = 4096;
+    gc->rate_burst = 50;
+    gc->drain_ms = 200;
     cfg->log_level = HF_LOG_OFF;
     hf_config_finish(cfg);
     hf_log_set_level(cfg->log_level);
 
     if (hf_lmdb_open(&srv.st, &(struct hf_lmdb_opts){
-                                  .dir = cfg->data,
+                                  .dir = srv.dir,
                                   .nreaders = cfg->workers + 2,
-                                  .durability = cfg->durability,
-                                  .map_size = (size_t)cfg->map_size_mb << 20,
+                                  .durability = HF_DURABLE_NONE,
+                                  .map_size = (size_t)64 << 20,
                               }) != 0)
         die("the store");
     if (hf_host_open(&srv.host, &(struct hf_host_opts){
@@ -176,8 +176,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
                                     .nkinds = hf_nkinds,
                                 }) != 0)
         die("the host");
-    if (hf_nhost_open(&srv.link, srv.host, NNG_BASE, cfg->gateways) != 0 ||
-        hf_gateway_start(&srv.gw, cfg, NNG_BASE) != 0)
+    if (hf_nhost_open(&srv.link, srv.host, NNG_BASE, gc->gateways) != 0 ||
+        hf_gateway_start(&srv.gw, gc, NNG_BASE) != 0)
         die("the gateway");
     srv.port = hf_gateway_port(srv.gw);
     srv.show = getenv("HF_FUZZ_HTTP_SHOW") != NULL;

@@ -261,15 +261,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              tmp && *tmp ? tmp : "/tmp");
     FZ_CHECK(mkdtemp(dir) != NULL);
     hf_config_defaults(&cfg);
-    snprintf(cfg.data, sizeof(cfg.data), "%s", dir);
     cfg.workers = 1;
-    cfg.durability = HF_DURABLE_NONE;
     cfg.log_level = HF_LOG_OFF;
     hf_log_set_level(cfg.log_level);
     FZ_CHECK(hf_lmdb_open(&st, &(struct hf_lmdb_opts){
                                    .dir = dir,
                                    .nreaders = cfg.workers + 2,
-                                   .durability = cfg.durability,
+                                   .durability = HF_DURABLE_NONE,
                                    .map_size = 4 << 20,
                                }) == 0);
 

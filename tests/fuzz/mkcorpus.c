@@ -834,12 +834,10 @@ stored(void)
         exit(1);
     }
     hf_config_defaults(&cfg);
-    snprintf(cfg.data, sizeof(cfg.data), "%s", dir);
     cfg.workers = 1;
-    cfg.durability = HF_DURABLE_NONE;
     hf_log_set_level(HF_LOG_ERROR);
     if (hf_lmdb_open(&st, &(struct hf_lmdb_opts){.dir = dir, .nreaders = 3,
-                                                 .durability = cfg.durability,
+                                                 .durability = HF_DURABLE_NONE,
                                                  .map_size = 4 << 20}) != 0 ||
         hf_host_open(&host, &(struct hf_host_opts){.cfg = &cfg,
                                                    .store = st,
