@@ -583,7 +583,12 @@ hf_env_pack_event_value(msgpack_packer *pk, hf_slice type, hf_slice data_raw,
 int
 hf_env_event_value_ok(hf_slice value)
 {
-    return value.len >= 1 && *(const unsigned char *)value.data == 0x83;
+    /* A map of three, and nothing but that one object: a record that is
+     * not what the engine wrote (corruption, an old format) must not be
+     * spliced into an output batch, where it would swallow or break the
+     * envelopes after it. */
+    return value.len >= 1 && *(const unsigned char *)value.data == 0x83 &&
+           hf_mp_check(value.data, value.len, HF_MP_DEPTH, NULL) == value.len;
 }
 
 int

@@ -422,7 +422,7 @@ history_cb(void *arg, hf_slice key, hf_slice val)
     uint64_t seq = hf_get_be64((const char *)key.data + key.len - 8);
     msgpack_packer pk;
 
-    if (val.len < 1 || (unsigned char)*(const char *)val.data != 0x83)
+    if (!hf_env_event_value_ok(val))
         return 0; /* not an event record: skip it */
     if (hs->n == 0)
         hs->first = seq;

@@ -79,8 +79,10 @@ idem_lookup(struct worker *w, struct actor *a, hf_slice key, hf_slice *res)
     int64_t at;
 
     if (hf__ctx_read(c, HF_DB_IDEM, key.data, key.len, &v) != 0 ||
-        v.len < 9)
-        return 0;
+        v.len < 10 ||
+        hf_mp_check((const char *)v.data + 9, v.len - 9, HF_MP_DEPTH, NULL) !=
+            v.len - 9)
+        return 0; /* none, or not one stored reply: run the call */
     at = (int64_t)hf_get_be64(v.data);
     if (c->now - at > (int64_t)w->host->cfg.idem_window_s * 1000)
         return 0;
@@ -191,9 +193,19 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
         return;
     }
     rv = meth->fn(c, e->val ? e->val : hf__nil());
+    if (rv == 0 && !c->has_result)
+        hf_reply(c);
+    /* A reply is spliced into an output batch as it is: it must be one
+     * whole msgpack object, or it would break the envelopes after it
+     * (a kind may splice stored values, and storage may hold anything). */
+    if (rv == 0 && hf_mp_check(c->result.data, c->result.len, HF_MP_DEPTH,
+                               NULL) != c->result.len) {
+        snprintf(c->errmsg, sizeof(c->errmsg),
+                 "method '%s' made a reply that is not one value",
+                 meth->name);
+        rv = HF_EINTERNAL;
+    }
     if (rv == 0) {
-        if (!c->has_result)
-            hf_reply(c);
         if (e->key.len > 0) {
             char hdr[9];
             hf_put_be64(hdr, (uint64_t)c->now);

@@ -44,6 +44,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
@@ -330,6 +331,9 @@ gw_main(void *arg)
         pthread_mutex_unlock(&gw->mu);
     }
     lws_sul_cancel(&gw->hb);
+    /* OpenSSL (libjwt's HMAC) keeps an error state per thread, freed only
+     * here. */
+    OPENSSL_thread_stop();
     return NULL;
 }
 

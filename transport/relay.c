@@ -222,9 +222,26 @@ gw_on_batch(struct gw *gw, nng_msg *m)
     msgpack_object obj;
     hf_env e;
 
-    while (off < len && hf_unpack_next(buf, len, &off, &gw->zone, &obj) == 0) {
-        if (hf_env_decode(&obj, &e) == 0)
-            on_output(gw, &e, &obj);
+    /* One envelope that cannot be read is stepped over, so the others of
+     * the batch (replies and events for other connections) still go out;
+     * only bytes that cannot even be framed end the batch. */
+    while (off < len) {
+        size_t at = off;
+        if (hf_unpack_next(buf, len, &off, &gw->zone, &obj) == 0) {
+            if (hf_env_decode(&obj, &e) == 0)
+                on_output(gw, &e, &obj);
+        } else {
+            const unsigned char *p = (const unsigned char *)buf + at;
+            if (hf_mp_skip(&p, (const unsigned char *)buf + len) != 0) {
+                hf_warn("gateway", "gateway %d: a host batch ends in %zu "
+                                   "unreadable bytes",
+                        gw->idx, len - at);
+                break;
+            }
+            hf_warn("gateway", "gateway %d: skipped an unreadable output",
+                    gw->idx);
+            off = (size_t)(p - (const unsigned char *)buf);
+        }
         msgpack_zone_clear(&gw->zone);
     }
     nng_msg_free(m);
