@@ -40,6 +40,8 @@ test-tsan: deps
 # libFuzzer targets (tests/fuzz), built by clang with ASan+UBSan into
 # build-fuzz/. Not part of `make test`, which replays their corpora.
 fuzz: deps
+	@command -v clang >/dev/null || { echo "fuzz: installing clang" >&2; \
+	    $$( [ "$$(id -u)" -ne 0 ] && echo sudo ) apt-get install -y -qq clang >/dev/null; }
 	@$(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=clang \
 	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHF_SANITIZE=address -DHF_FUZZ=ON >/dev/null
 	@$(CMAKE) --build build-fuzz -j $(JOBS) --target fuzzers
