@@ -260,7 +260,11 @@ test('waiting room: server killed and restarted mid-session; the board resumes a
   log(`board after restart: replayed ${after.stats.replayed - before.replayed} events, ready ${JSON.stringify(after.ready)}`);
   assert(after.ready.resumed && after.ready.recovered, 'resumed with recovered:true');
   assert(after.stats.replayed - before.replayed >= 4, 'the 4 missed events were replayed from the log (since)');
-  assert(after.stats.reconnects > before.reconnects, 'the client reconnected by itself');
+  // By itself: over WebSocket again, or (when its attempts failed while the
+  // server was still coming up, as on a loaded machine) through the polling
+  // fallback, which retries WebSocket later; either way without a reload.
+  assert(after.stats.reconnects > before.reconnects || after.stats.fallbacks > before.fallbacks,
+    'the client reconnected by itself');
   for (const p of [board, staff, guest]) await notReloaded(p);
   // and it is live again
   const t = (await httpCall(server.port, STORE, 'register', { name: 'Seo', party: 3 })).ticket;
