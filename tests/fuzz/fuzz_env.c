@@ -5,7 +5,8 @@
  *  1. the gateway's on_batch (transport/gateway.c): hf_unpack_next over
  *     the batch, hf_env_decode on each object, and the output encoded for
  *     clients (fz_gateway_output: replies, events, signals, presence, in
- *     JSON, msgpack and as HTTP bodies);
+ *     JSON, msgpack and as HTTP bodies), and the value rendered by
+ *     hf_mp_to_json, as the driver and the CLI do;
  *  2. the host's hf_host_submit (core/host.c): hf_env_read without a zone,
  *     the map check, the routing checks, hf_env_pos_save; then the
  *     worker's msg_env on the envelope's own copy of its bytes:
