@@ -1238,6 +1238,26 @@ test_mp_to_json_keeps_empty_strings(void **state)
 }
 
 static void
+test_mp_to_json_writes_nan_as_null(void **state)
+{
+    msgpack_zone z;
+    msgpack_object o;
+    size_t off = 0;
+    char *s;
+
+    (void)state;
+    /* [1, NaN, 2]: jansson has no NaN; the element keeps its place */
+    assert_true(msgpack_zone_init(&z, 256));
+    assert_int_equal(msgpack_unpack("\x93\x01\xcb\x7f\xf8\0\0\0\0\0\0\x02",
+                                    12, &off, &z, &o),
+                     MSGPACK_UNPACK_SUCCESS);
+    s = hf_mp_to_json(&o);
+    assert_string_equal(s, "[1,null,2]");
+    free(s);
+    msgpack_zone_destroy(&z);
+}
+
+static void
 test_json_bin_ext_and_non_string_keys(void **state)
 {
     msgpack_object_kv kv[4];
@@ -1856,6 +1876,7 @@ main(void)
         cmocka_unit_test(test_json_bin_ext_and_non_string_keys),
         cmocka_unit_test(test_nested_container_keys_stop_growing),
         cmocka_unit_test(test_mp_to_json_keeps_empty_strings),
+        cmocka_unit_test(test_mp_to_json_writes_nan_as_null),
         cmocka_unit_test(test_msgpack_encoders_decode_back),
         cmocka_unit_test(test_malformed_raw_id_is_encoded_as_null),
         cmocka_unit_test(
