@@ -43,7 +43,8 @@ log=${FUZZ_LOG:-build-fuzz/logs/$target-$(date +%Y%m%d-%H%M%S).log}
 flags=(-print_final_stats=1 -artifact_prefix="$arts/$target-")
 case $target in
 auth) flags+=(-max_len=10000) ;;
-http) flags+=(-max_len=8192 -timeout=30 -detect_leaks=0) ;;
+http) flags+=(-max_len=8192 -timeout=120 -detect_leaks=0) ;;
+stored) flags+=(-timeout=120) ;;
 esac
 if [ -f "tests/fuzz/dict/$target.dict" ]; then
     flags+=(-dict="tests/fuzz/dict/$target.dict")
