@@ -193,9 +193,13 @@ fanout(struct worker *w, struct actor *a, const void *env, size_t len)
  * flight at once) x (the largest buffers each ever held): the soak saw
  * the heap climb for as long as it ran. So the pool keeps at most
  * POOL_MAX batches, and a batch whose buffers grew past BUF_KEEP gives
- * them back before it waits there. */
-#define POOL_MAX 64
-#define BUF_KEEP (256 * 1024)
+ * them back before it waits there. A first bound of 64 batches of up to
+ * 256 KiB each still let the heap creep for half an hour (heaptrack: the
+ * pooled held buffers, a slow fsync at a time); a worker rarely has more
+ * than a few batches in flight, so the pool is small and its buffers
+ * modest: at most POOL_MAX x 3 x BUF_KEEP (1.5 MiB) per worker. */
+#define POOL_MAX 8
+#define BUF_KEEP (64 * 1024)
 
 static void
 pool_put(struct worker *w, struct batch *b)
