@@ -173,11 +173,14 @@ dstate_save(hf_ctx *c, const struct dstate *s)
     return rv;
 }
 
-/* The status fields, as a map with `extra` more pairs to come. */
+/* The status fields and the device's name, as a map with `extra` more
+ * pairs to come. */
 static void
-pack_status(msgpack_packer *pk, const struct dstate *s, uint32_t extra)
+pack_status(msgpack_packer *pk, const char *device, const struct dstate *s,
+            uint32_t extra)
 {
-    msgpack_pack_map(pk, 4 + extra);
+    msgpack_pack_map(pk, 5 + extra);
+    hf_util_kv_str(pk, "device", device);
     hf_util_kv_str(pk, "status", status_names[s->status]);
     hf_pack_cstr(pk, "meta");
     hf_pack_raw(pk, (hf_slice){s->meta.data, s->meta.len});
@@ -190,8 +193,7 @@ static int
 emit_status(hf_ctx *c, const struct dstate *s, int prev, const char *reason)
 {
     msgpack_packer *pk = hf_pk(c);
-    pack_status(pk, s, reason ? 3 : 2);
-    hf_util_kv_str(pk, "device", hf_self_name(c));
+    pack_status(pk, hf_self_name(c), s, reason ? 2 : 1);
     hf_util_kv_str(pk, "previous", status_names[prev]);
     if (reason)
         hf_util_kv_str(pk, "reason", reason);
@@ -562,7 +564,7 @@ seen(hf_ctx *c, int st, const msgpack_object *meta)
         s.status != prev)
         rv = emit_status(c, &s, prev, NULL);
     if (rv == 0) {
-        pack_status(hf_pk(c), &s, 2);
+        pack_status(hf_pk(c), hf_self_name(c), &s, 2);
         hf_pack_cstr(hf_pk(c), "changed");
         if (s.status != prev)
             msgpack_pack_true(hf_pk(c));
@@ -703,7 +705,7 @@ do_get(hf_ctx *c, const msgpack_object *args)
     if (rv != 0 || l.bad) {
         rv = hf_fail(c, HF_EINTERNAL, "cannot list reservations");
     } else {
-        pack_status(pk, &s, l.want ? 3 : 2);
+        pack_status(pk, hf_self_name(c), &s, l.want ? 3 : 2);
         hf_pack_cstr(pk, "heartbeat_timeout_s");
         msgpack_pack_int64(pk, timeout_s(c));
         hf_pack_cstr(pk, "reservations");

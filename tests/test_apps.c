@@ -672,9 +672,13 @@ test_reservation_client_and_admin_while_a_dashboard_watches_the_device(
     json_decref(r);
     /* Never heard from: offline, nothing booked. */
     r = ok(&dash, D, "get", NULL);
-    assert_json(r, "{\"status\":\"offline\",\"meta\":null,\"last_seen\":null,"
+    assert_json(r, "{\"device\":\"ps5-03\",\"status\":\"offline\","
+                   "\"meta\":null,\"last_seen\":null,"
                    "\"changed_at\":null,\"heartbeat_timeout_s\":30,"
                    "\"reservations\":[]}");
+    /* Kim and Lee watch their own inboxes for news of their bookings. */
+    json_decref(subscribe(&kim, "user/kim", NULL));
+    json_decref(subscribe(&lee, "user/lee", NULL));
     json_decref(r);
 
     /* The console boots and reports; a heartbeat of a live device is
@@ -709,6 +713,9 @@ test_reservation_client_and_admin_while_a_dashboard_watches_the_device(
     assert_string_equal(sget(d, "user"), "kim");
     assert_string_equal(sget(d, "state"), "pending");
     assert_string_equal(sget(d, "note"), "FIFA night");
+    /* A dashboard of many devices files it without the envelope. */
+    assert_string_equal(sget(d, "device"), "ps5-03");
+    assert_int_equal(iget(d, "reservation_id"), 1);
     assert_null_member(d, "approved_at");
     assert_null_member(d, "remind_at");
     assert_null_member(d, "reminded_at");
@@ -745,8 +752,17 @@ test_reservation_client_and_admin_while_a_dashboard_watches_the_device(
     assert_string_equal(sget(d, "user"), "kim");
     assert_true(iget(d, "approved_at") >= iget(d, "created_at"));
     assert_null_member(d, "remind_at"); /* "sat-18:00" names no instant */
+    assert_int_equal(iget(d, "reservation_id"), 1);
     json_decref(kim_resv);
     kim_resv = json_incref(d);
+    json_decref(e);
+    /* Kim hears of it in her inbox, once. */
+    e = next_event(&kim, "user/kim", 1, "notification");
+    d = data_of(e);
+    assert_string_equal(sget(d, "type"), "reservation_approved");
+    assert_string_equal(sget(d, "from"), D);
+    assert_string_equal(sget(d, "slot"), "sat-18:00");
+    assert_int_equal(iget(d, "reservation_id"), 1);
     json_decref(e);
 
     /* Kim sits down to play. */
@@ -807,8 +823,27 @@ test_reservation_client_and_admin_while_a_dashboard_watches_the_device(
     d = data_of(e);
     assert_string_equal(sget(d, "previous"), "in_use");
     assert_string_equal(sget(d, "reason"), "heartbeat_timeout");
+    assert_string_equal(sget(d, "device"), "ps5-03");
     assert_json(json_object_get(d, "meta"), "{\"player\":\"kim\"}");
     json_decref(e);
+
+    /* The admin turns Lee's Sunday down; Lee's inbox says why. Kim's own
+     * cancel earlier sent her nothing: her next item is none (checked by
+     * the inbox's count). */
+    r = ok(&admin, D, "reject",
+           "{\"slot\":\"sun-10:00\",\"reason\":\"maintenance\"}");
+    assert_int_equal(iget(r, "reservation_id"), 2);
+    json_decref(r);
+    e = next_event(&lee, "user/lee", 1, "notification");
+    d = data_of(e);
+    assert_string_equal(sget(d, "type"), "reservation_rejected");
+    assert_string_equal(sget(d, "reason"), "maintenance");
+    assert_string_equal(sget(d, "device"), "ps5-03");
+    assert_int_equal(iget(d, "reservation_id"), 2);
+    json_decref(e);
+    r = ok(&kim, "user/kim", "unread", NULL);
+    assert_json(r, "{\"count\":1}");
+    json_decref(r);
 
     json_decref(status);
     json_decref(kim_resv);
@@ -1208,18 +1243,33 @@ test_notification_arrives_on_the_users_connection(void **state)
     assert_int_equal(iget(r, "remind_at"), iget(r, "approved_at"));
     assert_null_member(r, "reminded_at");
     json_decref(r);
+    /* First the approval itself, then the reminder: both through the
+     * device's outbox, in the order the device made them. */
     e = next_event(&kim, U, 3, "notification");
     d = data_of(e);
     json_object_del(d, "at");
-    assert_json(d, fmt("{\"id\":2,\"title\":\"Reservation reminder\","
+    assert_json(d, fmt("{\"id\":2,\"title\":\"Reservation approved\","
+                       "\"message\":\"Your reservation of ps5-03 at %s is "
+                       "confirmed.\",\"priority\":\"medium\","
+                       "\"type\":\"reservation_approved\","
+                       "\"read\":false,\"from\":\"device/ps5-03\","
+                       "\"device\":\"ps5-03\",\"slot\":\"%s\","
+                       "\"reservation_id\":1}",
+                       slot, slot));
+    json_decref(e);
+    e = next_event(&kim, U, 4, "notification");
+    d = data_of(e);
+    json_object_del(d, "at");
+    assert_json(d, fmt("{\"id\":3,\"title\":\"Reservation reminder\","
                        "\"message\":\"Your reservation of ps5-03 starts at "
                        "%s.\",\"priority\":\"high\",\"type\":\"reminder\","
                        "\"read\":false,\"from\":\"device/ps5-03\","
-                       "\"device\":\"ps5-03\",\"slot\":\"%s\"}",
+                       "\"device\":\"ps5-03\",\"slot\":\"%s\","
+                       "\"reservation_id\":1}",
                        slot, slot));
     json_decref(e);
     r = ok(&kim, U, "unread", NULL);
-    assert_json(r, "{\"count\":1}");
+    assert_json(r, "{\"count\":2}");
     json_decref(r);
     /* The device recorded that it reminded her (same atomic unit as the
      * send, so it is there by the time the notification is). */
