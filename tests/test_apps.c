@@ -1049,7 +1049,7 @@ test_lunch_vote_with_live_counts(void **state)
      * (no event). */
     r = ok(&v[0], P, "vote", "{\"option\":\"ramen\"}");
     assert_json(r, "{\"option\":\"ramen\",\"counts\":[0,3,0],\"total\":3,"
-                   "\"changed\":true}");
+                   "\"leader\":\"ramen\",\"changed\":true}");
     json_decref(r);
     r = ok(&v[0], P, "vote", "{\"option\":\"ramen\"}");
     assert_false(json_is_true(json_object_get(r, "changed")));
@@ -1110,8 +1110,10 @@ test_lunch_vote_with_live_counts(void **state)
         assert_json(json_object_get(data_of(stream[0][4]), "counts"),
                     "[1,2,0]");
     }
+    /* Ramen led already (2 to 1): no leader_changed. */
     assert_json(data_of(stream[0][5]),
-                "{\"option\":\"ramen\",\"counts\":[0,3,0],\"total\":3}");
+                "{\"option\":\"ramen\",\"counts\":[0,3,0],\"total\":3,"
+                "\"leader\":\"ramen\"}");
     assert_json(data_of(stream[0][6]), "{\"counts\":[0,3,0],\"total\":3}");
     for (int k = 1; k < 4; k++)
         for (int seq = 1; seq <= 6; seq++)
@@ -1130,6 +1132,49 @@ test_lunch_vote_with_live_counts(void **state)
     for (int k = 0; k < 4; k++)
         for (int seq = 1; seq <= 6; seq++)
             json_decref(stream[k][seq]);
+
+    /* Dinner: anyone may suggest a place; the board announces each new
+     * first place from the event alone. */
+    {
+        const char *Q = "poll/dinner";
+        json_t *e;
+        json_decref(subscribe(&board, Q, NULL));
+        r = ok(&admin, Q, "configure",
+               "{\"options\":[\"pizza\",\"sushi\"],\"open_options\":true}");
+        json_decref(r);
+        e = next_event(&board, Q, 1, "poll_configured");
+        assert_json(data_of(e), "{\"options\":[\"pizza\",\"sushi\"],"
+                                "\"open_options\":true}");
+        json_decref(e);
+        r = ok(&v[1], Q, "add_option", "{\"option\":\"tacos\"}");
+        assert_json(json_object_get(r, "options"),
+                    "[\"pizza\",\"sushi\",\"tacos\"]");
+        json_decref(r);
+        refused(&v[2], Q, "add_option", "{\"option\":\"tacos\"}", "conflict",
+                "the poll has 'tacos' already");
+        e = next_event(&board, Q, 2, "poll_configured");
+        assert_json(data_of(e), "{\"options\":[\"pizza\",\"sushi\",\"tacos\"],"
+                                "\"open_options\":true,\"added\":\"tacos\"}");
+        json_decref(e);
+        json_decref(ok(&v[0], Q, "vote", "{\"option\":\"tacos\"}"));
+        json_decref(ok(&v[1], Q, "vote", "{\"option\":\"pizza\"}"));
+        json_decref(ok(&v[2], Q, "vote", "{\"option\":\"pizza\"}"));
+        e = next_event(&board, Q, 3, "vote_update");
+        assert_json(data_of(e), "{\"option\":\"tacos\",\"counts\":[0,0,1],"
+                                "\"total\":1,\"leader\":\"tacos\","
+                                "\"leader_changed\":true}");
+        json_decref(e);
+        e = next_event(&board, Q, 4, "vote_update");
+        assert_json(data_of(e), "{\"option\":\"pizza\",\"counts\":[1,0,1],"
+                                "\"total\":2,\"leader\":null,"
+                                "\"leader_changed\":true}");
+        json_decref(e);
+        e = next_event(&board, Q, 5, "vote_update");
+        assert_json(data_of(e), "{\"option\":\"pizza\",\"counts\":[2,0,1],"
+                                "\"total\":3,\"leader\":\"pizza\","
+                                "\"leader_changed\":true}");
+        json_decref(e);
+    }
     peer_close(&admin);
     peer_close(&board);
     for (int i = 0; i < 3; i++)
