@@ -1217,7 +1217,7 @@ test_notification_arrives_on_the_users_connection(void **state)
     assert_int_equal(
         http(s, "POST", "/v1/call/user/kim/notify", hdrs,
              "{\"title\":\"Payment received\",\"message\":\"Thanks! 12,000 "
-             "KRW\",\"priority\":\"medium\",\"type\":\"receipt\","
+             "KRW\",\"type\":\"receipt\",\"link\":\"/orders/A-1001\","
              "\"order\":\"A-1001\"}",
              &body),
         200);
@@ -1243,9 +1243,11 @@ test_notification_arrives_on_the_users_connection(void **state)
     d = data_of(e);
     assert_true(iget(d, "at") > 0);
     json_object_del(d, "at");
+    /* No priority given: medium; the link is a field of its own. */
     assert_json(d, "{\"id\":1,\"title\":\"Payment received\","
                    "\"message\":\"Thanks! 12,000 KRW\",\"priority\":\"medium\","
-                   "\"type\":\"receipt\",\"read\":false,\"from\":\"billing\","
+                   "\"type\":\"receipt\",\"link\":\"/orders/A-1001\","
+                   "\"read\":false,\"from\":\"billing\","
                    "\"order\":\"A-1001\"}");
     json_decref(e);
 
@@ -1296,7 +1298,7 @@ test_notification_arrives_on_the_users_connection(void **state)
     assert_json(d, fmt("{\"id\":2,\"title\":\"Reservation approved\","
                        "\"message\":\"Your reservation of ps5-03 at %s is "
                        "confirmed.\",\"priority\":\"medium\","
-                       "\"type\":\"reservation_approved\","
+                       "\"type\":\"reservation_approved\",\"link\":null,"
                        "\"read\":false,\"from\":\"device/ps5-03\","
                        "\"device\":\"ps5-03\",\"slot\":\"%s\","
                        "\"reservation_id\":1}",
@@ -1308,6 +1310,7 @@ test_notification_arrives_on_the_users_connection(void **state)
     assert_json(d, fmt("{\"id\":3,\"title\":\"Reservation reminder\","
                        "\"message\":\"Your reservation of ps5-03 starts at "
                        "%s.\",\"priority\":\"high\",\"type\":\"reminder\","
+                       "\"link\":null,"
                        "\"read\":false,\"from\":\"device/ps5-03\","
                        "\"device\":\"ps5-03\",\"slot\":\"%s\","
                        "\"reservation_id\":1}",
@@ -1321,6 +1324,37 @@ test_notification_arrives_on_the_users_connection(void **state)
     r = ok(&kim, "device/ps5-03", "get", NULL);
     assert_true(iget(json_array_get(json_object_get(r, "reservations"), 0),
                      "reminded_at") > 0);
+    json_decref(r);
+
+    /* The billing backend tells a list of customers at once: one call,
+     * relayed by the inbox it names, one item in each inbox. */
+    snprintf(hdrs, sizeof(hdrs),
+             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n",
+             billing);
+    assert_int_equal(
+        http(s, "POST", "/v1/call/user/billing/notify_many", hdrs,
+             "{\"users\":[\"kim\",\"lee\"],\"title\":\"New prices\","
+             "\"message\":\"From Monday.\",\"type\":\"notice\","
+             "\"link\":\"/prices\"}",
+             &body),
+        200);
+    assert_string_equal(body.data, "{\"ok\":true,\"result\":{\"sent\":2}}");
+    e = next_event(&kim, U, 5, "notification");
+    d = data_of(e);
+    json_object_del(d, "at");
+    assert_json(d, "{\"id\":4,\"title\":\"New prices\","
+                   "\"message\":\"From Monday.\",\"priority\":\"medium\","
+                   "\"type\":\"notice\",\"link\":\"/prices\",\"read\":false,"
+                   "\"from\":\"user/billing\",\"by\":\"billing\"}");
+    json_decref(e);
+    r = ok(&lee, "user/lee", "list", NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "items")), 1);
+    json_decref(r);
+    /* Kim's app shows her receipts only. */
+    r = ok(&kim, U, "list", "{\"type\":\"receipt\"}");
+    assert_int_equal(json_array_size(json_object_get(r, "items")), 1);
+    assert_int_equal(iget(json_array_get(json_object_get(r, "items"), 0), "id"),
+                     1);
     json_decref(r);
 
     hf_buf_free(&body);
