@@ -94,10 +94,16 @@ fmt(const char *f, ...)
     return b;
 }
 
+/* More claims for the next tokens (a JSON object), NULL for none: the chat
+ * test gives Kim a token with "name" and "picture", as an identity
+ * provider would. */
+static const char *extra_claims;
+
 static char *
 token(const char *sub, const char *role, const char *const *acl)
 {
-    char *t = hf_auth_mint(SECRET, sub, role, time(NULL) + 600, acl);
+    char *t = hf_auth_mint_ex(SECRET, sub, role, time(NULL) + 600, acl,
+                              extra_claims);
     assert_non_null(t);
     return t;
 }
@@ -869,7 +875,10 @@ test_two_chat_users_with_typing_receipts_and_unread_counts(void **state)
     (void)state;
 
     s = serve();
+    extra_claims = "{\"name\":\"Kim Minji\","
+                   "\"picture\":\"https://cdn.example/kim.png\"}";
     peer_open(&kim, s, "kim", 0, "user", NULL, VIA_FRAME);
+    extra_claims = NULL;
     peer_open(&lee, s, "lee", 1, "user", NULL, VIA_QUERY);
 
     json_decref(subscribe(&kim, R, "\"presence\":{\"name\":\"Kim\"}"));
@@ -926,6 +935,9 @@ test_two_chat_users_with_typing_receipts_and_unread_counts(void **state)
         assert_string_equal(sget(d, "type"), "text");
         assert_string_equal(sget(d, "body"), fmt("msg %d", i + 1));
         assert_string_equal(sget(d, "author"), "kim");
+        /* From Kim's token: her name and picture, on every message. */
+        assert_string_equal(sget(d, "name"), "Kim Minji");
+        assert_string_equal(sget(d, "picture"), "https://cdn.example/kim.png");
         assert_string_equal(sget(d, "client_id"), fmt("k-%04d", i + 1));
         if (i == 0)
             first = json_incref(d);
@@ -978,6 +990,38 @@ test_two_chat_users_with_typing_receipts_and_unread_counts(void **state)
     assert_int_equal(
         iget(json_array_get(json_object_get(hist, "messages"), 1), "id"), 2);
     json_decref(hist);
+
+    /* Lee's token has no name: she sets one for this room. */
+    r = ok(&lee, R, "profile", "{\"name\":\"Lee Jiwoo\"}");
+    json_decref(r);
+    e = next_event(&kim, R, 5, "profile");
+    assert_json(data_of(e),
+                "{\"user\":\"lee\",\"name\":\"Lee Jiwoo\",\"picture\":null}");
+    json_decref(e);
+    r = ok(&lee, R, "send", "{\"body\":\"msg 4\",\"client_id\":\"l-0001\"}");
+    assert_int_equal(iget(r, "id"), 4); /* sent: Lee's phone shows one tick */
+    json_decref(r);
+    e = next_event(&kim, R, 6, "message");
+    d = data_of(e);
+    assert_string_equal(sget(d, "author"), "lee");
+    assert_string_equal(sget(d, "name"), "Lee Jiwoo");
+    assert_null(json_object_get(d, "picture"));
+    json_decref(e);
+    /* Kim's app has it (delivered), then shows it (read): Lee sees both. */
+    r = ok(&kim, R, "delivered", "{\"upto\":4}");
+    assert_json(r, "{\"upto\":4}");
+    json_decref(r);
+    r = ok(&kim, R, "read", "{\"upto\":4}");
+    json_decref(r);
+    json_decref(next_event(&lee, R, 4, "read"));
+    json_decref(next_event(&lee, R, 5, "profile"));
+    json_decref(next_event(&lee, R, 6, "message"));
+    e = next_event(&lee, R, 7, "delivered");
+    assert_json(data_of(e), "{\"user\":\"kim\",\"upto\":4}");
+    json_decref(e);
+    e = next_event(&lee, R, 8, "read");
+    assert_json(data_of(e), "{\"user\":\"kim\",\"upto\":4}");
+    json_decref(e);
 
     /* Lee's phone drops off the network: Kim sees her leave. */
     peer_vanish(&lee);
