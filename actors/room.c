@@ -96,17 +96,14 @@ static void
 author_display(hf_ctx *c, msgpack_zone *z, hf_slice *name, hf_slice *pic)
 {
     char pk[HF_UTIL_KEY_MAX];
-    size_t pkl;
+    size_t pkl = 0;
     msgpack_object p;
     const msgpack_object *v;
 
     *name = (hf_slice){NULL, 0};
     *pic = (hf_slice){NULL, 0};
-    if (hf_caller(c)[0] != '\0' && strlen(hf_caller(c)) + 2 <= sizeof(pk)) {
-        pk[0] = 'p';
-        pk[1] = ':';
-        memcpy(pk + 2, hf_caller(c), strlen(hf_caller(c)));
-        pkl = 2 + strlen(hf_caller(c));
+    /* Anonymous callers have no profile (and ukey would refuse them). */
+    if (hf_caller(c)[0] != '\0' && ukey(c, 'p', pk, &pkl) == 0) {
         if (hf_util_load(c, pk, pkl, z, &p) == 0) {
             if ((v = hf_arg(&p, "name")) && v->type == MSGPACK_OBJECT_STR)
                 *name = (hf_slice){v->via.str.ptr, v->via.str.size};

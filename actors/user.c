@@ -278,6 +278,8 @@ notify_many(hf_ctx *c, const msgpack_object *args)
     static const char *const skip[] = {"users"};
     const msgpack_object *users = hf_arg(args, "users");
     struct note n;
+    hf_util_rec one = {0};
+    msgpack_packer *pk;
     uint32_t sent = 0;
     int rv;
 
@@ -285,6 +287,9 @@ notify_many(hf_ctx *c, const msgpack_object *args)
         return rv;
     if (hf_arg(args, "by") != NULL)
         return hf_fail(c, HF_EBADREQ, "'by' is set by notify_many");
+    if (n.nextra >= EXTRA_MAX) /* "by" is one more at the inbox */
+        return hf_fail(c, HF_EBADREQ, "at most %d extra fields",
+                       EXTRA_MAX - 1);
     if (users == NULL || users->type != MSGPACK_OBJECT_ARRAY ||
         users->via.array.size == 0 || users->via.array.size > MANY_MAX)
         return hf_fail(c, HF_EBADREQ,
@@ -305,10 +310,20 @@ notify_many(hf_ctx *c, const msgpack_object *args)
                            "'users' must hold user names (1 to 128 of A-Z "
                            "a-z 0-9 . _ : @ -)");
     }
+    /* What each inbox is sent, packed once. It must fit an item there,
+     * with the fields the inbox adds (id, at, read, from = this address,
+     * a null type and link): refused here, not dropped there. */
+    pk = hf_util_rec_begin(&one);
+    hf_util_pack_map_except(pk, args, skip, 1, 1);
+    hf_util_kv_str(pk, "by", hf_caller(c));
+    if (one.buf.len + 64 + strlen(hf_self(c)) > ITEM_MAX) {
+        hf_util_rec_free(&one);
+        return hf_fail(c, HF_EBADREQ, "the notification is over %d bytes",
+                       ITEM_MAX);
+    }
     for (uint32_t i = 0; i < users->via.array.size; i++) {
         const msgpack_object *u = &users->via.array.ptr[i];
         char to[HF_ADDR_MAX + 8];
-        msgpack_packer *pk;
         int dup = 0;
 
         for (uint32_t j = 0; j < i && !dup; j++) /* once per user */
@@ -319,13 +334,14 @@ notify_many(hf_ctx *c, const msgpack_object *args)
             continue;
         snprintf(to, sizeof(to), "user/%.*s", (int)u->via.str.size,
                  u->via.str.ptr);
-        pk = hf_pk(c);
-        hf_util_pack_map_except(pk, args, skip, 1, 1);
-        hf_util_kv_str(pk, "by", hf_caller(c));
-        if ((rv = hf_send(c, to, "notify")) != 0)
+        hf_pack_raw(hf_pk(c), (hf_slice){one.buf.data, one.buf.len});
+        if ((rv = hf_send(c, to, "notify")) != 0) {
+            hf_util_rec_free(&one);
             return rv;
+        }
         sent++;
     }
+    hf_util_rec_free(&one);
     msgpack_pack_map(hf_pk(c), 1);
     hf_util_kv_int(hf_pk(c), "sent", sent);
     return hf_reply(c);

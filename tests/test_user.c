@@ -582,6 +582,20 @@ test_notify_many_refuses_bad_input_and_sends_none(void **state)
                               i ? "," : "", i);
     snprintf(args + n, sizeof(args) - n, "],\"title\":\"t\",\"message\":\"m\"}");
     th_err(e, "ops", SERVICE, U, "notify_many", args, "bad_request");
+    /* It must fit each inbox with the "by" the relay adds: 15 extras at
+     * most, and an item of at most 8 KiB. */
+    n = (size_t)snprintf(args, sizeof(args),
+                         "{\"users\":[\"kim\"],\"title\":\"t\",\"message\":\"m\"");
+    for (int i = 0; i < 16; i++)
+        n += (size_t)snprintf(args + n, sizeof(args) - n, ",\"x%d\":%d", i, i);
+    snprintf(args + n, sizeof(args) - n, "}");
+    th_err(e, "ops", SERVICE, U, "notify_many", args, "bad_request");
+    n = (size_t)snprintf(args, sizeof(args),
+                         "{\"users\":[\"kim\"],\"title\":\"t\",\"message\":\"m\","
+                         "\"blob\":\"");
+    memset(args + n, 'b', 8150);
+    snprintf(args + n + 8150, sizeof(args) - n - 8150, "\"}");
+    th_err(e, "ops", SERVICE, U, "notify_many", args, "bad_request");
     /* Services and admins only. */
     th_err(e, "kim", USER, U, "notify_many",
            "{\"users\":[\"kim\"],\"title\":\"t\",\"message\":\"m\"}",
