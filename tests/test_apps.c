@@ -640,6 +640,38 @@ test_waiting_room_board_updates_live_as_guests_register_and_staff_call(
         sget(json_array_get(json_object_get(list, "tickets"), 1), "phone"),
         "010-9999-0000");
     json_decref(list);
+    /* A guest sees her own phone number and nobody else's. */
+    list = ok(&choi, S, "list", "{}");
+    for (size_t i = 0; i < json_array_size(json_object_get(list, "tickets"));
+         i++) {
+        json_t *t = json_array_get(json_object_get(list, "tickets"), i);
+        if (strcmp(sget(t, "ticket"), choi_t) == 0)
+            assert_string_equal(sget(t, "phone"), "010-9999-0000");
+        else
+            assert_null(json_object_get(t, "phone"));
+    }
+    json_decref(list);
+
+    /* The store is in Seoul: numbers restart at its midnight. The board
+     * hears it and shows times in the store's local time. */
+    refused(&kim, S, "configure", "{\"utc_offset_min\":540}", "forbidden",
+            NULL);
+    refused(&staff, S, "configure", "{\"utc_offset_min\":900}", "bad_request",
+            NULL);
+    r = ok(&staff, S, "configure", "{\"utc_offset_min\":540}");
+    assert_int_equal(iget(r, "utc_offset_min"), 540);
+    for (e = next_op(&board, "event");
+         strcmp(sget(e, "type"), "configured") != 0;
+         e = next_op(&board, "event"))
+        json_decref(e);
+    assert_json(data_of(e), fmt("{\"utc_offset_min\":540,\"day\":%lld}",
+                                (long long)iget(r, "day")));
+    json_decref(e);
+    list = ok(&board, S, "list", "{}");
+    assert_int_equal(iget(list, "utc_offset_min"), 540);
+    assert_int_equal(iget(list, "day"), iget(r, "day"));
+    json_decref(list);
+    json_decref(r);
 
     peer_close(&board);
     peer_close(&staff);
