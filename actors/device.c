@@ -9,8 +9,10 @@
  *   configure {heartbeat_timeout_s}                             admin
  *   get {limit?, after?}          status and the reservations   anyone
  * Events: reservation_created|approved|rejected|cancelled and
- * device_<status> when the status changes. docs/kinds/device.md is the
- * reference.
+ * device_<status> when the status changes, each carrying `device` (and a
+ * reservation's stable `reservation_id`). The holder hears of an
+ * approval, a rejection and an admin's cancel in their inbox.
+ * docs/kinds/device.md is the reference.
  *
  * Design notes.
  *
@@ -25,10 +27,12 @@
  *
  * Keys:
  *   "cfg"       be64 heartbeat timeout in seconds (absent: 30)
+ *   "rid"       be64: the last reservation id (ids are 1, 2, ...)
  *   "st"        status: {status, meta, last_seen, changed_at}
- *   "r:<slot>"  reservation: {slot, user, state, note, created_at,
+ *   "r:<slot>"  reservation: {id, slot, user, state, note, created_at,
  *               approved_at, remind_at, reminded_at}; a range scan of
- *               "r:" is the list, sorted by slot name
+ *               "r:" is the list, sorted by slot name. Records stored
+ *               before ids existed have none (reservation_id null).
  * Alarms:
  *   "hb"        last_seen + timeout while the device is not offline:
  *               every heartbeat or report moves it; when it fires the
@@ -42,6 +46,9 @@
  *               the "reminded_at" mark, so an alarm fired twice (alarms
  *               are at least once) sends once; the receiver deduplicates
  *               outbox redeliveries.
+ * Notices: approve, reject and an admin's cancel send user/<holder> a
+ * notify through the outbox in the same unit as the change itself, so a
+ * change that commits notifies exactly once and one that fails, never.
  * Alarm names are at most 64 bytes, hence slots of at most 60.
  */
 #include <stdio.h>
@@ -85,6 +92,7 @@ static const char *const state_names[] = {[R_PENDING] = "pending",
                                           [R_CANCELLED] = "cancelled"};
 
 struct resv {
+    uint64_t id; /* 0: stored before reservations had ids */
     char slot[SLOT_MAX + 1];
     char user[HF_NAME_MAX + 1];
     char note[NOTE_MAX + 1];
@@ -165,11 +173,14 @@ dstate_save(hf_ctx *c, const struct dstate *s)
     return rv;
 }
 
-/* The status fields, as a map with `extra` more pairs to come. */
+/* The status fields and the device's name, as a map with `extra` more
+ * pairs to come. */
 static void
-pack_status(msgpack_packer *pk, const struct dstate *s, uint32_t extra)
+pack_status(msgpack_packer *pk, const char *device, const struct dstate *s,
+            uint32_t extra)
 {
-    msgpack_pack_map(pk, 4 + extra);
+    msgpack_pack_map(pk, 5 + extra);
+    hf_util_kv_str(pk, "device", device);
     hf_util_kv_str(pk, "status", status_names[s->status]);
     hf_pack_cstr(pk, "meta");
     hf_pack_raw(pk, (hf_slice){s->meta.data, s->meta.len});
@@ -182,7 +193,7 @@ static int
 emit_status(hf_ctx *c, const struct dstate *s, int prev, const char *reason)
 {
     msgpack_packer *pk = hf_pk(c);
-    pack_status(pk, s, reason ? 2 : 1);
+    pack_status(pk, hf_self_name(c), s, reason ? 2 : 1);
     hf_util_kv_str(pk, "previous", status_names[prev]);
     if (reason)
         hf_util_kv_str(pk, "reason", reason);
@@ -214,6 +225,7 @@ resv_decode(const msgpack_object *o, struct resv *r)
     if (o->type != MSGPACK_OBJECT_MAP ||
         (r->state = hf_util_field_enum(o, "state", state_names, 2)) < 0)
         return HF_EINTERNAL;
+    r->id = (uint64_t)hf_util_field_int(o, "id", 0);
     hf_util_field_copy(o, "slot", r->slot, sizeof(r->slot));
     hf_util_field_copy(o, "user", r->user, sizeof(r->user));
     hf_util_field_copy(o, "note", r->note, sizeof(r->note));
@@ -250,7 +262,8 @@ resv_save(hf_ctx *c, const struct resv *r)
     char key[SLOT_MAX + 8];
     int rv;
 
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 9);
+    hf_util_kv_opt_int(pk, "id", (int64_t)r->id);
     hf_util_kv_str(pk, "slot", r->slot);
     hf_util_kv_str(pk, "user", r->user);
     hf_util_kv_str(pk, "state", state_names[r->state]);
@@ -278,11 +291,16 @@ resv_del(hf_ctx *c, struct resv *r, int end)
     return rv;
 }
 
-/* The reservation as clients see it: a map with `extra` more pairs. */
+/* The reservation as clients see it: a map with `extra` more pairs. It
+ * names the device and the reservation, so a dashboard watching many
+ * devices can file what it receives without the envelope's `from`. */
 static void
-pack_resv(msgpack_packer *pk, const struct resv *r, uint32_t extra)
+pack_resv(msgpack_packer *pk, const char *device, const struct resv *r,
+          uint32_t extra)
 {
-    msgpack_pack_map(pk, 8 + extra);
+    msgpack_pack_map(pk, 10 + extra);
+    hf_util_kv_opt_int(pk, "reservation_id", (int64_t)r->id);
+    hf_util_kv_str(pk, "device", device);
     hf_util_kv_str(pk, "slot", r->slot);
     hf_util_kv_str(pk, "user", r->user);
     hf_util_kv_str(pk, "state", state_names[r->state]);
@@ -301,7 +319,7 @@ emit_resv(hf_ctx *c, const char *type, const struct resv *r, const char *k,
 {
     int rv;
     for (int i = 0; i < 2; i++) {
-        pack_resv(hf_pk(c), r, k ? 1 : 0);
+        pack_resv(hf_pk(c), hf_self_name(c), r, k ? 1 : 0);
         if (k)
             hf_util_kv_opt_str(hf_pk(c), k, v);
         if ((rv = i == 0 ? hf_emit(c, type, NULL) : hf_reply(c)) != 0)
@@ -350,6 +368,40 @@ remind_time(const char *slot, int64_t now)
     return t - REMIND_BEFORE_MS > now ? t - REMIND_BEFORE_MS : now;
 }
 
+/* ---- notices to the holder ---- */
+
+/* Sends user/<holder> one notify about r through the outbox: `type` names
+ * what happened, k/v (k may be NULL) one more field, such as a reason.
+ * It is part of the caller's unit, so it goes out exactly when the change
+ * it tells of commits. A server without the user kind cannot take it
+ * (hf_send refuses at once): that is logged, and the change stands. */
+static int
+notify_holder(hf_ctx *c, const struct resv *r, const char *type,
+              const char *title, const char *message, const char *priority,
+              const char *k, const char *v)
+{
+    char to[HF_ADDR_MAX + 8];
+    msgpack_packer *pk = hf_pk(c);
+    int rv;
+
+    snprintf(to, sizeof(to), "user/%s", r->user);
+    msgpack_pack_map(pk, 6 + (r->id != 0) + (k != NULL));
+    hf_util_kv_str(pk, "title", title);
+    hf_util_kv_str(pk, "message", message);
+    hf_util_kv_str(pk, "priority", priority);
+    hf_util_kv_str(pk, "type", type);
+    hf_util_kv_str(pk, "device", hf_self_name(c));
+    hf_util_kv_str(pk, "slot", r->slot);
+    if (r->id != 0)
+        hf_util_kv_int(pk, "reservation_id", (int64_t)r->id);
+    if (k != NULL)
+        hf_util_kv_str(pk, k, v);
+    if ((rv = hf_send(c, to, "notify")) != 0)
+        hf_warn("device", "%s: %s for %s to %s not sent: %s", hf_self(c), type,
+                r->slot, to, hf_err_name(rv));
+    return rv;
+}
+
 /* ---- methods ---- */
 
 static int
@@ -383,7 +435,8 @@ do_reserve(hf_ctx *c, const msgpack_object *args)
     if (rv == 0) {
         if (strlen(r.user) != ul || memcmp(r.user, user, ul) != 0)
             return hf_fail(c, HF_ECONFLICT, "slot %s is held", slot);
-        pack_resv(hf_pk(c), &r, 0); /* the same answer, no new event */
+        /* the same answer, no new event */
+        pack_resv(hf_pk(c), hf_self_name(c), &r, 0);
         return hf_reply(c);
     }
     if (rv != HF_ENOTFOUND)
@@ -395,7 +448,9 @@ do_reserve(hf_ctx *c, const msgpack_object *args)
         memcpy(r.note, note, nl);
     r.state = R_PENDING;
     r.created_at = hf_now(c);
-    if ((rv = resv_save(c, &r)) != 0)
+    r.id = hf_util_get_u64(c, "rid") + 1;
+    if ((rv = hf_util_put_u64(c, "rid", r.id)) != 0 ||
+        (rv = resv_save(c, &r)) != 0)
         return rv;
     return emit_resv(c, "reservation_created", &r, NULL, NULL);
 }
@@ -404,7 +459,7 @@ static int
 do_approve(hf_ctx *c, const msgpack_object *args)
 {
     struct resv r;
-    char name[SLOT_MAX + 8];
+    char name[SLOT_MAX + 8], msg[SLOT_MAX + HF_NAME_MAX + 64];
     int64_t at;
     int rv;
 
@@ -420,9 +475,14 @@ do_approve(hf_ctx *c, const msgpack_object *args)
         if ((rv = hf_alarm_set(c, name, at)) != 0)
             return rv;
     }
-    if ((rv = resv_save(c, &r)) != 0)
+    if ((rv = resv_save(c, &r)) != 0 ||
+        (rv = emit_resv(c, "reservation_approved", &r, NULL, NULL)) != 0)
         return rv;
-    return emit_resv(c, "reservation_approved", &r, NULL, NULL);
+    snprintf(msg, sizeof(msg), "Your reservation of %s at %s is confirmed.",
+             hf_self_name(c), r.slot);
+    notify_holder(c, &r, "reservation_approved", "Reservation approved", msg,
+                  "medium", NULL, NULL);
+    return 0;
 }
 
 static int
@@ -431,7 +491,7 @@ do_reject(hf_ctx *c, const msgpack_object *args)
     struct resv r;
     const char *reason;
     size_t rl;
-    char rbuf[REASON_MAX + 1] = "";
+    char rbuf[REASON_MAX + 1] = "", msg[SLOT_MAX + HF_NAME_MAX + 64];
     int rv;
 
     if ((rv = hf_util_arg_text(c, args, "reason", 0, REASON_MAX, &reason,
@@ -442,13 +502,20 @@ do_reject(hf_ctx *c, const msgpack_object *args)
         memcpy(rbuf, reason, rl);
         rbuf[rl] = '\0';
     }
-    return emit_resv(c, "reservation_rejected", &r, "reason", rbuf);
+    if ((rv = emit_resv(c, "reservation_rejected", &r, "reason", rbuf)) != 0)
+        return rv;
+    snprintf(msg, sizeof(msg), "Your reservation of %s at %s was declined.",
+             hf_self_name(c), r.slot);
+    notify_holder(c, &r, "reservation_rejected", "Reservation declined", msg,
+                  "high", reason ? "reason" : NULL, rbuf);
+    return 0;
 }
 
 static int
 do_cancel(hf_ctx *c, const msgpack_object *args)
 {
     struct resv r;
+    char msg[SLOT_MAX + HF_NAME_MAX + 64];
     int rv;
 
     if ((rv = load_slot(c, args, &r)) != 0)
@@ -458,9 +525,18 @@ do_cancel(hf_ctx *c, const msgpack_object *args)
         return hf_fail(c, HF_EFORBIDDEN,
                        "only the holder of slot %s or an admin may cancel it",
                        r.slot);
-    if ((rv = resv_del(c, &r, R_CANCELLED)) != 0)
+    if ((rv = resv_del(c, &r, R_CANCELLED)) != 0 ||
+        (rv = emit_resv(c, "reservation_cancelled", &r, "by", hf_caller(c))) !=
+            0)
         return rv;
-    return emit_resv(c, "reservation_cancelled", &r, "by", hf_caller(c));
+    /* The holder knows of their own cancel; someone else's is news. */
+    if (strcmp(r.user, hf_caller(c)) != 0) {
+        snprintf(msg, sizeof(msg), "Your reservation of %s at %s was cancelled.",
+                 hf_self_name(c), r.slot);
+        notify_holder(c, &r, "reservation_cancelled", "Reservation cancelled",
+                      msg, "high", "by", hf_caller(c));
+    }
+    return 0;
 }
 
 /* Records that the device was seen now in status `st` (meta, when not
@@ -488,7 +564,7 @@ seen(hf_ctx *c, int st, const msgpack_object *meta)
         s.status != prev)
         rv = emit_status(c, &s, prev, NULL);
     if (rv == 0) {
-        pack_status(hf_pk(c), &s, 2);
+        pack_status(hf_pk(c), hf_self_name(c), &s, 2);
         hf_pack_cstr(hf_pk(c), "changed");
         if (s.status != prev)
             msgpack_pack_true(hf_pk(c));
@@ -561,6 +637,7 @@ do_configure(hf_ctx *c, const msgpack_object *args)
 }
 
 struct rlist {
+    const char *device;
     hf_buf packed; /* packed reservation views, one after another */
     uint32_t n;
     uint32_t want; /* get {limit}: this many, then say more; 0: all */
@@ -588,7 +665,7 @@ rlist_cb(void *arg, hf_slice key, hf_slice val)
         resv_decode(&o, &r) == 0) {
         msgpack_packer pk;
         msgpack_packer_init(&pk, &l->packed, hf_buf_mpwrite);
-        pack_resv(&pk, &r, 0);
+        pack_resv(&pk, l->device, &r, 0);
         l->n++;
     }
     msgpack_zone_destroy(&z);
@@ -603,7 +680,7 @@ static int
 do_get(hf_ctx *c, const msgpack_object *args)
 {
     struct dstate s;
-    struct rlist l = {0};
+    struct rlist l = {.device = hf_self_name(c)};
     msgpack_packer *pk = hf_pk(c);
     char lo[SLOT_MAX + 8] = "r:";
     size_t lol = 2, al = 0;
@@ -628,7 +705,7 @@ do_get(hf_ctx *c, const msgpack_object *args)
     if (rv != 0 || l.bad) {
         rv = hf_fail(c, HF_EINTERNAL, "cannot list reservations");
     } else {
-        pack_status(pk, &s, l.want ? 3 : 2);
+        pack_status(pk, hf_self_name(c), &s, l.want ? 3 : 2);
         hf_pack_cstr(pk, "heartbeat_timeout_s");
         msgpack_pack_int64(pk, timeout_s(c));
         hf_pack_cstr(pk, "reservations");
@@ -684,31 +761,20 @@ static int
 reminder_due(hf_ctx *c, const char *slot)
 {
     struct resv r;
-    char to[HF_ADDR_MAX + 8], msg[SLOT_MAX + HF_NAME_MAX + 64];
-    msgpack_packer *pk = hf_pk(c);
+    char msg[SLOT_MAX + HF_NAME_MAX + 64];
     int rv;
 
     if ((rv = resv_load(c, slot, &r)) == HF_ENOTFOUND)
         return 0; /* cancelled or rejected meanwhile */
     if (rv != 0 || r.state != R_CONFIRMED || r.reminded_at)
         return rv;
-    snprintf(to, sizeof(to), "user/%s", r.user);
     snprintf(msg, sizeof(msg), "Your reservation of %s starts at %s.",
              hf_self_name(c), r.slot);
-    msgpack_pack_map(pk, 6);
-    hf_util_kv_str(pk, "title", "Reservation reminder");
-    hf_util_kv_str(pk, "message", msg);
-    hf_util_kv_str(pk, "priority", "high");
-    hf_util_kv_str(pk, "type", "reminder");
-    hf_util_kv_str(pk, "device", hf_self_name(c));
-    hf_util_kv_str(pk, "slot", r.slot);
-    if ((rv = hf_send(c, to, "notify")) != 0) {
-        /* Not deliverable now or ever (no user kind): retrying would not
-         * help, and a reminder is not worth blocking the alarm for. */
-        hf_warn("device", "%s: reminder for %s to %s not sent: %s", hf_self(c),
-                r.slot, to, hf_err_name(rv));
+    /* Not deliverable now or ever (no user kind): retrying would not help,
+     * and a reminder is not worth blocking the alarm for. */
+    if (notify_holder(c, &r, "reminder", "Reservation reminder", msg, "high",
+                      NULL, NULL) != 0)
         return 0;
-    }
     r.reminded_at = hf_now(c);
     return resv_save(c, &r);
 }

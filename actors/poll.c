@@ -1,29 +1,39 @@
 /*
  * poll.c - poll/NAME: a live vote with exact counts.
  *
- *   configure {options: [2..20 strings], closes_at?: ms}  (admin)
+ *   configure {options: [2..200 strings], closes_at?: ms,
+ *              open_options?: bool}  (admin)
  *                               -> tally; conflict once votes exist or
  *                                  the poll is closed
+ *   add_option {option}         (admin, or anyone when open_options)
+ *                               -> tally; while the poll is open
  *   vote {option, voter?}       -> {option, counts, total, changed}
  *   unvote {voter?}             -> {option, counts, total, changed}
  *   tally {}                    -> {options, counts, total, closed,
  *                                   closes_at?, closed_at?, mine?}
  *   close {}                    (admin) -> tally; conflict when closed
  *
- * Events: poll_configured {options, closes_at?}, vote_update {option,
- * counts, total, withdrawn?}, poll_closed {counts, total}.
+ * Events: poll_configured {options, closes_at?, open_options?, added?},
+ * vote_update {option, counts, total, leader, leader_changed?,
+ * withdrawn?}, poll_closed {counts, total}.
  *
  * Design notes. State is three kinds of key:
  *   "cfg"        map{options: [str], closes_at?: ms, closed: bool,
- *                    closed_at?: ms}
+ *                    closed_at?: ms, open_options?: true}
  *   "cnt"        map{counts: [n per option], total}
  *   "v:" voter   map{option: index, at: ms}   one per voter
  * The invariant: cnt.counts[i] is the number of "v:" keys whose option is
  * i, and total is their sum. Every handler that touches a vote rewrites
  * the vote key and "cnt" in the same unit, and the engine runs one
  * message at a time per actor, so the invariant holds whatever the
- * concurrency outside. Votes store the option's index: options cannot
- * change once a vote exists, so indexes stay meaningful.
+ * concurrency outside. Votes store the option's index: once a vote
+ * exists options are only ever appended (add_option), never replaced or
+ * reordered, so indexes stay meaningful.
+ *
+ * The leader is the option with strictly the most votes (none when there
+ * are no votes or the top is tied), computed from the counts each time:
+ * a vote_update says leader_changed when it moved, so a board announces
+ * a new first place without recomputing.
  *
  * A poll is closed when its flag is set (by close or the "close" alarm)
  * or, between closes_at and the alarm actually firing, by the clock: the
@@ -37,7 +47,7 @@
 #include "core/env.h"
 
 #define OPT_MIN   2
-#define OPT_MAX   20
+#define OPT_MAX   200
 #define OPT_LEN   200 /* bytes in an option */
 #define VOTER_LEN 128 /* bytes in an explicit voter name */
 #define ALARM     "close"
@@ -50,6 +60,7 @@ struct poll {
     int64_t closes_at; /* 0: none */
     int64_t closed_at; /* 0: not closed by flag */
     int closed;        /* the flag */
+    int open_options;  /* anyone may add_option */
     uint64_t counts[OPT_MAX];
     uint64_t total;
 };
@@ -90,6 +101,7 @@ poll_load(hf_ctx *c, struct poll *p)
     p->closes_at = hf_util_field_int(&p->cfg, "closes_at", 0);
     p->closed_at = hf_util_field_int(&p->cfg, "closed_at", 0);
     p->closed = hf_util_field_bool(&p->cfg, "closed");
+    p->open_options = hf_util_field_bool(&p->cfg, "open_options");
     if ((rv = hf_util_load(c, "cnt", 3, &p->zone, &cnt)) != 0)
         return rv == HF_ENOTFOUND
                    ? hf_fail(c, HF_EINTERNAL, "poll counts are missing")
@@ -156,7 +168,8 @@ save_cfg(hf_ctx *c, const struct poll *p)
     msgpack_packer *pk = hf_util_rec_begin(&r);
     int rv;
 
-    msgpack_pack_map(pk, 2 + (p->closes_at > 0) + (p->closed_at > 0));
+    msgpack_pack_map(pk, 2 + (p->closes_at > 0) + (p->closed_at > 0) +
+                             (p->open_options != 0));
     hf_pack_cstr(pk, "options");
     msgpack_pack_object(pk, *p->options);
     hf_pack_cstr(pk, "closed");
@@ -171,6 +184,10 @@ save_cfg(hf_ctx *c, const struct poll *p)
     if (p->closed_at > 0) {
         hf_pack_cstr(pk, "closed_at");
         msgpack_pack_int64(pk, p->closed_at);
+    }
+    if (p->open_options) {
+        hf_pack_cstr(pk, "open_options");
+        msgpack_pack_true(pk);
     }
     rv = hf_util_rec_put(c, &r, "cfg", 3);
     hf_util_rec_free(&r);
@@ -280,16 +297,43 @@ check_options(hf_ctx *c, const msgpack_object *o)
     return 0;
 }
 
+/* Emits poll_configured {options[, closes_at][, open_options: true]
+ * [, added]}: added is the option add_option appended (NULL: none). */
+static int
+emit_configured(hf_ctx *c, const struct poll *p, const msgpack_object *added)
+{
+    msgpack_packer *pk = hf_pk(c);
+    msgpack_pack_map(pk, 1 + (p->closes_at > 0) + (p->open_options != 0) +
+                             (added != NULL));
+    hf_pack_cstr(pk, "options");
+    msgpack_pack_object(pk, *p->options);
+    if (p->closes_at > 0) {
+        hf_pack_cstr(pk, "closes_at");
+        msgpack_pack_int64(pk, p->closes_at);
+    }
+    if (p->open_options) {
+        hf_pack_cstr(pk, "open_options");
+        msgpack_pack_true(pk);
+    }
+    if (added != NULL) {
+        hf_pack_cstr(pk, "added");
+        msgpack_pack_object(pk, *added);
+    }
+    return hf_emit(c, "poll_configured", NULL);
+}
+
 static int
 configure(hf_ctx *c, const msgpack_object *args)
 {
     const msgpack_object *options = hf_arg(args, "options");
     struct poll p;
     int64_t closes_at = 0;
-    int rv;
+    int open_options = 0, rv;
 
     if ((rv = check_options(c, options)) != 0 ||
         (rv = hf_arg_int(c, args, "closes_at", 0, 1, INT64_MAX, &closes_at)) !=
+            0 ||
+        (rv = hf_util_arg_bool(c, args, "open_options", 0, &open_options)) !=
             0)
         return rv;
     if (closes_at > 0 && closes_at <= hf_now(c))
@@ -312,23 +356,12 @@ configure(hf_ctx *c, const msgpack_object *args)
     p.closes_at = closes_at;
     p.closed = 0;
     p.closed_at = 0;
+    p.open_options = open_options;
     if ((rv = save_cfg(c, &p)) != 0 || (rv = save_counts(c, &p)) != 0)
         goto out;
     rv = closes_at > 0 ? hf_alarm_set(c, ALARM, closes_at)
                        : hf_alarm_cancel(c, ALARM);
-    if (rv != 0)
-        goto out;
-    {
-        msgpack_packer *pk = hf_pk(c);
-        msgpack_pack_map(pk, 1 + (closes_at > 0));
-        hf_pack_cstr(pk, "options");
-        msgpack_pack_object(pk, *options);
-        if (closes_at > 0) {
-            hf_pack_cstr(pk, "closes_at");
-            msgpack_pack_int64(pk, closes_at);
-        }
-    }
-    if ((rv = hf_emit(c, "poll_configured", NULL)) != 0)
+    if (rv != 0 || (rv = emit_configured(c, &p, NULL)) != 0)
         goto out;
     rv = pack_tally(c, &p, -1);
 out:
@@ -336,16 +369,46 @@ out:
     return rv;
 }
 
-/* Packs {option, counts, total, changed[, withdrawn]} to the staging area;
- * the same map is the vote_update event's data and the reply. */
+/* The index of the option with strictly the most votes, or -1 when there
+ * are no votes or the top is shared. */
+static int
+leader_of(const struct poll *p)
+{
+    int best = -1, tied = 0;
+    for (uint32_t i = 0; i < p->nopt; i++) {
+        if (p->counts[i] == 0)
+            continue;
+        if (best < 0 || p->counts[i] > p->counts[best])
+            best = (int)i, tied = 0;
+        else if (p->counts[i] == p->counts[best])
+            tied = 1;
+    }
+    return tied ? -1 : best;
+}
+
+/* Packs {option, counts, total, leader[, leader_changed][, changed]
+ * [, withdrawn]} to the staging area; the same map is the vote_update
+ * event's data and the reply. was = the leader before the ballot. */
 static void
-pack_update(hf_ctx *c, const struct poll *p, int idx, int changed,
+pack_update(hf_ctx *c, const struct poll *p, int idx, int was, int changed,
             int withdrawn)
 {
     msgpack_packer *pk = hf_pk(c);
-    msgpack_pack_map(pk, 3 + (changed >= 0) + (withdrawn != 0));
+    int leader = leader_of(p);
+
+    msgpack_pack_map(pk, 4 + (leader != was) + (changed >= 0) +
+                             (withdrawn != 0));
     pack_option(pk, p, idx);
     pack_counts(pk, p);
+    hf_pack_cstr(pk, "leader");
+    if (leader < 0)
+        msgpack_pack_nil(pk);
+    else
+        msgpack_pack_object(pk, p->options->via.array.ptr[leader]);
+    if (leader != was) {
+        hf_pack_cstr(pk, "leader_changed");
+        msgpack_pack_true(pk);
+    }
     if (changed >= 0) {
         hf_pack_cstr(pk, "changed");
         if (changed)
@@ -379,7 +442,7 @@ vote(hf_ctx *c, const msgpack_object *args)
     char key[HF_UTIL_KEY_MAX];
     size_t klen, ol;
     const char *opt;
-    int rv, idx = -1, old;
+    int rv, idx = -1, old, was;
     hf_util_rec r = {0};
     msgpack_packer *pk;
 
@@ -388,6 +451,7 @@ vote(hf_ctx *c, const msgpack_object *args)
     poll_init(&p);
     if ((rv = begin_ballot(c, args, &p, key, &klen)) != 0)
         goto out;
+    was = leader_of(&p);
     for (uint32_t i = 0; i < p.nopt; i++) {
         const msgpack_object *s = &p.options->via.array.ptr[i];
         if (s->via.str.size == ol && memcmp(s->via.str.ptr, opt, ol) == 0)
@@ -399,7 +463,7 @@ vote(hf_ctx *c, const msgpack_object *args)
     }
     old = vote_of(c, &p, key, klen);
     if (old == idx) { /* the same vote again: nothing changes */
-        pack_update(c, &p, idx, 0, 0);
+        pack_update(c, &p, idx, was, 0, 0);
         rv = hf_reply(c);
         goto out;
     }
@@ -417,10 +481,10 @@ vote(hf_ctx *c, const msgpack_object *args)
     if ((rv = hf_util_rec_put(c, &r, key, klen)) != 0 ||
         (rv = save_counts(c, &p)) != 0)
         goto out;
-    pack_update(c, &p, idx, -1, 0);
+    pack_update(c, &p, idx, was, -1, 0);
     if ((rv = hf_emit(c, "vote_update", NULL)) != 0)
         goto out;
-    pack_update(c, &p, idx, 1, 0);
+    pack_update(c, &p, idx, was, 1, 0);
     rv = hf_reply(c);
 out:
     hf_util_rec_free(&r);
@@ -434,13 +498,14 @@ unvote(hf_ctx *c, const msgpack_object *args)
     struct poll p;
     char key[HF_UTIL_KEY_MAX];
     size_t klen;
-    int rv, old;
+    int rv, old, was;
 
     poll_init(&p);
     if ((rv = begin_ballot(c, args, &p, key, &klen)) != 0)
         goto out;
+    was = leader_of(&p);
     if ((old = vote_of(c, &p, key, klen)) < 0) { /* no vote: nothing to do */
-        pack_update(c, &p, -1, 0, 0);
+        pack_update(c, &p, -1, was, 0, 0);
         rv = hf_reply(c);
         goto out;
     }
@@ -448,11 +513,74 @@ unvote(hf_ctx *c, const msgpack_object *args)
     p.total--;
     if ((rv = hf_del(c, key, klen)) != 0 || (rv = save_counts(c, &p)) != 0)
         goto out;
-    pack_update(c, &p, old, -1, 1);
+    pack_update(c, &p, old, was, -1, 1);
     if ((rv = hf_emit(c, "vote_update", NULL)) != 0)
         goto out;
-    pack_update(c, &p, old, 1, 1);
+    pack_update(c, &p, old, was, 1, 1);
     rv = hf_reply(c);
+out:
+    poll_fini(&p);
+    return rv;
+}
+
+/* add_option {option}: appends an option to an open poll, votes or not
+ * (indexes of the existing options stay as they are). Admins may; anyone
+ * may when the poll was configured with open_options. */
+static int
+add_option(hf_ctx *c, const msgpack_object *args)
+{
+    const msgpack_object *o = hf_arg(args, "option");
+    msgpack_object *grown, arr;
+    struct poll p;
+    const char *opt;
+    size_t ol;
+    int rv;
+
+    if ((rv = hf_arg_str(c, args, "option", 1, OPT_LEN, &opt, &ol)) != 0)
+        return rv;
+    poll_init(&p);
+    if ((rv = poll_load(c, &p)) != 0)
+        goto out;
+    if (!p.open_options && !(hf_caller_role(c) & HF_ROLE_ADMIN)) {
+        rv = hf_fail(c, HF_EFORBIDDEN,
+                     "only an admin may add options to this poll");
+        goto out;
+    }
+    if (poll_closed(c, &p)) {
+        rv = hf_fail(c, HF_ECONFLICT, "the poll is closed");
+        goto out;
+    }
+    if (p.nopt >= OPT_MAX) {
+        rv = hf_fail(c, HF_ECONFLICT, "the poll has %d options, the most",
+                     OPT_MAX);
+        goto out;
+    }
+    for (uint32_t i = 0; i < p.nopt; i++) {
+        const msgpack_object *s = &p.options->via.array.ptr[i];
+        if (s->via.str.size == ol && memcmp(s->via.str.ptr, opt, ol) == 0) {
+            rv = hf_fail(c, HF_ECONFLICT, "the poll has '%.*s' already",
+                         (int)ol, opt);
+            goto out;
+        }
+    }
+    /* The options plus one, in the poll's zone (freed with it). */
+    grown = msgpack_zone_malloc(&p.zone, sizeof(*grown) * (p.nopt + 1));
+    if (grown == NULL) {
+        rv = hf_fail(c, HF_EINTERNAL, "out of memory");
+        goto out;
+    }
+    if (p.nopt > 0)
+        memcpy(grown, p.options->via.array.ptr, sizeof(*grown) * p.nopt);
+    grown[p.nopt] = *o;
+    arr.type = MSGPACK_OBJECT_ARRAY;
+    arr.via.array.size = p.nopt + 1;
+    arr.via.array.ptr = grown;
+    p.options = &arr;
+    p.counts[p.nopt++] = 0;
+    if ((rv = save_cfg(c, &p)) != 0 || (rv = save_counts(c, &p)) != 0 ||
+        (rv = emit_configured(c, &p, o)) != 0)
+        goto out;
+    rv = pack_tally(c, &p, -1);
 out:
     poll_fini(&p);
     return rv;
@@ -548,6 +676,7 @@ static const struct hf_method methods[] = {
     {.name = "unvote", .fn = unvote, .roles = HF_ROLE_ANY},
     {.name = "tally", .fn = tally, .roles = HF_ROLE_ANY},
     {.name = "close", .fn = close_poll, .roles = HF_ROLE_ADMIN},
+    {.name = "add_option", .fn = add_option, .roles = HF_ROLE_ANY},
 };
 
 const struct hf_kind hf_kind_poll = {

@@ -6,19 +6,24 @@
  *   send {type?: text|image|file|system, body, client_id?} -> {id, seq, at}
  *   history {before?, after?, limit?}    -> {messages, more}
  *   read {upto}                          -> {upto}
+ *   delivered {upto}                     -> {upto}
  *   unread {}                            -> {count[, capped]}
  *   delete {id}                          -> {id, deleted}
+ *   profile {name, picture?}             -> {user, name, picture}
  *
  * Events: message (the stored message), message_deleted {id, by, at},
- * read {user, upto}.
+ * read {user, upto}, delivered {user, upto}, profile {user, name,
+ * picture}.
  *
  * Design notes. Keys:
  *   "last"                   be64: the newest message id (ids are 1, 2, ...)
- *   "m:" be64 id             map{id, seq, type, body, author, at,
- *                                client_id?, deleted?, deleted_at?,
- *                                deleted_by?}
+ *   "m:" be64 id             map{id, seq, type, body, author, name?,
+ *                                picture?, at, client_id?, deleted?,
+ *                                deleted_at?, deleted_by?}
  *   "c:" author \0 client_id be64 id: the client_id index, per author
  *   "r:" user                be64: the user's read mark
+ *   "d:" user                be64: the user's delivered mark
+ *   "p:" user                map{name, picture?}: the user's profile here
  * Message keys sort by id, so a history page is one range scan of "m:"
  * and its stored values go out as they are. The stored map is exactly the
  * "message" event's data, seq included: the seq is known before the emit
@@ -27,6 +32,11 @@
  * A client_id makes send idempotent for its author, forever: a retry
  * finds the index, returns the first send's reply and posts nothing.
  * Indexing per author keeps one user's ids from colliding with another's.
+ *
+ * A message carries its author's display name and picture as they were
+ * when it was sent: the profile set in this room, else the token's name
+ * and picture claims (hf_caller_claim), else neither. History shows
+ * what was said under which name; a profile event lets clients relabel.
  */
 #include <string.h>
 
@@ -39,6 +49,8 @@
 #define LIMIT_DEFAULT   50
 #define LIMIT_MAX       200
 #define UNREAD_SCAN_MAX 10000 /* messages unread looks at, at most */
+#define NAME_MAX_       64    /* bytes in a display name */
+#define PICTURE_MAX     2000  /* bytes in a picture reference (a URL) */
 
 enum { T_TEXT, T_IMAGE, T_FILE, T_SYSTEM };
 static const char *const types[] = {"text", "image", "file", "system"};
@@ -51,22 +63,57 @@ mkey(char *out, uint64_t id)
     return hf_util_key_id(out, "m:", id);
 }
 
-/* "r:" user (the caller). HF_EUNAUTH for an anonymous caller: read
- * receipts belong to someone. */
+/* "<p>:" user (the caller), p = 'r' (read mark), 'd' (delivered mark)
+ * or 'p' (profile). HF_EUNAUTH for an anonymous caller: receipts and
+ * profiles belong to someone. */
 static int
-rkey(hf_ctx *c, char *out, size_t *len)
+ukey(hf_ctx *c, char p, char *out, size_t *len)
 {
     const char *sub = hf_caller(c);
     size_t sl = strlen(sub);
 
     if (sl == 0)
-        return hf_fail(c, HF_EUNAUTH, "read receipts need a signed-in caller");
+        return hf_fail(c, HF_EUNAUTH, "%s need a signed-in caller",
+                       p == 'p' ? "profiles" : "receipts");
     if (2 + sl > HF_UTIL_KEY_MAX)
         return hf_fail(c, HF_EBADREQ, "caller subject too long");
-    memcpy(out, "r:", 2);
+    out[0] = p;
+    out[1] = ':';
     memcpy(out + 2, sub, sl);
     *len = 2 + sl;
     return 0;
+}
+
+static int
+rkey(hf_ctx *c, char *out, size_t *len)
+{
+    return ukey(c, 'r', out, len);
+}
+
+/* The caller's display name and picture (either may be NULL): the room
+ * profile, else the token's claims. *z holds the profile's strings. */
+static void
+author_display(hf_ctx *c, msgpack_zone *z, hf_slice *name, hf_slice *pic)
+{
+    char pk[HF_UTIL_KEY_MAX];
+    size_t pkl = 0;
+    msgpack_object p;
+    const msgpack_object *v;
+
+    *name = (hf_slice){NULL, 0};
+    *pic = (hf_slice){NULL, 0};
+    /* Anonymous callers have no profile (and ukey would refuse them). */
+    if (hf_caller(c)[0] != '\0' && ukey(c, 'p', pk, &pkl) == 0) {
+        if (hf_util_load(c, pk, pkl, z, &p) == 0) {
+            if ((v = hf_arg(&p, "name")) && v->type == MSGPACK_OBJECT_STR)
+                *name = (hf_slice){v->via.str.ptr, v->via.str.size};
+            if ((v = hf_arg(&p, "picture")) && v->type == MSGPACK_OBJECT_STR)
+                *pic = (hf_slice){v->via.str.ptr, v->via.str.size};
+            return;
+        }
+    }
+    *name = hf_caller_claim(c, "name");
+    *pic = hf_caller_claim(c, "picture");
 }
 
 /* Checks body for a message type: a string for every type; for image and
@@ -164,6 +211,8 @@ send_msg(hf_ctx *c, const msgpack_object *args)
     int64_t now = hf_now(c);
     hf_util_rec r = {0};
     msgpack_packer *pk;
+    msgpack_zone z;
+    hf_slice name, pic;
 
     if ((rv = hf_util_arg_enum(c, args, "type", 0, types, 4, &type)) != 0 ||
         (rv = check_body(c, args, type)) != 0 ||
@@ -182,8 +231,10 @@ send_msg(hf_ctx *c, const msgpack_object *args)
 
     id = hf_util_get_u64(c, "last") + 1;
     seq = hf_seq(c) + 1;
+    msgpack_zone_init(&z, 256);
+    author_display(c, &z, &name, &pic);
     pk = hf_util_rec_begin(&r);
-    msgpack_pack_map(pk, 6 + (cid != NULL));
+    msgpack_pack_map(pk, 6 + (name.len > 0) + (pic.len > 0) + (cid != NULL));
     hf_pack_cstr(pk, "id");
     msgpack_pack_uint64(pk, id);
     hf_pack_cstr(pk, "seq");
@@ -194,6 +245,14 @@ send_msg(hf_ctx *c, const msgpack_object *args)
     msgpack_pack_object(pk, *hf_arg(args, "body"));
     hf_pack_cstr(pk, "author");
     hf_pack_cstr(pk, author);
+    if (name.len > 0) {
+        hf_pack_cstr(pk, "name");
+        hf_pack_str(pk, name.data, name.len);
+    }
+    if (pic.len > 0) {
+        hf_pack_cstr(pk, "picture");
+        hf_pack_str(pk, pic.data, pic.len);
+    }
     hf_pack_cstr(pk, "at");
     msgpack_pack_int64(pk, now);
     if (cid != NULL) {
@@ -219,6 +278,7 @@ send_msg(hf_ctx *c, const msgpack_object *args)
     rv = reply_sent(c, id, seq, now);
 out:
     hf_util_rec_free(&r);
+    msgpack_zone_destroy(&z);
     return rv;
 }
 
@@ -287,8 +347,10 @@ history(hf_ctx *c, const msgpack_object *args)
     return rv;
 }
 
+/* read {upto} and delivered {upto}: moves the caller's mark of that kind
+ * ('r' or 'd') forward and emits an event named `type`. */
 static int
-read_mark(hf_ctx *c, const msgpack_object *args)
+move_mark(hf_ctx *c, const msgpack_object *args, char which, const char *type)
 {
     char rk[HF_UTIL_KEY_MAX], be[8];
     size_t rkl = 0;
@@ -299,7 +361,7 @@ read_mark(hf_ctx *c, const msgpack_object *args)
     int rv;
 
     if ((rv = hf_arg_int(c, args, "upto", 1, 1, INT64_MAX, &upto)) != 0 ||
-        (rv = rkey(c, rk, &rkl)) != 0)
+        (rv = ukey(c, which, rk, &rkl)) != 0)
         return rv;
     last = hf_util_get_u64(c, "last");
     if ((uint64_t)upto > last)
@@ -316,7 +378,7 @@ read_mark(hf_ctx *c, const msgpack_object *args)
         hf_pack_cstr(pk, hf_caller(c));
         hf_pack_cstr(pk, "upto");
         msgpack_pack_uint64(pk, mark);
-        if ((rv = hf_emit(c, "read", NULL)) != 0)
+        if ((rv = hf_emit(c, type, NULL)) != 0)
             return rv;
     }
     pk = hf_pk(c);
@@ -324,6 +386,62 @@ read_mark(hf_ctx *c, const msgpack_object *args)
     hf_pack_cstr(pk, "upto");
     msgpack_pack_uint64(pk, mark);
     return hf_reply(c);
+}
+
+static int
+read_mark(hf_ctx *c, const msgpack_object *args)
+{
+    return move_mark(c, args, 'r', "read");
+}
+
+/* delivered {upto}: the client has the messages up to upto (on screen or
+ * not); senders show "delivered" until a read mark passes them. */
+static int
+delivered_mark(hf_ctx *c, const msgpack_object *args)
+{
+    return move_mark(c, args, 'd', "delivered");
+}
+
+/* profile {name, picture?}: how the caller appears in this room's new
+ * messages; emits profile {user, name, picture} so clients can relabel. */
+static int
+set_profile(hf_ctx *c, const msgpack_object *args)
+{
+    const char *name, *pic;
+    size_t nl, pl, kl = 0;
+    char k[HF_UTIL_KEY_MAX];
+    hf_util_rec r = {0};
+    msgpack_packer *pk;
+    int rv;
+
+    if ((rv = ukey(c, 'p', k, &kl)) != 0 ||
+        (rv = hf_util_arg_text(c, args, "name", 1, NAME_MAX_, &name, &nl)) ||
+        (rv = hf_util_arg_text(c, args, "picture", 0, PICTURE_MAX, &pic, &pl)))
+        return rv;
+    pk = hf_util_rec_begin(&r);
+    msgpack_pack_map(pk, 1 + (pic != NULL));
+    hf_pack_cstr(pk, "name");
+    hf_pack_str(pk, name, nl);
+    if (pic != NULL) {
+        hf_pack_cstr(pk, "picture");
+        hf_pack_str(pk, pic, pl);
+    }
+    rv = hf_util_rec_put(c, &r, k, kl);
+    hf_util_rec_free(&r);
+    for (int i = 0; rv == 0 && i < 2; i++) {
+        pk = hf_pk(c);
+        msgpack_pack_map(pk, 3);
+        hf_util_kv_str(pk, "user", hf_caller(c));
+        hf_pack_cstr(pk, "name");
+        hf_pack_str(pk, name, nl);
+        hf_pack_cstr(pk, "picture");
+        if (pic != NULL)
+            hf_pack_str(pk, pic, pl);
+        else
+            msgpack_pack_nil(pk);
+        rv = i == 0 ? hf_emit(c, "profile", NULL) : hf_reply(c);
+    }
+    return rv;
 }
 
 struct count {
@@ -463,6 +581,8 @@ static const struct hf_method methods[] = {
     {.name = "read", .fn = read_mark, .roles = HF_ROLE_ANY},
     {.name = "unread", .fn = unread, .roles = HF_ROLE_ANY},
     {.name = "delete", .fn = delete_msg, .roles = HF_ROLE_ANY},
+    {.name = "delivered", .fn = delivered_mark, .roles = HF_ROLE_ANY},
+    {.name = "profile", .fn = set_profile, .roles = HF_ROLE_ANY},
 };
 
 const struct hf_kind hf_kind_room = {

@@ -9,19 +9,25 @@
  *   move {ticket, position}       reorders the waiting queue        staff
  *   cancel {ticket}               the guest who registered, or staff
  *   list {all?}                   called + waiting (+ today's finished)
+ *   configure {utc_offset_min}    the store's time zone             staff
  * Staff is an admin or a service. Events: new_waiting, status_changed,
- * order_changed. docs/kinds/store.md is the reference.
+ * order_changed, configured. docs/kinds/store.md is the reference.
  *
  * Design notes.
  *
- * Tickets are "YYYYMMDD-N": N counts from 1 every UTC day and the date
- * keeps ids unique for ever. The day comes from hf_store_day and the next
- * number from hf_store_next_number (store.h) and nowhere else, so the
- * rollover is tested as a pure function. A ticket moves
+ * Tickets are "YYYYMMDD-N": N counts from 1 every day of the store's
+ * local time (UTC + the configured offset) and the date keeps ids unique
+ * for ever. The day comes from store_today() (hf_store_day of the shifted
+ * clock) and the next number from hf_store_next_number (store.h) and
+ * nowhere else, so the rollover is tested as a pure function. The day
+ * never goes back (a smaller offset could name yesterday again, whose
+ * numbers are taken): register keeps the counter's day until the local
+ * day passes it. A ticket moves
  *     waiting -> called -> seated | no_show,    waiting | called -> cancelled
  * and in no other way (conflict otherwise); the table `legal` says so.
  *
  * Keys:
+ *   "cfg"                  {utc_offset_min}; absent = UTC
  *   "n"                    counter: be32 day (YYYYMMDD), be32 last number
  *   "t:YYYYMMDD-NNNNNN"    ticket record, a msgpack map; the number is
  *                          zero-padded so one day's tickets sort by number
@@ -58,6 +64,9 @@
 #define CLASS_MAX 32
 #define BY_MAX    255
 #define PARTY_MAX 100
+/* UTC-12:00 .. UTC+14:00, the offsets in use on Earth. */
+#define OFFSET_MIN_LO (-12 * 60)
+#define OFFSET_MIN_HI (14 * 60)
 #define GAP       ((uint64_t)1 << 20)
 
 enum status { ST_WAITING, ST_CALLED, ST_SEATED, ST_NO_SHOW, ST_CANCELLED };
@@ -143,6 +152,32 @@ hf_store_ticket_parse(const char *s, size_t len, uint32_t *day, uint32_t *no)
     *day = d;
     *no = n;
     return 0;
+}
+
+/* ---- the store's day ---- */
+
+/* The configured offset from UTC in minutes (0 when never configured). */
+static int64_t
+utc_offset_min(hf_ctx *c)
+{
+    msgpack_zone z;
+    msgpack_object o;
+    int64_t off = 0;
+
+    if (!msgpack_zone_init(&z, 64))
+        return 0;
+    if (hf_util_load(c, "cfg", 3, &z, &o) == 0)
+        off = hf_util_field_int(&o, "utc_offset_min", 0);
+    msgpack_zone_destroy(&z);
+    return off;
+}
+
+/* Today as YYYYMMDD in the store's local time: the one place a handler
+ * asks which day it is. */
+static uint32_t
+store_today(hf_ctx *c)
+{
+    return hf_store_day(hf_now(c) + utc_offset_min(c) * 60000);
 }
 
 /* ---- records ---- */
@@ -326,8 +361,8 @@ queue_del(hf_ctx *c, uint64_t rank)
 /* ---- views ---- */
 
 /* Packs the public view of a ticket as a map with `extra` more pairs to
- * come. position 0 = not waiting (nil). The phone number goes to staff
- * only: events and lists are shown on boards. */
+ * come. position 0 = not waiting (nil). The phone number goes only where
+ * sees_phone allows: events and lists are shown on boards. */
 static void
 pack_view(msgpack_packer *pk, const struct ticket *t, size_t position,
           int with_phone, uint32_t extra)
@@ -347,6 +382,15 @@ pack_view(msgpack_packer *pk, const struct ticket *t, size_t position,
     hf_util_kv_opt_int(pk, "done_at", t->done_at);
     if (phone)
         hf_util_kv_str(pk, "phone", t->phone);
+}
+
+/* Whether the caller may see t's phone number: staff, and the guest who
+ * registered it (a signed-in one: anonymous callers are nobody's guest). */
+static int
+sees_phone(hf_ctx *c, const struct ticket *t)
+{
+    const char *who = hf_caller(c);
+    return hf_util_privileged(c) || (who[0] != '\0' && strcmp(who, t->by) == 0);
 }
 
 /* Packs [id, ...] of the waiting queue. */
@@ -399,7 +443,7 @@ transition(hf_ctx *c, struct ticket *t, int to)
         rv = hf_emit(c, "status_changed", NULL);
     }
     if (rv == 0) {
-        pack_view(hf_pk(c), t, 0, hf_util_privileged(c), 2);
+        pack_view(hf_pk(c), t, 0, sees_phone(c, t), 2);
         hf_util_kv_str(hf_pk(c), "from", status_names[from]);
         hf_util_kv_int(hf_pk(c), "waiting", (int64_t)q.n);
         rv = hf_reply(c);
@@ -487,11 +531,13 @@ do_register(hf_ctx *c, const msgpack_object *args)
         (rv = check_phone(c, phone, pl)) ||
         (rv = hf_util_arg_text(c, args, "class", 0, CLASS_MAX, &cls, &cl)))
         return rv;
-    today = hf_store_day(hf_now(c));
+    today = store_today(c);
     if (hf_get(c, "n", 1, &v) == 0 && v.len == 8) {
         last_day = hf_get_be32(v.data);
         last_no = hf_get_be32((const char *)v.data + 4);
     }
+    if (today < last_day) /* the offset moved back: that day goes on */
+        today = last_day;
     if ((t.no = hf_store_next_number(last_day, last_no, today)) == 0)
         return hf_fail(c, HF_ECONFLICT, "no ticket numbers left today");
     if (last_day != today && last_day != 0 && (rv = prune(c, today)) != 0)
@@ -732,8 +778,8 @@ do_list(hf_ctx *c, const msgpack_object *args)
 {
     struct queue called = {0}, waiting = {0};
     struct board b = {0};
-    int all = 0, staff = hf_util_privileged(c), rv;
-    uint32_t today = hf_store_day(hf_now(c));
+    int all = 0, rv;
+    uint32_t day = store_today(c);
     size_t nc;
     msgpack_packer *pk;
 
@@ -746,8 +792,8 @@ do_list(hf_ctx *c, const msgpack_object *args)
     board_add_queue(c, &b, &waiting);
     if (all) {
         char lo[32], hi[32];
-        rv = hf_list(c, (hf_slice){lo, tkey(lo, sizeof(lo), today, 0)},
-                     (hf_slice){hi, tkey(hi, sizeof(hi), today + 1, 0)}, 0, 0,
+        rv = hf_list(c, (hf_slice){lo, tkey(lo, sizeof(lo), day, 0)},
+                     (hf_slice){hi, tkey(hi, sizeof(hi), day + 1, 0)}, 0, 0,
                      finished_cb, &b);
         if (rv != 0) {
             rv = hf_fail(c, HF_EINTERNAL, "cannot list tickets");
@@ -755,8 +801,9 @@ do_list(hf_ctx *c, const msgpack_object *args)
         }
     }
     pk = hf_pk(c);
-    msgpack_pack_map(pk, 4);
-    hf_util_kv_int(pk, "day", today);
+    msgpack_pack_map(pk, 5);
+    hf_util_kv_int(pk, "day", day);
+    hf_util_kv_int(pk, "utc_offset_min", utc_offset_min(c));
     hf_util_kv_int(pk, "waiting", (int64_t)waiting.n);
     hf_util_kv_int(pk, "called", (int64_t)called.n);
     hf_pack_cstr(pk, "tickets");
@@ -764,7 +811,8 @@ do_list(hf_ctx *c, const msgpack_object *args)
     for (size_t i = 0, pos = 0; i < b.n; i++) {
         if (b.v[i].status == ST_WAITING && i >= nc)
             pos++;
-        pack_view(pk, &b.v[i], b.v[i].status == ST_WAITING ? pos : 0, staff, 0);
+        pack_view(pk, &b.v[i], b.v[i].status == ST_WAITING ? pos : 0,
+                  sees_phone(c, &b.v[i]), 0);
     }
     rv = hf_reply(c);
 out:
@@ -772,6 +820,40 @@ out:
     queue_free(&called);
     queue_free(&waiting);
     return rv;
+}
+
+/* configure {utc_offset_min}: the store's time zone, so numbers start
+ * again at its local midnight. Emits configured {utc_offset_min, day} for
+ * boards that show local times. */
+static int
+do_configure(hf_ctx *c, const msgpack_object *args)
+{
+    hf_util_rec r = {0};
+    msgpack_packer *pk;
+    int64_t off = 0;
+    uint32_t day;
+    int rv;
+
+    if ((rv = hf_arg_int(c, args, "utc_offset_min", 1, OFFSET_MIN_LO,
+                         OFFSET_MIN_HI, &off)) != 0)
+        return rv;
+    pk = hf_util_rec_begin(&r);
+    msgpack_pack_map(pk, 1);
+    hf_util_kv_int(pk, "utc_offset_min", off);
+    rv = hf_util_rec_put(c, &r, "cfg", 3);
+    hf_util_rec_free(&r);
+    if (rv != 0)
+        return rv;
+    day = store_today(c);
+    for (int i = 0; i < 2; i++) {
+        pk = hf_pk(c);
+        msgpack_pack_map(pk, 2);
+        hf_util_kv_int(pk, "utc_offset_min", off);
+        hf_util_kv_int(pk, "day", day);
+        if ((rv = i == 0 ? hf_emit(c, "configured", NULL) : hf_reply(c)) != 0)
+            return rv;
+    }
+    return 0;
 }
 
 #define STAFF (HF_ROLE_ADMIN | HF_ROLE_SERVICE)
@@ -783,6 +865,7 @@ static const struct hf_method methods[] = {
     {.name = "move", .fn = do_move, .roles = STAFF},
     {.name = "cancel", .fn = do_cancel, .roles = HF_ROLE_ANY},
     {.name = "list", .fn = do_list, .roles = HF_ROLE_ANY},
+    {.name = "configure", .fn = do_configure, .roles = STAFF},
 };
 
 const struct hf_kind hf_kind_store = {

@@ -77,6 +77,13 @@ const char *hf_caller(hf_ctx *c);    /* subject ("" when anonymous) */
 unsigned hf_caller_role(hf_ctx *c);  /* HF_ROLE_* bits, 0 when none */
 int64_t hf_now(hf_ctx *c);           /* ms since the epoch, fixed per call */
 
+/* A display claim of the caller's token: "name" or "picture" (DESIGN
+ * §5.7), as the gateway passed it; an empty slice when the token had none,
+ * for any other claim, and for callers that are actors or came without a
+ * token. For display only: authority is hf_caller and hf_caller_role.
+ * Valid until the handler returns. */
+hf_slice hf_caller_claim(hf_ctx *c, const char *claim);
+
 /* ---- state: the actor's own keys (at most HF_KEY_MAX - 200 bytes) ---- */
 
 /* 0 and *val, or HF_ENOTFOUND. *val stays valid until the handler

@@ -85,6 +85,11 @@ hf_get_be32(const void *p)
  * and what alarms are scheduled in). */
 int64_t hf_now_ms(void);
 
+/* For tests only: shifts hf_now_ms by delta_ms from now on (0 restores the
+ * real clock), so a test can stand just before a midnight. Every reader of
+ * the clock (handlers, alarms, the timer) moves together; any thread. */
+void hf_now_shift_ms(int64_t delta_ms);
+
 /* Monotonic nanoseconds, for measuring durations. */
 uint64_t hf_mono_ns(void);
 

@@ -78,6 +78,7 @@ hf__ctx_begin(struct worker *w, struct actor *a, const char *caller,
     c->a = a;
     c->caller = caller ? caller : "";
     c->role = role;
+    c->cname = c->cpic = (hf_slice){NULL, 0};
     c->now = hf_now_ms();
     c->stage.len = 0;
     c->result.len = 0;
@@ -144,6 +145,16 @@ unsigned
 hf_caller_role(hf_ctx *c)
 {
     return c->role;
+}
+
+hf_slice
+hf_caller_claim(hf_ctx *c, const char *claim)
+{
+    if (strcmp(claim, "name") == 0)
+        return c->cname;
+    if (strcmp(claim, "picture") == 0)
+        return c->cpic;
+    return (hf_slice){NULL, 0};
 }
 
 int64_t

@@ -63,6 +63,8 @@ enum fidx {
     FI_BY,
     FI_DATA,
     FI_WHO,
+    FI_NM,
+    FI_PIC,
     FI_COUNT_
 };
 
@@ -105,6 +107,8 @@ static const struct field fields[FI_COUNT_] = {
     [FI_BY] = F("by", F_STR, 0, O(sub), NOFLAG),
     [FI_DATA] = F("data", F_OBJ, 0, O(val), NOFLAG),
     [FI_WHO] = F("who", F_OBJ, 0, O(val), NOFLAG),
+    [FI_NM] = F("nm", F_STR, 0, O(name), NOFLAG),
+    [FI_PIC] = F("pic", F_STR, 0, O(picture), NOFLAG),
 };
 
 /* The first field whose name starts with each letter; the rest follow
@@ -113,7 +117,7 @@ static const uint8_t first[128] = {
     ['o'] = FI_OP,   ['i'] = FI_ID,  ['c'] = FI_C,    ['t'] = FI_TO,
     ['m'] = FI_M,    ['a'] = FI_A,   ['k'] = FI_K,    ['s'] = FI_S,
     ['r'] = FI_R,    ['e'] = FI_EP,  ['f'] = FI_FROM, ['b'] = FI_BY,
-    ['d'] = FI_DATA, ['w'] = FI_WHO,
+    ['d'] = FI_DATA, ['w'] = FI_WHO, ['n'] = FI_NM,   ['p'] = FI_PIC,
 };
 
 static const struct field *
@@ -342,8 +346,8 @@ hf_env_read(const void *buf, size_t len, size_t *off, msgpack_zone *zone,
 void
 hf_env_pos_save(hf_env_pos *pos, const hf_env *e, const void *base)
 {
-    const hf_slice *sl[6] = {&e->to,  &e->method, &e->key,
-                             &e->sub, &e->epoch,  &e->val_raw};
+    const hf_slice *sl[8] = {&e->to,  &e->method, &e->key,  &e->sub,
+                             &e->epoch, &e->val_raw, &e->name, &e->picture};
 
     *pos = (hf_env_pos){.op = e->op,
                         .has_conn = e->has_conn,
@@ -352,7 +356,7 @@ hf_env_pos_save(hf_env_pos *pos, const hf_env *e, const void *base)
                         .id = e->id,
                         .conn = e->conn,
                         .since = e->since};
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 8; i++) {
         pos->len[i] = (uint32_t)sl[i]->len;
         pos->off[i] =
             sl[i]->len
@@ -365,8 +369,8 @@ int
 hf_env_pos_load(const hf_env_pos *pos, const void *base, msgpack_zone *zone,
                 hf_env *e)
 {
-    hf_slice *sl[6] = {&e->to,  &e->method, &e->key,
-                       &e->sub, &e->epoch,  &e->val_raw};
+    hf_slice *sl[8] = {&e->to,    &e->method,  &e->key,  &e->sub,
+                       &e->epoch, &e->val_raw, &e->name, &e->picture};
 
     memset(e, 0, sizeof(*e));
     e->op = pos->op;
@@ -376,7 +380,7 @@ hf_env_pos_load(const hf_env_pos *pos, const void *base, msgpack_zone *zone,
     e->id = pos->id;
     e->conn = pos->conn;
     e->since = pos->since;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 8; i++)
         if (pos->len[i] > 0)
             *sl[i] = (hf_slice){(const char *)base + pos->off[i], pos->len[i]};
     if (zone != NULL && e->val_raw.len > 0)
@@ -403,9 +407,12 @@ hf_env_pack_request(msgpack_packer *pk, const hf_env *e, hf_slice val_raw)
     n += e->role != 0;      /* r */
     n += e->has_since;      /* since */
     n += e->epoch.len > 0;  /* ep */
+    n += e->name.len > 0;   /* nm */
+    n += e->picture.len > 0; /* pic */
     if ((p = hf_mp_emit_begin(&em, pk,
                         128 + e->to.len + e->method.len + val_raw.len +
-                            e->key.len + e->sub.len + e->epoch.len)) == NULL)
+                            e->key.len + e->sub.len + e->epoch.len +
+                            e->name.len + e->picture.len)) == NULL)
         return HF_EINTERNAL;
     p = hf_mp_put_map(p, n);
     p = put_key(p, "\xa2op");
@@ -448,6 +455,14 @@ hf_env_pack_request(msgpack_packer *pk, const hf_env *e, hf_slice val_raw)
         p = put_key(p, "\xa2"
                        "ep");
         p = hf_mp_put_str(p, e->epoch.data, e->epoch.len);
+    }
+    if (e->name.len > 0) {
+        p = put_key(p, "\xa2nm");
+        p = hf_mp_put_str(p, e->name.data, e->name.len);
+    }
+    if (e->picture.len > 0) {
+        p = put_key(p, "\xa3pic");
+        p = hf_mp_put_str(p, e->picture.data, e->picture.len);
     }
     return hf_mp_emit_end(&em, p);
 }

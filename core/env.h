@@ -13,6 +13,8 @@
  *   a      args / signal data / presence  res (REPLY ok), data, who
  *   k      idempotency key (CALL)       ok, code, msg (REPLY)
  *   s, r   caller subject and role bits seq, at (EVENT), by (SIGNAL)
+ *   nm, pic  the token's name and picture
+ *          claims, when it has them (CALL)
  *   since, ep  SUB recovery point;      action "join"|"leave" (PRESENCE)
  *          HISTORY: events after since,
  *          "a" = max count (integer)
@@ -49,6 +51,8 @@ typedef struct hf_env {
     hf_slice method;  /* "m" (CALL) or "type" */
     hf_slice key;     /* "k" */
     hf_slice sub;     /* "s" (requests) or "by" (SIGNAL output) */
+    hf_slice name;    /* "nm": the caller's name claim (requests) */
+    hf_slice picture; /* "pic": the caller's picture claim (requests) */
     unsigned role;    /* "r" */
     int64_t since;    /* "since", valid when has_since */
     int has_since;
@@ -90,7 +94,8 @@ typedef struct hf_env_pos {
     unsigned role;
     uint64_t id, conn;
     int64_t since;
-    uint32_t off[6], len[6]; /* to, method, key, sub, epoch, val_raw */
+    uint32_t off[8], len[8]; /* to, method, key, sub, epoch, val_raw, name,
+                                picture */
 } hf_env_pos;
 
 /* Records e's request fields; base is the envelope's first byte. */

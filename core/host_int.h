@@ -104,6 +104,7 @@ struct hf_ctx {
     struct actor *a;
     const char *caller;
     unsigned role;
+    hf_slice cname, cpic; /* the caller's name and picture claims */
     int64_t now;
     hf_buf stage;
     msgpack_packer pk;

@@ -176,6 +176,8 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
         goto outbox_drop;
     }
     hf__ctx_begin(w, a, caller, e->role);
+    c->cname = e->name;
+    c->cpic = e->picture;
     if (e->key.len > HF_IDEMKEY_MAX) {
         reply_err(w, m->sink, e, HF_EBADREQ, "idempotency key too long");
         return;

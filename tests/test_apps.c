@@ -94,10 +94,16 @@ fmt(const char *f, ...)
     return b;
 }
 
+/* More claims for the next tokens (a JSON object), NULL for none: the chat
+ * test gives Kim a token with "name" and "picture", as an identity
+ * provider would. */
+static const char *extra_claims;
+
 static char *
 token(const char *sub, const char *role, const char *const *acl)
 {
-    char *t = hf_auth_mint(SECRET, sub, role, time(NULL) + 600, acl);
+    char *t = hf_auth_mint_ex(SECRET, sub, role, time(NULL) + 600, acl,
+                              extra_claims);
     assert_non_null(t);
     return t;
 }
@@ -634,6 +640,38 @@ test_waiting_room_board_updates_live_as_guests_register_and_staff_call(
         sget(json_array_get(json_object_get(list, "tickets"), 1), "phone"),
         "010-9999-0000");
     json_decref(list);
+    /* A guest sees her own phone number and nobody else's. */
+    list = ok(&choi, S, "list", "{}");
+    for (size_t i = 0; i < json_array_size(json_object_get(list, "tickets"));
+         i++) {
+        json_t *t = json_array_get(json_object_get(list, "tickets"), i);
+        if (strcmp(sget(t, "ticket"), choi_t) == 0)
+            assert_string_equal(sget(t, "phone"), "010-9999-0000");
+        else
+            assert_null(json_object_get(t, "phone"));
+    }
+    json_decref(list);
+
+    /* The store is in Seoul: numbers restart at its midnight. The board
+     * hears it and shows times in the store's local time. */
+    refused(&kim, S, "configure", "{\"utc_offset_min\":540}", "forbidden",
+            NULL);
+    refused(&staff, S, "configure", "{\"utc_offset_min\":900}", "bad_request",
+            NULL);
+    r = ok(&staff, S, "configure", "{\"utc_offset_min\":540}");
+    assert_int_equal(iget(r, "utc_offset_min"), 540);
+    for (e = next_op(&board, "event");
+         strcmp(sget(e, "type"), "configured") != 0;
+         e = next_op(&board, "event"))
+        json_decref(e);
+    assert_json(data_of(e), fmt("{\"utc_offset_min\":540,\"day\":%lld}",
+                                (long long)iget(r, "day")));
+    json_decref(e);
+    list = ok(&board, S, "list", "{}");
+    assert_int_equal(iget(list, "utc_offset_min"), 540);
+    assert_int_equal(iget(list, "day"), iget(r, "day"));
+    json_decref(list);
+    json_decref(r);
 
     peer_close(&board);
     peer_close(&staff);
@@ -672,9 +710,13 @@ test_reservation_client_and_admin_while_a_dashboard_watches_the_device(
     json_decref(r);
     /* Never heard from: offline, nothing booked. */
     r = ok(&dash, D, "get", NULL);
-    assert_json(r, "{\"status\":\"offline\",\"meta\":null,\"last_seen\":null,"
+    assert_json(r, "{\"device\":\"ps5-03\",\"status\":\"offline\","
+                   "\"meta\":null,\"last_seen\":null,"
                    "\"changed_at\":null,\"heartbeat_timeout_s\":30,"
                    "\"reservations\":[]}");
+    /* Kim and Lee watch their own inboxes for news of their bookings. */
+    json_decref(subscribe(&kim, "user/kim", NULL));
+    json_decref(subscribe(&lee, "user/lee", NULL));
     json_decref(r);
 
     /* The console boots and reports; a heartbeat of a live device is
@@ -709,6 +751,9 @@ test_reservation_client_and_admin_while_a_dashboard_watches_the_device(
     assert_string_equal(sget(d, "user"), "kim");
     assert_string_equal(sget(d, "state"), "pending");
     assert_string_equal(sget(d, "note"), "FIFA night");
+    /* A dashboard of many devices files it without the envelope. */
+    assert_string_equal(sget(d, "device"), "ps5-03");
+    assert_int_equal(iget(d, "reservation_id"), 1);
     assert_null_member(d, "approved_at");
     assert_null_member(d, "remind_at");
     assert_null_member(d, "reminded_at");
@@ -745,8 +790,17 @@ test_reservation_client_and_admin_while_a_dashboard_watches_the_device(
     assert_string_equal(sget(d, "user"), "kim");
     assert_true(iget(d, "approved_at") >= iget(d, "created_at"));
     assert_null_member(d, "remind_at"); /* "sat-18:00" names no instant */
+    assert_int_equal(iget(d, "reservation_id"), 1);
     json_decref(kim_resv);
     kim_resv = json_incref(d);
+    json_decref(e);
+    /* Kim hears of it in her inbox, once. */
+    e = next_event(&kim, "user/kim", 1, "notification");
+    d = data_of(e);
+    assert_string_equal(sget(d, "type"), "reservation_approved");
+    assert_string_equal(sget(d, "from"), D);
+    assert_string_equal(sget(d, "slot"), "sat-18:00");
+    assert_int_equal(iget(d, "reservation_id"), 1);
     json_decref(e);
 
     /* Kim sits down to play. */
@@ -807,8 +861,27 @@ test_reservation_client_and_admin_while_a_dashboard_watches_the_device(
     d = data_of(e);
     assert_string_equal(sget(d, "previous"), "in_use");
     assert_string_equal(sget(d, "reason"), "heartbeat_timeout");
+    assert_string_equal(sget(d, "device"), "ps5-03");
     assert_json(json_object_get(d, "meta"), "{\"player\":\"kim\"}");
     json_decref(e);
+
+    /* The admin turns Lee's Sunday down; Lee's inbox says why. Kim's own
+     * cancel earlier sent her nothing: her next item is none (checked by
+     * the inbox's count). */
+    r = ok(&admin, D, "reject",
+           "{\"slot\":\"sun-10:00\",\"reason\":\"maintenance\"}");
+    assert_int_equal(iget(r, "reservation_id"), 2);
+    json_decref(r);
+    e = next_event(&lee, "user/lee", 1, "notification");
+    d = data_of(e);
+    assert_string_equal(sget(d, "type"), "reservation_rejected");
+    assert_string_equal(sget(d, "reason"), "maintenance");
+    assert_string_equal(sget(d, "device"), "ps5-03");
+    assert_int_equal(iget(d, "reservation_id"), 2);
+    json_decref(e);
+    r = ok(&kim, "user/kim", "unread", NULL);
+    assert_json(r, "{\"count\":1}");
+    json_decref(r);
 
     json_decref(status);
     json_decref(kim_resv);
@@ -834,7 +907,10 @@ test_two_chat_users_with_typing_receipts_and_unread_counts(void **state)
     (void)state;
 
     s = serve();
+    extra_claims = "{\"name\":\"Kim Minji\","
+                   "\"picture\":\"https://cdn.example/kim.png\"}";
     peer_open(&kim, s, "kim", 0, "user", NULL, VIA_FRAME);
+    extra_claims = NULL;
     peer_open(&lee, s, "lee", 1, "user", NULL, VIA_QUERY);
 
     json_decref(subscribe(&kim, R, "\"presence\":{\"name\":\"Kim\"}"));
@@ -891,6 +967,9 @@ test_two_chat_users_with_typing_receipts_and_unread_counts(void **state)
         assert_string_equal(sget(d, "type"), "text");
         assert_string_equal(sget(d, "body"), fmt("msg %d", i + 1));
         assert_string_equal(sget(d, "author"), "kim");
+        /* From Kim's token: her name and picture, on every message. */
+        assert_string_equal(sget(d, "name"), "Kim Minji");
+        assert_string_equal(sget(d, "picture"), "https://cdn.example/kim.png");
         assert_string_equal(sget(d, "client_id"), fmt("k-%04d", i + 1));
         if (i == 0)
             first = json_incref(d);
@@ -943,6 +1022,38 @@ test_two_chat_users_with_typing_receipts_and_unread_counts(void **state)
     assert_int_equal(
         iget(json_array_get(json_object_get(hist, "messages"), 1), "id"), 2);
     json_decref(hist);
+
+    /* Lee's token has no name: she sets one for this room. */
+    r = ok(&lee, R, "profile", "{\"name\":\"Lee Jiwoo\"}");
+    json_decref(r);
+    e = next_event(&kim, R, 5, "profile");
+    assert_json(data_of(e),
+                "{\"user\":\"lee\",\"name\":\"Lee Jiwoo\",\"picture\":null}");
+    json_decref(e);
+    r = ok(&lee, R, "send", "{\"body\":\"msg 4\",\"client_id\":\"l-0001\"}");
+    assert_int_equal(iget(r, "id"), 4); /* sent: Lee's phone shows one tick */
+    json_decref(r);
+    e = next_event(&kim, R, 6, "message");
+    d = data_of(e);
+    assert_string_equal(sget(d, "author"), "lee");
+    assert_string_equal(sget(d, "name"), "Lee Jiwoo");
+    assert_null(json_object_get(d, "picture"));
+    json_decref(e);
+    /* Kim's app has it (delivered), then shows it (read): Lee sees both. */
+    r = ok(&kim, R, "delivered", "{\"upto\":4}");
+    assert_json(r, "{\"upto\":4}");
+    json_decref(r);
+    r = ok(&kim, R, "read", "{\"upto\":4}");
+    json_decref(r);
+    json_decref(next_event(&lee, R, 4, "read"));
+    json_decref(next_event(&lee, R, 5, "profile"));
+    json_decref(next_event(&lee, R, 6, "message"));
+    e = next_event(&lee, R, 7, "delivered");
+    assert_json(data_of(e), "{\"user\":\"kim\",\"upto\":4}");
+    json_decref(e);
+    e = next_event(&lee, R, 8, "read");
+    assert_json(data_of(e), "{\"user\":\"kim\",\"upto\":4}");
+    json_decref(e);
 
     /* Lee's phone drops off the network: Kim sees her leave. */
     peer_vanish(&lee);
@@ -1014,7 +1125,7 @@ test_lunch_vote_with_live_counts(void **state)
      * (no event). */
     r = ok(&v[0], P, "vote", "{\"option\":\"ramen\"}");
     assert_json(r, "{\"option\":\"ramen\",\"counts\":[0,3,0],\"total\":3,"
-                   "\"changed\":true}");
+                   "\"leader\":\"ramen\",\"changed\":true}");
     json_decref(r);
     r = ok(&v[0], P, "vote", "{\"option\":\"ramen\"}");
     assert_false(json_is_true(json_object_get(r, "changed")));
@@ -1075,8 +1186,10 @@ test_lunch_vote_with_live_counts(void **state)
         assert_json(json_object_get(data_of(stream[0][4]), "counts"),
                     "[1,2,0]");
     }
+    /* Ramen led already (2 to 1): no leader_changed. */
     assert_json(data_of(stream[0][5]),
-                "{\"option\":\"ramen\",\"counts\":[0,3,0],\"total\":3}");
+                "{\"option\":\"ramen\",\"counts\":[0,3,0],\"total\":3,"
+                "\"leader\":\"ramen\"}");
     assert_json(data_of(stream[0][6]), "{\"counts\":[0,3,0],\"total\":3}");
     for (int k = 1; k < 4; k++)
         for (int seq = 1; seq <= 6; seq++)
@@ -1095,6 +1208,49 @@ test_lunch_vote_with_live_counts(void **state)
     for (int k = 0; k < 4; k++)
         for (int seq = 1; seq <= 6; seq++)
             json_decref(stream[k][seq]);
+
+    /* Dinner: anyone may suggest a place; the board announces each new
+     * first place from the event alone. */
+    {
+        const char *Q = "poll/dinner";
+        json_t *e;
+        json_decref(subscribe(&board, Q, NULL));
+        r = ok(&admin, Q, "configure",
+               "{\"options\":[\"pizza\",\"sushi\"],\"open_options\":true}");
+        json_decref(r);
+        e = next_event(&board, Q, 1, "poll_configured");
+        assert_json(data_of(e), "{\"options\":[\"pizza\",\"sushi\"],"
+                                "\"open_options\":true}");
+        json_decref(e);
+        r = ok(&v[1], Q, "add_option", "{\"option\":\"tacos\"}");
+        assert_json(json_object_get(r, "options"),
+                    "[\"pizza\",\"sushi\",\"tacos\"]");
+        json_decref(r);
+        refused(&v[2], Q, "add_option", "{\"option\":\"tacos\"}", "conflict",
+                "the poll has 'tacos' already");
+        e = next_event(&board, Q, 2, "poll_configured");
+        assert_json(data_of(e), "{\"options\":[\"pizza\",\"sushi\",\"tacos\"],"
+                                "\"open_options\":true,\"added\":\"tacos\"}");
+        json_decref(e);
+        json_decref(ok(&v[0], Q, "vote", "{\"option\":\"tacos\"}"));
+        json_decref(ok(&v[1], Q, "vote", "{\"option\":\"pizza\"}"));
+        json_decref(ok(&v[2], Q, "vote", "{\"option\":\"pizza\"}"));
+        e = next_event(&board, Q, 3, "vote_update");
+        assert_json(data_of(e), "{\"option\":\"tacos\",\"counts\":[0,0,1],"
+                                "\"total\":1,\"leader\":\"tacos\","
+                                "\"leader_changed\":true}");
+        json_decref(e);
+        e = next_event(&board, Q, 4, "vote_update");
+        assert_json(data_of(e), "{\"option\":\"pizza\",\"counts\":[1,0,1],"
+                                "\"total\":2,\"leader\":null,"
+                                "\"leader_changed\":true}");
+        json_decref(e);
+        e = next_event(&board, Q, 5, "vote_update");
+        assert_json(data_of(e), "{\"option\":\"pizza\",\"counts\":[2,0,1],"
+                                "\"total\":3,\"leader\":\"pizza\","
+                                "\"leader_changed\":true}");
+        json_decref(e);
+    }
     peer_close(&admin);
     peer_close(&board);
     for (int i = 0; i < 3; i++)
@@ -1137,7 +1293,7 @@ test_notification_arrives_on_the_users_connection(void **state)
     assert_int_equal(
         http(s, "POST", "/v1/call/user/kim/notify", hdrs,
              "{\"title\":\"Payment received\",\"message\":\"Thanks! 12,000 "
-             "KRW\",\"priority\":\"medium\",\"type\":\"receipt\","
+             "KRW\",\"type\":\"receipt\",\"link\":\"/orders/A-1001\","
              "\"order\":\"A-1001\"}",
              &body),
         200);
@@ -1163,9 +1319,11 @@ test_notification_arrives_on_the_users_connection(void **state)
     d = data_of(e);
     assert_true(iget(d, "at") > 0);
     json_object_del(d, "at");
+    /* No priority given: medium; the link is a field of its own. */
     assert_json(d, "{\"id\":1,\"title\":\"Payment received\","
                    "\"message\":\"Thanks! 12,000 KRW\",\"priority\":\"medium\","
-                   "\"type\":\"receipt\",\"read\":false,\"from\":\"billing\","
+                   "\"type\":\"receipt\",\"link\":\"/orders/A-1001\","
+                   "\"read\":false,\"from\":\"billing\","
                    "\"order\":\"A-1001\"}");
     json_decref(e);
 
@@ -1208,24 +1366,71 @@ test_notification_arrives_on_the_users_connection(void **state)
     assert_int_equal(iget(r, "remind_at"), iget(r, "approved_at"));
     assert_null_member(r, "reminded_at");
     json_decref(r);
+    /* First the approval itself, then the reminder: both through the
+     * device's outbox, in the order the device made them. */
     e = next_event(&kim, U, 3, "notification");
     d = data_of(e);
     json_object_del(d, "at");
-    assert_json(d, fmt("{\"id\":2,\"title\":\"Reservation reminder\","
+    assert_json(d, fmt("{\"id\":2,\"title\":\"Reservation approved\","
+                       "\"message\":\"Your reservation of ps5-03 at %s is "
+                       "confirmed.\",\"priority\":\"medium\","
+                       "\"type\":\"reservation_approved\",\"link\":null,"
+                       "\"read\":false,\"from\":\"device/ps5-03\","
+                       "\"device\":\"ps5-03\",\"slot\":\"%s\","
+                       "\"reservation_id\":1}",
+                       slot, slot));
+    json_decref(e);
+    e = next_event(&kim, U, 4, "notification");
+    d = data_of(e);
+    json_object_del(d, "at");
+    assert_json(d, fmt("{\"id\":3,\"title\":\"Reservation reminder\","
                        "\"message\":\"Your reservation of ps5-03 starts at "
                        "%s.\",\"priority\":\"high\",\"type\":\"reminder\","
+                       "\"link\":null,"
                        "\"read\":false,\"from\":\"device/ps5-03\","
-                       "\"device\":\"ps5-03\",\"slot\":\"%s\"}",
+                       "\"device\":\"ps5-03\",\"slot\":\"%s\","
+                       "\"reservation_id\":1}",
                        slot, slot));
     json_decref(e);
     r = ok(&kim, U, "unread", NULL);
-    assert_json(r, "{\"count\":1}");
+    assert_json(r, "{\"count\":2}");
     json_decref(r);
     /* The device recorded that it reminded her (same atomic unit as the
      * send, so it is there by the time the notification is). */
     r = ok(&kim, "device/ps5-03", "get", NULL);
     assert_true(iget(json_array_get(json_object_get(r, "reservations"), 0),
                      "reminded_at") > 0);
+    json_decref(r);
+
+    /* The billing backend tells a list of customers at once: one call,
+     * relayed by the inbox it names, one item in each inbox. */
+    snprintf(hdrs, sizeof(hdrs),
+             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n",
+             billing);
+    assert_int_equal(
+        http(s, "POST", "/v1/call/user/billing/notify_many", hdrs,
+             "{\"users\":[\"kim\",\"lee\"],\"title\":\"New prices\","
+             "\"message\":\"From Monday.\",\"type\":\"notice\","
+             "\"link\":\"/prices\"}",
+             &body),
+        200);
+    assert_string_equal(body.data, "{\"ok\":true,\"result\":{\"sent\":2}}");
+    e = next_event(&kim, U, 5, "notification");
+    d = data_of(e);
+    json_object_del(d, "at");
+    assert_json(d, "{\"id\":4,\"title\":\"New prices\","
+                   "\"message\":\"From Monday.\",\"priority\":\"medium\","
+                   "\"type\":\"notice\",\"link\":\"/prices\",\"read\":false,"
+                   "\"from\":\"user/billing\",\"by\":\"billing\"}");
+    json_decref(e);
+    r = ok(&lee, "user/lee", "list", NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "items")), 1);
+    json_decref(r);
+    /* Kim's app shows her receipts only. */
+    r = ok(&kim, U, "list", "{\"type\":\"receipt\"}");
+    assert_int_equal(json_array_size(json_object_get(r, "items")), 1);
+    assert_int_equal(iget(json_array_get(json_object_get(r, "items"), 0), "id"),
+                     1);
     json_decref(r);
 
     hf_buf_free(&body);

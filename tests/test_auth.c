@@ -931,11 +931,53 @@ test_repeated_claim_refused(void **state)
     free(duphdr);
 }
 
+/* name and picture are display claims: kept when they are sane strings,
+ * left out (never refusing the token) otherwise. */
+static void
+test_display_claims_are_kept_or_left_out(void **state)
+{
+    hf_principal p;
+    char *tok;
+    char claims[2200], big[1100];
+    (void)state;
+
+    tok = sign_claims("{\"sub\":\"kim\",\"role\":\"user\",\"name\":\"Kim "
+                      "Minji\",\"picture\":\"https://cdn.example/kim.png\"}",
+                      JWT_ALG_HS256, SECRET);
+    assert_int_equal(verify(tok, &p), 0);
+    assert_string_equal(p.name, "Kim Minji");
+    assert_string_equal(p.picture, "https://cdn.example/kim.png");
+    free(tok);
+    tok = hf_auth_mint_ex(SECRET, "lee", "user", 0, NULL,
+                          "{\"name\":\"Lee\"}");
+    assert_int_equal(verify(tok, &p), 0);
+    assert_string_equal(p.name, "Lee");
+    assert_string_equal(p.picture, "");
+    free(tok);
+    /* Wrong type, control characters, too long: left out. */
+    memset(big, 'x', 1025);
+    big[1025] = '\0';
+    snprintf(claims, sizeof(claims),
+             "{\"sub\":\"kim\",\"role\":\"user\",\"name\":7,"
+             "\"picture\":\"%s\"}", big);
+    tok = sign_claims(claims, JWT_ALG_HS256, SECRET);
+    assert_int_equal(verify(tok, &p), 0);
+    assert_string_equal(p.name, "");
+    assert_string_equal(p.picture, "");
+    free(tok);
+    tok = sign_claims("{\"sub\":\"kim\",\"role\":\"user\",\"name\":\"a\\nb\"}",
+                      JWT_ALG_HS256, SECRET);
+    assert_int_equal(verify(tok, &p), 0);
+    assert_string_equal(p.name, "");
+    free(tok);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_with_acl),
+        cmocka_unit_test(test_display_claims_are_kept_or_left_out),
         cmocka_unit_test(test_round_trip_without_exp_or_acl),
         cmocka_unit_test(test_each_role_name_verifies_to_its_bit),
         cmocka_unit_test(test_not_yet_expired_ok),

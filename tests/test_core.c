@@ -1721,6 +1721,52 @@ test_json_msgpack_round_trip(void **state)
     hf_buf_free(&b);
 }
 
+/* The display claims travel in a CALL envelope as "nm" and "pic": packed,
+ * read from bytes, kept by hf_env_pos for the worker, and decoded. */
+static void
+test_envelope_carries_the_display_claims(void **state)
+{
+    hf_env req = {.op = HF_OP_CALL, .to = {"room/lobby", 10},
+                  .method = {"send", 4}, .sub = {"kim", 3},
+                  .role = HF_ROLE_USER, .name = {"Kim Minji", 9},
+                  .picture = {"https://x/k.png", 15}};
+    hf_buf b = {0};
+    msgpack_packer pk;
+    msgpack_zone z;
+    msgpack_object o;
+    hf_env got, back;
+    hf_env_pos pos;
+    size_t off = 0;
+    int st;
+    (void)state;
+
+    msgpack_packer_init(&pk, &b, hf_buf_mpwrite);
+    assert_int_equal(hf_env_pack_request(&pk, &req, (hf_slice){"\x80", 1}), 0);
+    assert_int_equal(hf_env_read(b.data, b.len, &off, NULL, &got, &st), 0);
+    assert_int_equal(st, 0);
+    assert_true(hf_slice_is(got.name, "Kim Minji"));
+    assert_true(hf_slice_is(got.picture, "https://x/k.png"));
+    hf_env_pos_save(&pos, &got, b.data);
+    assert_int_equal(hf_env_pos_load(&pos, b.data, NULL, &back), 0);
+    assert_true(hf_slice_is(back.name, "Kim Minji"));
+    assert_true(hf_slice_is(back.picture, "https://x/k.png"));
+    assert_true(hf_slice_is(back.sub, "kim"));
+    msgpack_zone_init(&z, 256);
+    off = 0;
+    assert_int_equal(hf_unpack_next(b.data, b.len, &off, &z, &o), 0);
+    assert_int_equal(hf_env_decode(&o, &got), 0);
+    assert_true(hf_slice_is(got.name, "Kim Minji"));
+    assert_true(hf_slice_is(got.picture, "https://x/k.png"));
+    msgpack_zone_destroy(&z);
+    /* Without claims, neither key is written. */
+    b.len = 0;
+    req.name = req.picture = (hf_slice){NULL, 0};
+    assert_int_equal(hf_env_pack_request(&pk, &req, (hf_slice){0}), 0);
+    assert_null(memmem(b.data, b.len, "\xa2nm", 3));
+    assert_null(memmem(b.data, b.len, "\xa3pic", 4));
+    hf_buf_free(&b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1737,6 +1783,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_error_names_and_http_statuses),
         cmocka_unit_test(test_config_flags_override_environment_and_defaults),
         cmocka_unit_test(test_json_msgpack_round_trip),
+        cmocka_unit_test(test_envelope_carries_the_display_claims),
         cmocka_unit_test(test_counter_8_threads_100k_each_is_exact),
         cmocka_unit_test(test_per_sender_order_is_kept),
         cmocka_unit_test(test_reply_is_never_seen_before_its_commit_is_durable),

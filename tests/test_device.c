@@ -892,6 +892,17 @@ inbox_unread(struct th_eng *e, const char *u, int64_t want, int ms)
     return n;
 }
 
+/* Waits up to ms for the outbox to have sent at least want messages since
+ * sent0; returns how many it has. */
+static uint64_t
+wait_sent(uint64_t sent0, uint64_t want, int ms)
+{
+    for (int waited = 0; waited < ms && HF_GET(outbox_sent) - sent0 < want;
+         waited += 50)
+        sleep_ms(50);
+    return HF_GET(outbox_sent) - sent0;
+}
+
 static void
 test_reminder_reaches_the_user_inbox_exactly_once(void **state)
 {
@@ -907,19 +918,21 @@ test_reminder_reaches_the_user_inbox_exactly_once(void **state)
     m = ok(e, "boss", ADMIN, "approve", a);
     assert_int_equal(th_num(m->e.val, "remind_at"), t - 10 * MIN_MS);
     hf_drv_msg_free(m);
-    /* Not before its time (checked only while it is surely not yet due,
-     * so a slow machine does not fail it). */
+    /* The approval's own notice goes out at once; the reminder not before
+     * its time (checked only while it is surely not yet due, so a slow
+     * machine does not fail it). */
     sleep_ms(200);
     if (hf_now_ms() < t - 10 * MIN_MS - 50)
-        assert_int_equal(HF_GET(outbox_sent) - sent0, 0);
+        assert_true(HF_GET(outbox_sent) - sent0 <= 1);
     at = wait_reminded(e, slot, TH_WAIT);
     assert_true(at >= t - 10 * MIN_MS);
+    assert_int_equal(wait_sent(sent0, 2, TH_WAIT), 2);
     sleep_ms(300);
-    assert_int_equal(HF_GET(outbox_sent) - sent0, 1);
+    assert_int_equal(HF_GET(outbox_sent) - sent0, 2);
     /* A restart sends nothing again. */
     th_restart(e);
     sleep_ms(300);
-    assert_int_equal(HF_GET(outbox_sent) - sent0, 1);
+    assert_int_equal(HF_GET(outbox_sent) - sent0, 2);
     assert_int_equal(wait_reminded(e, slot, 0), at);
 
     if (!user_kind_ready()) {
@@ -928,14 +941,17 @@ test_reminder_reaches_the_user_inbox_exactly_once(void **state)
                       __func__);
         return;
     }
-    assert_int_equal(inbox_unread(e, "alice", 1, TH_WAIT), 1);
+    /* The approval notice, then the reminder: one each. */
+    assert_int_equal(inbox_unread(e, "alice", 2, TH_WAIT), 2);
     sleep_ms(300);
-    assert_int_equal(inbox_unread(e, "alice", 1, 0), 1);
+    assert_int_equal(inbox_unread(e, "alice", 2, 0), 2);
     m = ok_to(e, "alice", TH_ALL_ROLES, "user/alice", "list", NULL);
     {
         const msgpack_object *items = th_field(m->e.val, "items"), *it;
         assert_int_equal(items->type, MSGPACK_OBJECT_ARRAY);
-        assert_int_equal(items->via.array.size, 1);
+        assert_int_equal(items->via.array.size, 2);
+        assert_true(th_is(&items->via.array.ptr[1], "type",
+                          "reservation_approved"));
         it = &items->via.array.ptr[0];
         assert_true(th_is(it, "type", "reminder"));
         assert_true(th_is(it, "priority", "high"));
@@ -962,10 +978,12 @@ test_reminder_at_once_when_approved_within_ten_minutes(void **state)
     assert_true(th_num(m->e.val, "remind_at") < t - 4 * MIN_MS);
     hf_drv_msg_free(m);
     assert_true(wait_reminded(e, slot, TH_WAIT) > 0);
+    /* The approval notice and the reminder. */
+    assert_int_equal(wait_sent(sent0, 2, TH_WAIT), 2);
     sleep_ms(200);
-    assert_int_equal(HF_GET(outbox_sent) - sent0, 1);
+    assert_int_equal(HF_GET(outbox_sent) - sent0, 2);
     if (user_kind_ready())
-        assert_int_equal(inbox_unread(e, "bob", 1, TH_WAIT), 1);
+        assert_int_equal(inbox_unread(e, "bob", 2, TH_WAIT), 2);
 }
 
 static void
@@ -986,7 +1004,137 @@ test_cancel_and_reject_remove_the_reminder(void **state)
     slot_call(e, "boss", ADMIN, "reject", s2);
     sleep_ms(1000);
     assert_int_equal(HF_GET(alarms_fired) - fired0, 0);
-    assert_int_equal(HF_GET(outbox_sent) - sent0, 0);
+    /* Two approval notices and lee's rejection; no reminder, and nothing
+     * for kim's own cancel. */
+    assert_int_equal(HF_GET(outbox_sent) - sent0, 3);
+}
+
+/* The inbox item of u whose "slot" is slot (NULL if none); m = list's
+ * reply, kept by the caller. */
+static const msgpack_object *
+inbox_item(const hf_drv_msg *m, const char *slot)
+{
+    const msgpack_object *items = th_field(m->e.val, "items");
+    assert_int_equal(items->type, MSGPACK_OBJECT_ARRAY);
+    for (uint32_t i = 0; i < items->via.array.size; i++)
+        if (th_is(&items->via.array.ptr[i], "slot", slot))
+            return &items->via.array.ptr[i];
+    return NULL;
+}
+
+static void
+test_holder_hears_of_approval_rejection_and_admin_cancel(void **state)
+{
+    struct th_eng *e = *state;
+    uint64_t sent0 = HF_GET(outbox_sent);
+    const msgpack_object *it;
+    hf_drv_msg *m;
+
+    reserve(e, "kim", "mon-am");
+    reserve(e, "kim", "tue-am");
+    reserve(e, "kim", "wed-am");
+    reserve(e, "kim", "thu-am");
+    slot_call(e, "boss", ADMIN, "approve", "mon-am");
+    hf_drv_msg_free(ok(e, "boss", ADMIN, "reject",
+                       "{\"slot\":\"tue-am\",\"reason\":\"maintenance\"}"));
+    slot_call(e, "boss", ADMIN, "cancel", "wed-am");
+    slot_call(e, "kim", USER, "cancel", "thu-am"); /* her own: no notice */
+
+    assert_int_equal(inbox_unread(e, "kim", 3, TH_WAIT), 3);
+    m = ok_to(e, "kim", USER, "user/kim", "list", NULL);
+    it = inbox_item(m, "mon-am");
+    assert_non_null(it);
+    assert_true(th_is(it, "type", "reservation_approved"));
+    assert_true(th_is(it, "device", "ps5-03"));
+    assert_true(th_is(it, "from", D));
+    assert_int_equal(th_num(it, "reservation_id"), 1);
+    it = inbox_item(m, "tue-am");
+    assert_non_null(it);
+    assert_true(th_is(it, "type", "reservation_rejected"));
+    assert_true(th_is(it, "reason", "maintenance"));
+    assert_int_equal(th_num(it, "reservation_id"), 2);
+    it = inbox_item(m, "wed-am");
+    assert_non_null(it);
+    assert_true(th_is(it, "type", "reservation_cancelled"));
+    assert_true(th_is(it, "by", "boss"));
+    assert_null(inbox_item(m, "thu-am"));
+    hf_drv_msg_free(m);
+
+    /* Exactly once: three sends, and a restart (which re-queues whatever
+     * the outbox still holds) posts nothing twice. */
+    assert_int_equal(wait_sent(sent0, 3, TH_WAIT), 3);
+    th_restart(e);
+    sleep_ms(300);
+    assert_int_equal(HF_GET(outbox_sent) - sent0, 3);
+    assert_int_equal(inbox_unread(e, "kim", 4, 0), 3);
+}
+
+static void
+test_a_failed_change_notifies_nobody(void **state)
+{
+    struct th_eng *e = *state;
+    uint64_t sent0 = HF_GET(outbox_sent);
+
+    reserve(e, "kim", "mon-am");
+    slot_call(e, "boss", ADMIN, "approve", "mon-am");
+    /* Approving again is a conflict: its unit, notice included, is gone. */
+    fails(e, "boss", ADMIN, "approve", "{\"slot\":\"mon-am\"}", "conflict",
+          NULL);
+    fails(e, "lee", USER, "cancel", "{\"slot\":\"mon-am\"}", "forbidden",
+          NULL);
+    assert_int_equal(wait_sent(sent0, 1, TH_WAIT), 1);
+    sleep_ms(300);
+    assert_int_equal(HF_GET(outbox_sent) - sent0, 1);
+    assert_int_equal(inbox_unread(e, "kim", 2, 0), 1);
+}
+
+static void
+test_events_carry_the_device_and_a_stable_reservation_id(void **state)
+{
+    struct th_eng *e = *state;
+    hf_drv_msg *m;
+
+    th_sub(e, 1, D, -1);
+    reserve(e, "kim", "mon-am");
+    reserve(e, "lee", "tue-am");
+    m = next_event(e, "reservation_created");
+    assert_true(th_is(m->e.val, "device", "ps5-03"));
+    assert_int_equal(th_num(m->e.val, "reservation_id"), 1);
+    hf_drv_msg_free(m);
+    m = next_event(e, "reservation_created");
+    assert_int_equal(th_num(m->e.val, "reservation_id"), 2);
+    hf_drv_msg_free(m);
+
+    /* The id stays with the reservation through approve and cancel, in
+     * replies, events and get. */
+    m = ok(e, "boss", ADMIN, "approve", "{\"slot\":\"mon-am\"}");
+    assert_int_equal(th_num(m->e.val, "reservation_id"), 1);
+    hf_drv_msg_free(m);
+    m = next_event(e, "reservation_approved");
+    assert_int_equal(th_num(m->e.val, "reservation_id"), 1);
+    assert_true(th_is(m->e.val, "device", "ps5-03"));
+    hf_drv_msg_free(m);
+    th_restart(e);
+    th_sub(e, 1, D, -1);
+    m = ok(e, "x", USER, "get", NULL);
+    assert_int_equal(th_num(find_resv(m, "tue-am"), "reservation_id"), 2);
+    assert_true(th_is(find_resv(m, "tue-am"), "device", "ps5-03"));
+    hf_drv_msg_free(m);
+    slot_call(e, "lee", USER, "cancel", "tue-am");
+    m = next_event(e, "reservation_cancelled");
+    assert_int_equal(th_num(m->e.val, "reservation_id"), 2);
+    hf_drv_msg_free(m);
+    /* A new reservation of a freed slot is a new reservation. */
+    reserve(e, "kim", "tue-am");
+    m = next_event(e, "reservation_created");
+    assert_int_equal(th_num(m->e.val, "reservation_id"), 3);
+    hf_drv_msg_free(m);
+
+    /* Status events name the device too. */
+    hf_drv_msg_free(ok(e, "ps5", DEV, "heartbeat", NULL));
+    m = next_event(e, "device_online");
+    assert_true(th_is(m->e.val, "device", "ps5-03"));
+    hf_drv_msg_free(m);
 }
 
 int
@@ -996,6 +1144,9 @@ main(void)
         cmocka_unit_test(test_iso8601_times_parse_with_a_zone_only),
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
         T(test_reserve_creates_a_pending_reservation),
+        T(test_holder_hears_of_approval_rejection_and_admin_cancel),
+        T(test_a_failed_change_notifies_nobody),
+        T(test_events_carry_the_device_and_a_stable_reservation_id),
         T(test_reserve_same_slot_twice_same_user_gets_the_same_answer),
         T(test_reserve_slot_held_by_another_user_conflicts),
         T(test_reserve_without_user_reserves_for_the_caller),

@@ -64,6 +64,18 @@ configured(struct th_eng *e)
     event(e, "poll_configured", NULL);
 }
 
+/* {"options":["1","2",...,"n"]} into buf (room for 2048 bytes). */
+static const char *
+options_json(char *buf, int n)
+{
+    size_t len = (size_t)snprintf(buf, 2048, "{\"options\":[");
+    for (int i = 1; i <= n; i++)
+        len += (size_t)snprintf(buf + len, 2048 - len, "%s\"%d\"",
+                                i > 1 ? "," : "", i);
+    snprintf(buf + len, 2048 - len, "]}");
+    return buf;
+}
+
 /* ---- configure ---- */
 
 static void
@@ -102,9 +114,6 @@ test_configure_validates_options_and_closes_at(void **state)
         "{\"options\":[\"a\",\"\"]}",
         "{\"options\":[\"a\",2]}",
         "{\"options\":[\"a\",\"a\"]}",
-        "{\"options\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\","
-        "\"10\",\"11\",\"12\",\"13\",\"14\",\"15\",\"16\",\"17\",\"18\","
-        "\"19\",\"20\",\"21\"]}",
         "{\"options\":[\"a\",\"b\"],\"closes_at\":\"soon\"}",
         "{\"options\":[\"a\",\"b\"],\"closes_at\":1000}", /* the past */
     };
@@ -120,13 +129,16 @@ test_configure_validates_options_and_closes_at(void **state)
         assert_non_null(memmem(m->e.msg.data, m->e.msg.len, "'options'", 9));
         hf_drv_msg_free(m);
     }
-    /* 20 options is the most, and fine. */
-    json = th_ok(e, "boss", ADMIN, P, "configure",
-                 "{\"options\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\","
-                 "\"8\",\"9\",\"10\",\"11\",\"12\",\"13\",\"14\",\"15\","
-                 "\"16\",\"17\",\"18\",\"19\",\"20\"]}");
-    has(json, "\"counts\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]");
-    free(json);
+    /* 200 options is the most, and fine; 201 is not. */
+    {
+        char args[2048];
+        th_err(e, "boss", ADMIN, P, "configure", options_json(args, 201),
+               "bad_request");
+        json = th_ok(e, "boss", ADMIN, P, "configure", options_json(args, 200));
+        has(json, "\"counts\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0");
+        has(json, ",\"200\"]");
+        free(json);
+    }
     th_free(e);
 }
 
@@ -169,12 +181,15 @@ test_vote_counts_and_emits_vote_update(void **state)
     configured(e);
     ok(e, "kim", USER, "vote", "{\"option\":\"bibimbap\"}",
        "{\"option\":\"bibimbap\",\"counts\":[1,0,0],\"total\":1,"
-       "\"changed\":true}");
+       "\"leader\":\"bibimbap\",\"leader_changed\":true,\"changed\":true}");
     event(e, "vote_update",
-          "{\"option\":\"bibimbap\",\"counts\":[1,0,0],\"total\":1}");
+          "{\"option\":\"bibimbap\",\"counts\":[1,0,0],\"total\":1,"
+          "\"leader\":\"bibimbap\",\"leader_changed\":true}");
+    /* A tie at the top: no leader. */
     ok(e, "lee", USER, "vote", "{\"option\":\"pho\"}", NULL);
     event(e, "vote_update",
-          "{\"option\":\"pho\",\"counts\":[1,0,1],\"total\":2}");
+          "{\"option\":\"pho\",\"counts\":[1,0,1],\"total\":2,"
+          "\"leader\":null,\"leader_changed\":true}");
     ok(e, "anyone", USER, "tally", NULL,
        "{\"options\":[\"bibimbap\",\"ramen\",\"pho\"],\"counts\":[1,0,1],"
        "\"total\":2,\"closed\":false}");
@@ -191,9 +206,10 @@ test_revote_moves_the_vote(void **state)
     event(e, "vote_update", "\"counts\":[1,0,0]");
     ok(e, "kim", USER, "vote", "{\"option\":\"ramen\"}",
        "{\"option\":\"ramen\",\"counts\":[0,1,0],\"total\":1,"
-       "\"changed\":true}");
+       "\"leader\":\"ramen\",\"leader_changed\":true,\"changed\":true}");
     event(e, "vote_update",
-          "{\"option\":\"ramen\",\"counts\":[0,1,0],\"total\":1}");
+          "{\"option\":\"ramen\",\"counts\":[0,1,0],\"total\":1,"
+          "\"leader\":\"ramen\",\"leader_changed\":true}");
     th_free(e);
 }
 
@@ -207,7 +223,7 @@ test_same_vote_again_is_a_noop_without_event(void **state)
     event(e, "vote_update", "\"counts\":[0,0,1]");
     ok(e, "kim", USER, "vote", "{\"option\":\"pho\"}",
        "{\"option\":\"pho\",\"counts\":[0,0,1],\"total\":1,"
-       "\"changed\":false}");
+       "\"leader\":\"pho\",\"changed\":false}");
     assert_true(th_quiet(e, 200));
     th_free(e);
 }
@@ -222,10 +238,11 @@ test_unvote_withdraws_the_vote_and_emits_vote_update(void **state)
     event(e, "vote_update", NULL);
     ok(e, "kim", USER, "unvote", NULL,
        "{\"option\":\"ramen\",\"counts\":[0,0,0],\"total\":0,"
-       "\"changed\":true,\"withdrawn\":true}");
+       "\"leader\":null,\"leader_changed\":true,\"changed\":true,"
+       "\"withdrawn\":true}");
     event(e, "vote_update",
           "{\"option\":\"ramen\",\"counts\":[0,0,0],\"total\":0,"
-          "\"withdrawn\":true}");
+          "\"leader\":null,\"leader_changed\":true,\"withdrawn\":true}");
     th_free(e);
 }
 
@@ -236,7 +253,8 @@ test_unvote_without_a_vote_is_a_noop_without_event(void **state)
     (void)state;
     configured(e);
     ok(e, "kim", USER, "unvote", "{}",
-       "{\"option\":null,\"counts\":[0,0,0],\"total\":0,\"changed\":false}");
+       "{\"option\":null,\"counts\":[0,0,0],\"total\":0,\"leader\":null,"
+       "\"changed\":false}");
     assert_true(th_quiet(e, 200));
     th_free(e);
 }
@@ -576,6 +594,111 @@ test_counts_stay_exact_with_8_threads_voting(void **state)
     th_free(e);
 }
 
+/* ---- add_option and the leader ---- */
+
+static void
+test_admin_adds_an_option_while_votes_exist(void **state)
+{
+    struct th_eng *e = poll_with_sub();
+    (void)state;
+    configured(e);
+    ok(e, "kim", USER, "vote", "{\"option\":\"ramen\"}", NULL);
+    event(e, "vote_update", NULL);
+    ok(e, "boss", ADMIN, "add_option", "{\"option\":\"udon\"}",
+       "{\"options\":[\"bibimbap\",\"ramen\",\"pho\",\"udon\"],"
+       "\"counts\":[0,1,0,0],\"total\":1,\"closed\":false}");
+    event(e, "poll_configured",
+          "{\"options\":[\"bibimbap\",\"ramen\",\"pho\",\"udon\"],"
+          "\"added\":\"udon\"}");
+    /* Existing votes keep their option; the new one takes votes. */
+    ok(e, "lee", USER, "vote", "{\"option\":\"udon\"}",
+       "\"counts\":[0,1,0,1]");
+    event(e, "vote_update", "\"option\":\"udon\"");
+    th_restart(e);
+    ok(e, "kim", USER, "tally", NULL, "\"mine\":\"ramen\"");
+    th_free(e);
+}
+
+static void
+test_add_option_needs_admin_unless_open_options(void **state)
+{
+    struct th_eng *e = poll_with_sub();
+    (void)state;
+    configured(e);
+    th_err(e, "kim", USER, P, "add_option", "{\"option\":\"udon\"}",
+           "forbidden");
+    ok(e, "boss", ADMIN, "configure",
+       "{\"options\":[\"a\",\"b\"],\"open_options\":true}", NULL);
+    event(e, "poll_configured",
+          "{\"options\":[\"a\",\"b\"],\"open_options\":true}");
+    ok(e, "kim", USER, "add_option", "{\"option\":\"c\"}",
+       "\"options\":[\"a\",\"b\",\"c\"]");
+    event(e, "poll_configured", "\"open_options\":true,\"added\":\"c\"");
+    th_free(e);
+}
+
+static void
+test_add_option_errors(void **state)
+{
+    struct th_eng *e = poll_with_sub();
+    char args[2048];
+    (void)state;
+    th_err(e, "boss", ADMIN, P, "add_option", "{\"option\":\"x\"}",
+           "not_found");
+    configured(e);
+    th_err(e, "boss", ADMIN, P, "add_option", NULL, "bad_request");
+    th_err(e, "boss", ADMIN, P, "add_option", "{\"option\":\"\"}",
+           "bad_request");
+    th_err(e, "boss", ADMIN, P, "add_option", "{\"option\":7}",
+           "bad_request");
+    th_err(e, "boss", ADMIN, P, "add_option", "{\"option\":\"ramen\"}",
+           "conflict");
+    /* Full at 200. */
+    ok(e, "boss", ADMIN, "configure", options_json(args, 199), NULL);
+    event(e, "poll_configured", NULL);
+    ok(e, "boss", ADMIN, "add_option", "{\"option\":\"last\"}", NULL);
+    event(e, "poll_configured", "\"added\":\"last\"");
+    th_err(e, "boss", ADMIN, P, "add_option", "{\"option\":\"more\"}",
+           "conflict");
+    /* Closed. */
+    ok(e, "boss", ADMIN, "close", NULL, NULL);
+    event(e, "poll_closed", NULL);
+    th_err(e, "boss", ADMIN, P, "add_option", "{\"option\":\"late\"}",
+           "conflict");
+    assert_true(th_quiet(e, 200));
+    th_free(e);
+}
+
+static void
+test_vote_update_announces_a_new_leader(void **state)
+{
+    struct th_eng *e = poll_with_sub();
+    (void)state;
+    configured(e);
+    ok(e, "a", USER, "vote", "{\"option\":\"ramen\"}", NULL);
+    event(e, "vote_update", "\"leader\":\"ramen\",\"leader_changed\":true");
+    ok(e, "b", USER, "vote", "{\"option\":\"ramen\"}", NULL);
+    /* Still ramen: no leader_changed. */
+    event(e, "vote_update", "\"total\":2,\"leader\":\"ramen\"}");
+    ok(e, "c", USER, "vote", "{\"option\":\"pho\"}", NULL);
+    event(e, "vote_update", "\"total\":3,\"leader\":\"ramen\"}");
+    ok(e, "d", USER, "vote", "{\"option\":\"pho\"}", NULL);
+    event(e, "vote_update",
+          "\"counts\":[0,2,2],\"total\":4,\"leader\":null,"
+          "\"leader_changed\":true}");
+    ok(e, "e", USER, "vote", "{\"option\":\"pho\"}",
+       "\"leader\":\"pho\",\"leader_changed\":true,\"changed\":true");
+    event(e, "vote_update", "\"leader\":\"pho\",\"leader_changed\":true}");
+    /* A vote moving away gives the lead back to a tie, then to ramen. */
+    ok(e, "d", USER, "vote", "{\"option\":\"bibimbap\"}", NULL);
+    event(e, "vote_update", "\"counts\":[1,2,2],\"total\":5,\"leader\":null,"
+                            "\"leader_changed\":true}");
+    ok(e, "e", USER, "unvote", NULL, NULL);
+    event(e, "vote_update", "\"leader\":\"ramen\",\"leader_changed\":true,"
+                            "\"withdrawn\":true}");
+    th_free(e);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -603,6 +726,10 @@ main(int argc, char **argv)
         cmocka_unit_test(test_close_by_hand_cancels_the_alarm),
         cmocka_unit_test(test_state_survives_restart),
         cmocka_unit_test(test_counts_stay_exact_with_8_threads_voting),
+        cmocka_unit_test(test_admin_adds_an_option_while_votes_exist),
+        cmocka_unit_test(test_add_option_needs_admin_unless_open_options),
+        cmocka_unit_test(test_add_option_errors),
+        cmocka_unit_test(test_vote_update_announces_a_new_leader),
     };
     hf_log_set_level(HF_LOG_ERROR);
     if (argc == 2)

@@ -421,6 +421,94 @@ test_room_survives_restart(void **state)
     th_free(e);
 }
 
+/* ---- author display and delivery states ---- */
+
+static void
+test_profile_names_the_authors_messages(void **state)
+{
+    struct th_eng *e = th_new(NULL);
+    char *json;
+    (void)state;
+    th_sub(e, 1, R, -1);
+    /* No profile, no claims: neither field. */
+    say(e, "kim", "before");
+    event(e, "message", "\"author\":\"kim\",\"at\":");
+    ok(e, "kim", USER, "profile",
+       "{\"name\":\"Kim Minji\",\"picture\":\"https://cdn.example/kim.png\"}",
+       "{\"user\":\"kim\",\"name\":\"Kim Minji\","
+       "\"picture\":\"https://cdn.example/kim.png\"}");
+    event(e, "profile",
+          "{\"user\":\"kim\",\"name\":\"Kim Minji\","
+          "\"picture\":\"https://cdn.example/kim.png\"}");
+    say(e, "kim", "after");
+    event(e, "message",
+          "\"author\":\"kim\",\"name\":\"Kim Minji\","
+          "\"picture\":\"https://cdn.example/kim.png\",\"at\":");
+    /* A profile without a picture; others keep theirs (none). */
+    ok(e, "lee", USER, "profile", "{\"name\":\"Lee\"}",
+       "{\"user\":\"lee\",\"name\":\"Lee\",\"picture\":null}");
+    event(e, "profile", NULL);
+    say(e, "lee", "hi");
+    event(e, "message", "\"author\":\"lee\",\"name\":\"Lee\",\"at\":");
+    /* History shows each message as it was sent, also after a restart. */
+    th_restart(e);
+    json = th_ok(e, "kim", USER, R, "history", "{\"after\":0}");
+    has(json, "\"body\":\"before\",\"author\":\"kim\",\"at\":");
+    has(json, "\"body\":\"after\",\"author\":\"kim\",\"name\":\"Kim Minji\"");
+    has(json, "\"body\":\"hi\",\"author\":\"lee\",\"name\":\"Lee\",\"at\":");
+    free(json);
+    th_free(e);
+}
+
+static void
+test_profile_errors(void **state)
+{
+    struct th_eng *e = th_new(NULL);
+    char args[2100], big[2002];
+    (void)state;
+    th_err(e, "kim", USER, R, "profile", NULL, "bad_request");
+    th_err(e, "kim", USER, R, "profile", "{\"name\":\"\"}", "bad_request");
+    th_err(e, "kim", USER, R, "profile", "{\"name\":3}", "bad_request");
+    th_err(e, "kim", USER, R, "profile", "{\"name\":\"a\\u0007b\"}",
+           "bad_request");
+    th_err(e, "kim", USER, R, "profile",
+           "{\"name\":\"12345678901234567890123456789012345678901234567890"
+           "123456789012345\"}",
+           "bad_request");
+    memset(big, 'p', 2001);
+    big[2001] = '\0';
+    snprintf(args, sizeof(args), "{\"name\":\"K\",\"picture\":\"%s\"}", big);
+    th_err(e, "kim", USER, R, "profile", args, "bad_request");
+    th_err(e, "", USER, R, "profile", "{\"name\":\"Ghost\"}", "unauthorized");
+    th_free(e);
+}
+
+static void
+test_delivered_moves_its_own_mark_and_emits_delivered(void **state)
+{
+    struct th_eng *e = th_new(NULL);
+    (void)state;
+    seven(e);
+    th_sub(e, 1, R, -1);
+    ok(e, "lee", USER, "delivered", "{\"upto\":5}", "{\"upto\":5}");
+    event(e, "delivered", "{\"user\":\"lee\",\"upto\":5}");
+    /* Forward only; and a separate mark from read. */
+    ok(e, "lee", USER, "delivered", "{\"upto\":4}", "{\"upto\":5}");
+    assert_true(th_quiet(e, 200));
+    ok(e, "lee", USER, "read", "{\"upto\":2}", "{\"upto\":2}");
+    event(e, "read", "{\"user\":\"lee\",\"upto\":2}");
+    ok(e, "lee", USER, "delivered", "{\"upto\":7}", "{\"upto\":7}");
+    event(e, "delivered", "{\"user\":\"lee\",\"upto\":7}");
+    th_restart(e);
+    ok(e, "lee", USER, "delivered", "{\"upto\":6}", "{\"upto\":7}");
+    /* Errors as read's. */
+    th_err(e, "lee", USER, R, "delivered", NULL, "bad_request");
+    th_err(e, "lee", USER, R, "delivered", "{\"upto\":0}", "bad_request");
+    th_err(e, "lee", USER, R, "delivered", "{\"upto\":8}", "not_found");
+    th_err(e, "", USER, R, "delivered", "{\"upto\":1}", "unauthorized");
+    th_free(e);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -441,6 +529,9 @@ main(int argc, char **argv)
         cmocka_unit_test(test_others_may_not_delete_a_message),
         cmocka_unit_test(test_delete_errors),
         cmocka_unit_test(test_room_survives_restart),
+        cmocka_unit_test(test_profile_names_the_authors_messages),
+        cmocka_unit_test(test_profile_errors),
+        cmocka_unit_test(test_delivered_moves_its_own_mark_and_emits_delivered),
     };
     hf_log_set_level(HF_LOG_ERROR);
     if (argc == 2)

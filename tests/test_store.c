@@ -1,7 +1,8 @@
 /*
  * test_store.c - the store kind (a waiting list), through a real engine
  * (tests/harness.h): every method, event and error, and the day rollover
- * of ticket numbers as pure functions (the clock cannot be moved).
+ * of ticket numbers as pure functions, and around a store's local midnight
+ * with the clock shifted (hf_now_shift_ms, core/buf.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -853,6 +854,168 @@ test_waiting_list_survives_a_restart(void **state)
     hf_drv_msg_free(m);
 }
 
+/* ------------------------------------------------------------------ */
+/* configure: the store's local day                                    */
+
+static int
+teardown_clock(void **state)
+{
+    hf_now_shift_ms(0);
+    return teardown(state);
+}
+
+/* Moves the engine's clock so that it reads t now. */
+static void
+clock_at(int64_t t)
+{
+    hf_now_shift_ms(0);
+    hf_now_shift_ms(t - hf_now_ms());
+}
+
+/* The UTC time of the next local midnight of a store at offset off_min. */
+static int64_t
+next_local_midnight(int64_t off_min)
+{
+    int64_t local = hf_now_ms() + off_min * 60000;
+    return (local / 86400000 + 1) * 86400000 - off_min * 60000;
+}
+
+/* Registers as guest g at store `to`; returns the ticket's number and
+ * copies the id to ticket. */
+static int64_t
+reg_at(struct th_eng *e, const char *to, char *ticket)
+{
+    hf_drv_msg *m = th_call(e, "g", GUEST, to, "register",
+                            "{\"name\":\"G\",\"party\":1}");
+    int64_t no;
+    if (!m->e.ok)
+        fail_msg("register at %s: %s", to, m->json);
+    str(m->e.val, "ticket", ticket, HF_STORE_ID_MAX);
+    no = th_num(m->e.val, "number");
+    hf_drv_msg_free(m);
+    return no;
+}
+
+static void
+test_numbers_restart_at_the_local_midnight(void **state)
+{
+    struct th_eng *e = *state;
+    char t[HF_STORE_ID_MAX], want[HF_STORE_ID_MAX];
+    int64_t midnight = next_local_midnight(540); /* Seoul, UTC+09:00 */
+    uint32_t before = hf_store_day(midnight + 540 * 60000 - 60000);
+    uint32_t after = hf_store_day(midnight + 540 * 60000 + 60000);
+    hf_drv_msg *m;
+
+    th_sub(e, 1, S, -1);
+    m = ok(e, "staff", STAFF, "configure", "{\"utc_offset_min\":540}");
+    assert_int_equal(th_num(m->e.val, "utc_offset_min"), 540);
+    hf_drv_msg_free(m);
+    th_expect_event(e, S, "configured", "\"utc_offset_min\":540");
+
+    /* A minute before the local midnight: the local day, numbers go on.
+     * "store/utc" (never configured) registers at the same moments. */
+    clock_at(midnight - 60000);
+    assert_int_equal(reg_at(e, S, t), 1);
+    hf_store_ticket_id(want, before, 1);
+    assert_string_equal(t, want);
+    assert_int_equal(reg_at(e, S, t), 2);
+    assert_int_equal(reg_at(e, "store/utc", t), 1);
+    m = list(e, "g", GUEST, 0);
+    assert_int_equal(th_num(m->e.val, "day"), before);
+    assert_int_equal(th_num(m->e.val, "utc_offset_min"), 540);
+    hf_drv_msg_free(m);
+
+    /* A minute after it: a new day starts at 1 with the new date; the UTC
+     * store, whose midnight is nine hours away, goes on counting. */
+    clock_at(midnight + 60000);
+    assert_int_equal(reg_at(e, S, t), 1);
+    hf_store_ticket_id(want, after, 1);
+    assert_string_equal(t, want);
+    assert_int_equal(reg_at(e, "store/utc", t), 2);
+    m = list(e, "g", GUEST, 0);
+    assert_int_equal(th_num(m->e.val, "day"), after);
+    assert_int_equal(th_num(m->e.val, "waiting"), 3); /* the queue stays */
+    hf_drv_msg_free(m);
+}
+
+static void
+test_a_smaller_offset_never_reuses_a_day(void **state)
+{
+    struct th_eng *e = *state;
+    char t1[HF_STORE_ID_MAX], t2[HF_STORE_ID_MAX];
+    int64_t midnight = next_local_midnight(540);
+
+    /* Just after the Seoul midnight, then back to UTC, where it is still
+     * the day before: that day's numbers are taken, so the store's day
+     * stays where it was and numbering goes on. */
+    hf_drv_msg_free(ok(e, "staff", STAFF, "configure",
+                       "{\"utc_offset_min\":540}"));
+    clock_at(midnight + 60000);
+    assert_int_equal(reg_at(e, S, t1), 1);
+    hf_drv_msg_free(ok(e, "staff", STAFF, "configure",
+                       "{\"utc_offset_min\":0}"));
+    assert_int_equal(reg_at(e, S, t2), 2);
+    assert_memory_equal(t1, t2, 8); /* the same date */
+}
+
+static void
+test_configure_validates_and_is_for_staff(void **state)
+{
+    struct th_eng *e = *state;
+
+    fails(e, "staff", STAFF, "configure", "{}", "bad_request",
+          "utc_offset_min");
+    fails(e, "staff", STAFF, "configure", "{\"utc_offset_min\":841}",
+          "bad_request", "utc_offset_min");
+    fails(e, "staff", STAFF, "configure", "{\"utc_offset_min\":-721}",
+          "bad_request", "utc_offset_min");
+    fails(e, "staff", STAFF, "configure", "{\"utc_offset_min\":\"+9\"}",
+          "bad_request", "utc_offset_min");
+    fails(e, "kim", GUEST, "configure", "{\"utc_offset_min\":540}",
+          "forbidden", NULL);
+    hf_drv_msg_free(ok(e, "svc", HF_ROLE_SERVICE, "configure",
+                       "{\"utc_offset_min\":-300}"));
+    {
+        hf_drv_msg *m = list(e, "g", GUEST, 0);
+        assert_int_equal(th_int(m, "utc_offset_min"), -300);
+        hf_drv_msg_free(m);
+    }
+}
+
+static void
+test_guest_sees_only_their_own_phone(void **state)
+{
+    struct th_eng *e = *state;
+    char t[HF_STORE_ID_MAX], args[100];
+    hf_drv_msg *m;
+    const msgpack_object *v;
+
+    hf_drv_msg_free(ok(e, "lee", GUEST, "register",
+                       "{\"name\":\"Lee\",\"party\":4,"
+                       "\"phone\":\"010-1234-5678\"}"));
+    hf_drv_msg_free(ok(e, "kim", GUEST, "register",
+                       "{\"name\":\"Kim\",\"party\":2,"
+                       "\"phone\":\"010-9999-0000\"}"));
+    th_sub(e, 1, S, -1);
+    m = list(e, "lee", GUEST, 0);
+    v = &tickets(m)->via.array.ptr[0];
+    assert_true(th_is(v, "phone", "010-1234-5678"));
+    assert_null(hf_arg(&tickets(m)->via.array.ptr[1], "phone"));
+    str(v, "ticket", t, sizeof(t));
+    hf_drv_msg_free(m);
+    /* Anonymous callers are nobody's guest. */
+    m = list(e, "", GUEST, 0);
+    assert_null(hf_arg(&tickets(m)->via.array.ptr[0], "phone"));
+    hf_drv_msg_free(m);
+    /* Lee's own cancel answers with it; the event, public, does not. */
+    m = ok(e, "lee", GUEST, "cancel", targ(args, sizeof(args), t, ""));
+    assert_true(th_is(m->e.val, "phone", "010-1234-5678"));
+    hf_drv_msg_free(m);
+    m = next_event(e, "status_changed");
+    assert_null(hf_arg(m->e.val, "phone"));
+    hf_drv_msg_free(m);
+}
+
 int
 main(void)
 {
@@ -883,7 +1046,13 @@ main(void)
         T(test_many_moves_keep_a_consistent_order),
         T(test_move_validates_and_needs_a_waiting_ticket),
         T(test_waiting_list_survives_a_restart),
+        T(test_configure_validates_and_is_for_staff),
+        T(test_guest_sees_only_their_own_phone),
 #undef T
+        cmocka_unit_test_setup_teardown(
+            test_numbers_restart_at_the_local_midnight, setup, teardown_clock),
+        cmocka_unit_test_setup_teardown(test_a_smaller_offset_never_reuses_a_day,
+                                        setup, teardown_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

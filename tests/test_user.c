@@ -104,11 +104,12 @@ test_notify_stores_the_item_and_emits_notification(void **state)
        "{\"id\":1,\"unread\":1}");
     event(e, "notification",
           "{\"id\":1,\"title\":\"Paid\",\"message\":\"Thanks!\","
-          "\"priority\":\"medium\",\"type\":\"receipt\",\"at\":");
+          "\"priority\":\"medium\",\"type\":\"receipt\",\"link\":null,"
+          "\"at\":");
     json = th_ok(e, "kim", USER, U, "list", NULL);
     has(json, "{\"items\":[{\"id\":1,\"title\":\"Paid\",\"message\":"
               "\"Thanks!\",\"priority\":\"medium\",\"type\":\"receipt\","
-              "\"at\":");
+              "\"link\":null,\"at\":");
     has(json, "\"read\":false,\"from\":\"billing\"}]");
     free(json);
     /* type is optional. */
@@ -130,7 +131,6 @@ test_notify_validates_priority_and_fields(void **state)
         NULL,
         "{\"message\":\"m\",\"priority\":\"high\"}",
         "{\"title\":\"t\",\"priority\":\"high\"}",
-        "{\"title\":\"t\",\"message\":\"m\"}",
         "{\"title\":\"t\",\"message\":\"m\",\"priority\":\"urgent\"}",
         "{\"title\":\"t\",\"message\":\"m\",\"priority\":\"HIGH\"}",
         "{\"title\":\"t\",\"message\":\"m\",\"priority\":1}",
@@ -247,12 +247,14 @@ test_device_reminder_reaches_the_inbox_end_to_end(void **state)
     free(th_ok(e, "kim", USER, "device/ps5-03", "reserve", args));
     snprintf(args, sizeof(args), "{\"slot\":\"%s\"}", slot);
     free(th_ok(e, "boss", ADMIN, "device/ps5-03", "approve", args));
-    for (int i = 0; i < 500 && (n = unread_of(e)) == 0; i++)
+    /* The approval's notice, then the reminder. */
+    for (int i = 0; i < 500 && (n = unread_of(e)) < 2; i++)
         usleep(10000);
-    assert_int_equal(n, 1);
+    assert_int_equal(n, 2);
     m = th_call(e, "kim", USER, U, "list", NULL);
     assert_true(m->e.ok);
     has(m->json, "\"priority\":\"high\",\"type\":\"reminder\",");
+    has(m->json, "\"type\":\"reservation_approved\",");
     has(m->json, "\"from\":\"device/ps5-03\",");
     has(m->json, slot);
     hf_drv_msg_free(m);
@@ -432,6 +434,180 @@ test_inbox_keeps_the_newest_1000(void **state)
     th_free(e);
 }
 
+/* ---- priority, link, type filter, notify_many ---- */
+
+static void
+test_priority_defaults_to_medium(void **state)
+{
+    struct th_eng *e = th_new(NULL);
+    (void)state;
+    th_sub(e, 1, U, -1);
+    ok(e, "svc", SERVICE, "notify", "{\"title\":\"t\",\"message\":\"m\"}",
+       "{\"id\":1,\"unread\":1}");
+    event(e, "notification", "\"priority\":\"medium\",");
+    th_free(e);
+}
+
+static void
+test_link_is_a_field_of_its_own(void **state)
+{
+    struct th_eng *e = th_new(NULL);
+    char args[2200], big[2002];
+    (void)state;
+    th_sub(e, 1, U, -1);
+    ok(e, "svc", SERVICE, "notify",
+       "{\"title\":\"t\",\"message\":\"m\",\"link\":\"/orders/A-1001\"}",
+       NULL);
+    event(e, "notification", "\"type\":null,\"link\":\"/orders/A-1001\",");
+    /* Not a string, empty, too long or with control characters: refused. */
+    th_err(e, "svc", SERVICE, U, "notify",
+           "{\"title\":\"t\",\"message\":\"m\",\"link\":5}", "bad_request");
+    th_err(e, "svc", SERVICE, U, "notify",
+           "{\"title\":\"t\",\"message\":\"m\",\"link\":\"\"}", "bad_request");
+    th_err(e, "svc", SERVICE, U, "notify",
+           "{\"title\":\"t\",\"message\":\"m\",\"link\":\"a\\nb\"}",
+           "bad_request");
+    memset(big, 'l', 2001);
+    big[2001] = '\0';
+    snprintf(args, sizeof(args),
+             "{\"title\":\"t\",\"message\":\"m\",\"link\":\"%s\"}", big);
+    th_err(e, "svc", SERVICE, U, "notify", args, "bad_request");
+    ok(e, "kim", USER, "list", NULL, "\"link\":\"/orders/A-1001\"");
+    th_free(e);
+}
+
+static void
+test_list_filters_by_type(void **state)
+{
+    struct th_eng *e = th_new(NULL);
+    (void)state;
+    for (int i = 1; i <= 6; i++)
+        ok(e, "svc", SERVICE, "notify",
+           i % 2 ? "{\"title\":\"t\",\"message\":\"m\",\"type\":\"receipt\"}"
+                 : "{\"title\":\"t\",\"message\":\"m\",\"type\":\"chat\"}",
+           NULL);
+    ok(e, "svc", SERVICE, "notify", "{\"title\":\"t\",\"message\":\"m\"}",
+       NULL);
+    listed(e, "{\"type\":\"receipt\"}", "5,3,1", 0);
+    listed(e, "{\"type\":\"chat\",\"limit\":2}", "6,4", 1);
+    listed(e, "{\"type\":\"chat\",\"limit\":2,\"before\":4}", "2", 0);
+    ok(e, "kim", USER, "mark_read", "{\"id\":5}", NULL);
+    listed(e, "{\"type\":\"receipt\",\"unread_only\":true}", "3,1", 0);
+    listed(e, "{\"type\":\"none\"}", "", 0);
+    th_err(e, "kim", USER, U, "list", "{\"type\":\"\"}", "bad_request");
+    th_err(e, "kim", USER, U, "list", "{\"type\":3}", "bad_request");
+    th_free(e);
+}
+
+/* The unread count of user/<u>, waiting up to TH_WAIT for want. */
+static int64_t
+unread_of_user(struct th_eng *e, const char *u, int64_t want)
+{
+    char to[64];
+    int64_t n = -1;
+    snprintf(to, sizeof(to), "user/%s", u);
+    for (int waited = 0; waited <= TH_WAIT; waited += 10) {
+        hf_drv_msg *m = th_call(e, u, USER, to, "unread", NULL);
+        n = th_int(m, "count");
+        hf_drv_msg_free(m);
+        if (n >= want)
+            break;
+        usleep(10000);
+    }
+    return n;
+}
+
+static void
+test_notify_many_reaches_each_user_once(void **state)
+{
+    struct th_eng *e = th_new(NULL);
+    char *json;
+    (void)state;
+    th_sub(e, 1, "user/lee", -1);
+    ok(e, "ops", SERVICE, "notify_many",
+       "{\"users\":[\"kim\",\"lee\",\"park\",\"lee\"],\"title\":\"Closing "
+       "early\",\"message\":\"We close at 20:00 today.\",\"link\":\"/hours\","
+       "\"type\":\"notice\",\"store\":\"gangnam-1\"}",
+       "{\"sent\":3}");
+    th_expect_event(e, "user/lee", "notification",
+                    "\"title\":\"Closing early\",\"message\":\"We close at "
+                    "20:00 today.\",\"priority\":\"medium\",\"type\":\"notice\","
+                    "\"link\":\"/hours\",");
+    assert_int_equal(unread_of_user(e, "kim", 1), 1);
+    assert_int_equal(unread_of_user(e, "lee", 1), 1);
+    assert_int_equal(unread_of_user(e, "park", 1), 1);
+    /* Relayed by user/kim (the actor it was called on): the inbox shows the
+     * relay as from and the service as by; extras pass through. */
+    json = th_ok(e, "park", USER, "user/park", "list", NULL);
+    has(json, "\"from\":\"user/kim\"");
+    has(json, "\"by\":\"ops\"");
+    has(json, "\"store\":\"gangnam-1\"");
+    free(json);
+    /* Exactly once, also across a restart; the relay's own inbox got only
+     * its own copy. */
+    th_restart(e);
+    usleep(200000);
+    assert_int_equal(unread_of_user(e, "lee", 2), 1);
+    assert_int_equal(unread_of_user(e, "kim", 2), 1);
+    th_free(e);
+}
+
+static void
+test_notify_many_refuses_bad_input_and_sends_none(void **state)
+{
+    struct th_eng *e = th_new(NULL);
+    char args[20000];
+    size_t n;
+    static const char *bad[] = {
+        NULL,
+        "{\"title\":\"t\",\"message\":\"m\"}",
+        "{\"users\":[],\"title\":\"t\",\"message\":\"m\"}",
+        "{\"users\":\"kim\",\"title\":\"t\",\"message\":\"m\"}",
+        "{\"users\":[\"kim\",7],\"title\":\"t\",\"message\":\"m\"}",
+        "{\"users\":[\"kim\",\"no/slash\"],\"title\":\"t\",\"message\":\"m\"}",
+        "{\"users\":[\"kim\",\"\"],\"title\":\"t\",\"message\":\"m\"}",
+        "{\"users\":[\"kim\"],\"message\":\"m\"}",
+        "{\"users\":[\"kim\"],\"title\":\"t\",\"message\":\"m\","
+        "\"priority\":\"urgent\"}",
+        "{\"users\":[\"kim\"],\"title\":\"t\",\"message\":\"m\",\"by\":\"me\"}",
+        "{\"users\":[\"kim\"],\"title\":\"t\",\"message\":\"m\",\"read\":true}",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        th_err(e, "ops", SERVICE, U, "notify_many", bad[i], "bad_request");
+    /* Bounded per call: 1,000 users, not 1,001. */
+    n = (size_t)snprintf(args, sizeof(args), "{\"users\":[");
+    for (int i = 0; i < 1001; i++)
+        n += (size_t)snprintf(args + n, sizeof(args) - n, "%s\"u%d\"",
+                              i ? "," : "", i);
+    snprintf(args + n, sizeof(args) - n, "],\"title\":\"t\",\"message\":\"m\"}");
+    th_err(e, "ops", SERVICE, U, "notify_many", args, "bad_request");
+    /* It must fit each inbox with the "by" the relay adds: 15 extras at
+     * most, and an item of at most 8 KiB. */
+    n = (size_t)snprintf(args, sizeof(args),
+                         "{\"users\":[\"kim\"],\"title\":\"t\",\"message\":\"m\"");
+    for (int i = 0; i < 16; i++)
+        n += (size_t)snprintf(args + n, sizeof(args) - n, ",\"x%d\":%d", i, i);
+    snprintf(args + n, sizeof(args) - n, "}");
+    th_err(e, "ops", SERVICE, U, "notify_many", args, "bad_request");
+    n = (size_t)snprintf(args, sizeof(args),
+                         "{\"users\":[\"kim\"],\"title\":\"t\",\"message\":\"m\","
+                         "\"blob\":\"");
+    memset(args + n, 'b', 8150);
+    snprintf(args + n + 8150, sizeof(args) - n - 8150, "\"}");
+    th_err(e, "ops", SERVICE, U, "notify_many", args, "bad_request");
+    /* Services and admins only. */
+    th_err(e, "kim", USER, U, "notify_many",
+           "{\"users\":[\"kim\"],\"title\":\"t\",\"message\":\"m\"}",
+           "forbidden");
+    th_err(e, "ps5", DEVICE, U, "notify_many",
+           "{\"users\":[\"kim\"],\"title\":\"t\",\"message\":\"m\"}",
+           "forbidden");
+    usleep(200000);
+    assert_int_equal(unread_of_user(e, "kim", 0), 0);
+    th_free(e);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -450,6 +626,11 @@ main(int argc, char **argv)
         cmocka_unit_test(test_unread_counts_unread_items),
         cmocka_unit_test(test_another_user_may_not_read_the_inbox),
         cmocka_unit_test(test_inbox_keeps_the_newest_1000),
+        cmocka_unit_test(test_priority_defaults_to_medium),
+        cmocka_unit_test(test_link_is_a_field_of_its_own),
+        cmocka_unit_test(test_list_filters_by_type),
+        cmocka_unit_test(test_notify_many_reaches_each_user_once),
+        cmocka_unit_test(test_notify_many_refuses_bad_input_and_sends_none),
     };
     hf_log_set_level(HF_LOG_ERROR);
     if (argc == 2)

@@ -150,6 +150,24 @@ claim_time(json_t *g, const char *name, int *present, int64_t *t)
     return 0;
 }
 
+/* An optional display claim into dst (cap bytes): copied only when it is
+ * a string of 1..cap-1 bytes without control characters; otherwise left
+ * "" - a display name is no reason to refuse a login. */
+static void
+claim_display(json_t *g, const char *name, char *dst, size_t cap)
+{
+    const char *s;
+    size_t n;
+
+    if (claim_str(g, name, &s, &n) != 0 || n == 0 || n >= cap)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
 /* Gate 3: the claims object into *p (already zeroed). 0 or -1. */
 static int
 claims(json_t *g, int64_t now_s, unsigned flags, hf_principal *p)
@@ -184,6 +202,8 @@ claims(json_t *g, int64_t now_s, unsigned flags, hf_principal *p)
     }
     if (claim_time(g, "nbf", &present, &t) != 0 || (present && t > now_s))
         return -1;
+    claim_display(g, "name", p->name, sizeof(p->name));
+    claim_display(g, "picture", p->picture, sizeof(p->picture));
 
     json_t *acl = json_object_get(g, "acl");
     if (acl == NULL) {
@@ -378,6 +398,13 @@ char *
 hf_auth_mint(const char *secret, const char *sub, const char *role,
              int64_t exp_s, const char *const *acl)
 {
+    return hf_auth_mint_ex(secret, sub, role, exp_s, acl, NULL);
+}
+
+char *
+hf_auth_mint_ex(const char *secret, const char *sub, const char *role,
+                int64_t exp_s, const char *const *acl, const char *extra_json)
+{
     jwt_t *jwt = NULL;
     char *out = NULL;
 
@@ -400,6 +427,8 @@ hf_auth_mint(const char *secret, const char *sub, const char *role,
         if (rc != 0)
             goto done;
     }
+    if (extra_json != NULL && jwt_add_grants_json(jwt, extra_json) != 0)
+        goto done;
     if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret,
                     (int)strlen(secret)) != 0)
         goto done;

@@ -39,6 +39,10 @@
 
 #define HF_AUTH_ACL_MAX 32
 #define HF_AUTH_SUB_MAX 128 /* bytes in a subject */
+/* Display claims passed on to kinds (hf_caller_claim): a longer one, or
+ * one that is not a string without control characters, is left out. */
+#define HF_AUTH_NAME_MAX    128
+#define HF_AUTH_PICTURE_MAX 1024
 /* Longest token accepted, in bytes. A token carrying the longest subject
  * and HF_AUTH_ACL_MAX patterns of HF_ADDR_MAX bytes is about 7.4 KiB. */
 #define HF_AUTH_TOKEN_MAX 8192
@@ -49,6 +53,8 @@ typedef struct hf_principal {
     int64_t exp;                   /* expiry, s since the epoch; 0 = none */
     int nacl; /* -1 = no acl claim (no pattern restriction), else count */
     char acl[HF_AUTH_ACL_MAX][HF_ADDR_MAX + 1]; /* address patterns */
+    char name[HF_AUTH_NAME_MAX + 1];       /* "name" claim, "" = none */
+    char picture[HF_AUTH_PICTURE_MAX + 1]; /* "picture" claim, "" = none */
 } hf_principal;
 
 /* hf_auth_verify flags. */
@@ -114,5 +120,11 @@ unsigned hf_auth_role_bit(const char *name);
  */
 char *hf_auth_mint(const char *secret, const char *sub, const char *role,
                    int64_t exp_s, const char *const *acl);
+
+/* hf_auth_mint with more claims: extra_json (may be NULL) is a JSON
+ * object whose members are added, e.g. {"name":"Kim","picture":"…"}. */
+char *hf_auth_mint_ex(const char *secret, const char *sub, const char *role,
+                      int64_t exp_s, const char *const *acl,
+                      const char *extra_json);
 
 #endif

@@ -220,6 +220,11 @@ gw_forward(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice to,
     if (p != NULL) {
         e.sub = (hf_slice){p->sub, strlen(p->sub)};
         e.role = p->role;
+        /* Display claims, for calls only (DESIGN §5.7). */
+        if (op == HF_OP_CALL) {
+            e.name = (hf_slice){p->name, strlen(p->name)};
+            e.picture = (hf_slice){p->picture, strlen(p->picture)};
+        }
     }
     if (m != NULL && m->has_since) {
         e.since = m->since;

@@ -71,7 +71,9 @@ req_eq(const hf_env *a, const hf_env *b)
            fz_slice_eq(a->sub, b->sub) && a->role == b->role &&
            a->has_since == b->has_since && a->since == b->since &&
            fz_slice_eq(a->epoch, b->epoch) &&
-           fz_slice_eq(a->val_raw, b->val_raw);
+           fz_slice_eq(a->val_raw, b->val_raw) &&
+           fz_slice_eq(a->name, b->name) &&
+           fz_slice_eq(a->picture, b->picture);
 }
 
 static int

@@ -25,6 +25,13 @@ export class Poll {
     const d = ev.data;
     switch (ev.type) {
     case 'poll_configured':
+      // add_option appends one option (`added`) and keeps every vote;
+      // configure starts over.
+      if (d.added !== undefined) {
+        this.options = d.options;
+        this.counts = d.options.map((_, i) => this.counts[i] || 0);
+        return true;
+      }
       Object.assign(this, { configured: true, options: d.options, counts: d.options.map(() => 0), total: 0, closed: false, closes_at: d.closes_at || null });
       return true;
     case 'vote_update':
