@@ -62,11 +62,11 @@ JSON
 (cd "$T" && node "$NPM/tools/node_modules/typescript/bin/tsc" -p tsconfig.json) || fail "tsc --strict"
 echo "ok - tsc --strict --noEmit: holdfast.d.ts, react.d.ts and the typed example"
 # the example must not type-check when it misuses the API (the types do say something)
-sed -e 's|^// WRONG: ||' "$ROOT/clients/js/test/typed-example.tsx" >"$T/typed-example.tsx"
+sed -e 's|^\( *\)// WRONG: |\1|' "$ROOT/clients/js/test/typed-example.tsx" >"$T/typed-example.tsx"
 if (cd "$T" && node "$NPM/tools/node_modules/typescript/bin/tsc" -p tsconfig.json >"$TMP/tsc-wrong.log" 2>&1); then
     fail "tsc accepted the misuses marked WRONG in typed-example.tsx"
 fi
-n=$(grep -c "error TS" "$TMP/tsc-wrong.log"); w=$(grep -c "^// WRONG: " "$ROOT/clients/js/test/typed-example.tsx")
+n=$(grep -c "error TS" "$TMP/tsc-wrong.log"); w=$(grep -c "^ *// WRONG: " "$ROOT/clients/js/test/typed-example.tsx")
 [ "$n" -ge "$w" ] || { cat "$TMP/tsc-wrong.log"; fail "tsc found $n errors for $w misuses"; }
 echo "ok - tsc refuses the $w misuses marked WRONG ($n errors)"
 

@@ -53,7 +53,7 @@ test('which WebSocket: the global one, or the ws package', async () => {
   if (process.env.HF_EXPECT_WS === 'ws') assert.equal(typeof globalThis.WebSocket, 'undefined', 'this run must have no global WebSocket');
   const s = await server();
   const c = client(s.url);
-  assert.equal(await c.call('counter/which', 'incr', {}), 1);
+  assert.deepEqual(await c.call('counter/which', 'incr', {}), { value: 1 });
   assert.equal(c.transport, 'ws', 'calls went over a WebSocket');
   if (process.env.HF_EXPECT_WS === 'ws') assert.equal(c._WS.name, 'WebSocket', 'the ws package');
   if (process.env.HF_EXPECT_WS === 'global') assert.equal(c._WS, globalThis.WebSocket);
@@ -62,8 +62,8 @@ test('which WebSocket: the global one, or the ws package', async () => {
 test('call: results, and errors with their code and message', async () => {
   const s = await server();
   const c = client(s.url);
-  assert.equal(await c.call('counter/a', 'incr', { by: 5 }), 5);
-  assert.equal(await c.call('counter/a', 'get'), 5);
+  assert.deepEqual(await c.call('counter/a', 'incr', { by: 5 }), { value: 5 });
+  assert.deepEqual(await c.call('counter/a', 'get'), { value: 5 });
   const e1 = await c.call('counter/a', 'nope').catch((e) => e);
   assert.ok(e1 instanceof HoldfastError);
   assert.equal(e1.code, 'not_found');
@@ -152,7 +152,7 @@ test('polling fallback: the WebSocket never opens, HTTP works: calls and events 
   const sub = c.subscribe('counter/poll', (ev) => seen.push(ev.seq));
   await until(() => c.transport === 'poll' && c.state === 'open', 'polling');
   await sub.ready;
-  assert.equal(await c.call('counter/poll', 'incr', { emit: true }, { key: true }), 1);
+  assert.deepEqual(await c.call('counter/poll', 'incr', { emit: true }, { key: true }), { value: 1 });
   await httpCall(s, 'counter/poll', 'incr', { emit: true });
   await until(() => seen.length === 2, 'events by polling');
   assert.deepEqual(seen, [1, 2]);
@@ -177,10 +177,10 @@ test('a keyed call whose WebSocket drops after it was sent: re-sent once, answer
   }
   const c = client(s.url, { WebSocket: Flaky });
   const r = await c.call('counter/once', 'incr', { by: 1 }, { key: 'k-once-1' });
-  assert.equal(r, 1);
+  assert.deepEqual(r, { value: 1 });
   assert.equal(drops, 1);
   assert.deepEqual(sent.filter((x) => x === 'incr'), ['incr', 'incr'], 'sent twice (once again after the drop)');
-  assert.equal(await c.call('counter/once', 'get'), 1, 'ran once');
+  assert.deepEqual(await c.call('counter/once', 'get'), { value: 1 }, 'ran once');
   assert.ok(c.stats.reconnects >= 1);
   // without a key the client cannot know whether it ran: unavailable
   drops = 0;
@@ -210,7 +210,7 @@ test('token refresh: renewed ahead of expiry, the subscription never stops', asy
   assert.deepEqual(seen, Array.from({ length: n }, (_, i) => i + 1));
   assert.ok(asked >= 2, `getToken asked ${asked} times`);
   assert.deepEqual(errors, [], 'never unsubscribed');
-  assert.equal(await c.call('counter/tok', 'get'), n, 'calls still work');
+  assert.deepEqual(await c.call('counter/tok', 'get'), { value: n }, 'calls still work');
 });
 
 test('token refresh: expired under the server: unsubscribed, renewed, resumed with since; a refused call is re-sent once', async () => {
@@ -235,9 +235,9 @@ test('token refresh: expired under the server: unsubscribed, renewed, resumed wi
   assert.deepEqual(reasons, ['unauthorized']);
   // a call made with an expired token: refused, renewed, re-sent, answered
   const c2 = client(s.url, { token: tok(2), getToken: () => tok(600), refreshMargin: -60000 });
-  assert.equal(await c2.call('counter/late', 'get'), 3);
+  assert.deepEqual(await c2.call('counter/late', 'get'), { value: 3 });
   await new Promise((r) => setTimeout(r, 3200)); // the token is past its exp
-  assert.equal(await c2.call('counter/late', 'get'), 3);
+  assert.deepEqual(await c2.call('counter/late', 'get'), { value: 3 });
 });
 
 test('publish: a backend publishes on a channel, a subscriber receives in order', async (t) => {
