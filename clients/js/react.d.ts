@@ -90,9 +90,15 @@ export interface SubscriptionState<D = any> {
 export function useSubscription<D = any, P extends object = Record<string, unknown>>(
   address: string | null | undefined, opts?: SubscriptionOptions<D, P>): SubscriptionState<D>;
 
-export interface ActorStateOptions<S, D = any> {
-  /** A method of the actor (`'list'`, `['list', {all: true}]`) or a function. */
-  load: string | [string, Record<string, unknown>] | ((client: Client, address: string) => Promise<S>);
+export interface ActorStateOptions<S, D = any, L = S> {
+  /**
+   * A method of the actor (`'list'`, `['list', {all: true}]`), or a
+   * function (events racing it are then applied after it: `reduce` must
+   * allow an event the loaded state already holds).
+   */
+  load: string | [string, Record<string, unknown>] | ((client: Client, address: string) => Promise<L>);
+  /** Makes the state from what `load` gave (default: that result itself). */
+  init?: (loaded: L) => S;
   /** The next state after an event (return a new object). */
   reduce: (state: S, ev: HfEvent<D>) => S;
   presence?: Record<string, unknown>;
@@ -108,7 +114,7 @@ export interface ActorState<S> {
   refetch(): void;
 }
 /** An actor's state: loaded, kept current by events, reloaded after `recovered: false`. */
-export function useActorState<S, D = any>(address: string | null | undefined, opts: ActorStateOptions<S, D>): ActorState<S>;
+export function useActorState<S, D = any, L = S>(address: string | null | undefined, opts: ActorStateOptions<S, D, L>): ActorState<S>;
 
 export interface PresenceState<P extends object> {
   who: Array<PresenceWho<P>>;

@@ -267,7 +267,14 @@ export function useSubscription(address, opts = {}) {
  * events, so updates received before it are already in it and are skipped;
  * those after it are applied: no update is lost or applied twice.
  */
-function useLoaded(address, feed, load, apply, subOpts) {
+function runLoad(l, client, address) {
+  if (typeof l === 'function') return l(client, address);
+  const [method, args] = Array.isArray(l) ? l : [l, {}];
+  return client.call(address, method, args);
+}
+
+/** `ordered`: `load` is one call of the actor's (a method, maybe wrapped by init). */
+function useLoaded(address, feed, load, apply, subOpts, ordered) {
   const client = useClient();
   const loadRef = useRef(load);
   loadRef.current = load;
@@ -302,13 +309,8 @@ function useLoaded(address, feed, load, apply, subOpts) {
       loading = true;
       held = [];
       const l = loadRef.current;
-      let p;
-      if (typeof l === 'function') { orderedLoad = false; p = Promise.resolve().then(() => l(client, address)); }
-      else {
-        const [method, args] = Array.isArray(l) ? l : [l, {}];
-        orderedLoad = client.transport === 'ws';
-        p = client.call(address, method, args);
-      }
+      orderedLoad = (ordered || typeof l !== 'function') && client.transport === 'ws';
+      const p = Promise.resolve().then(() => runLoad(l, client, address));
       setSt((s) => Object.assign({}, s, { loading: true }));
       p.then((value) => {
         if (!alive || g !== gen) return;
@@ -363,10 +365,13 @@ function useLoaded(address, feed, load, apply, subOpts) {
  *   `load`: a method of the actor (e.g. `'list'`, or `['list', {all: true}]`),
  *   or a function (then events that race it are applied after it, so
  *   `reduce` must allow an event the loaded state already holds);
- *   `reduce(state, event)` returns the next state (do not mutate it)
+ *   `reduce(state, event)` returns the next state (do not mutate it);
+ *   `init(result)`, when given, makes the state from what `load` returned
  */
 export function useActorState(address, opts) {
-  const { st, status, refetch } = useLoaded(address, 'event', opts.load, opts.reduce, { presence: opts.presence });
+  const init = opts.init;
+  const load = init ? async (client, addr) => init(await runLoad(opts.load, client, addr)) : opts.load;
+  const { st, status, refetch } = useLoaded(address, 'event', load, opts.reduce, { presence: opts.presence }, !!init);
   return { state: st.value, seq: st.seq, status, loading: st.loading || (!st.loaded && !st.error && status === 'live'), error: st.error, refetch };
 }
 

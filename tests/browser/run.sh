@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/browser/run.sh BUILD_DIR - the browser client and the demo pages
+# tests/browser/run.sh BUILD_DIR [TEST.mjs] - the browser client and the demo pages
 # (web/) in a real browser against a real holdfast server.
 #
 # Installs what it needs when it is missing: Debian's chromium (apt-get, as
@@ -54,11 +54,11 @@ fi
 # 3. The test itself. NODE_PATH does not apply to ES modules, so the test
 # imports playwright-core from the path it is given.
 export HF_BIN="$BUILD/bin/holdfast"
-export HF_WEB_ROOT="$ROOT/web"
+export HF_WEB_ROOT="${HF_WEB_ROOT:-$ROOT/web}"
 export HF_TMP="$BUILD/browser-tmp"
 export HF_SHOTS="$BUILD/screenshots"
 export HF_PLAYWRIGHT="$CACHE/node_modules/playwright-core/index.mjs"
 export HF_CHROMIUM="$CHROMIUM"
 rm -rf "$HF_TMP"
 mkdir -p "$HF_TMP" "$HF_SHOTS"
-node "$ROOT/tests/browser/browser.test.mjs"
+node "${2:-$ROOT/tests/browser/browser.test.mjs}"

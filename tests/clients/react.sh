@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# tests/clients/react.sh BUILD_DIR - the React waiting board (web/react-board)
+# in Debian's chromium: bundles it with esbuild (React 19 and 18) into
+# BUILD_DIR/react-web, then runs tests/clients/react_board.test.mjs through
+# the browser harness (tests/browser/run.sh: chromium, playwright-core).
+# Exit: 0 passed, 1 failed, 77 cannot run here.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=$(cd "${1:-$ROOT/build}" && pwd)
+command -v node >/dev/null || { echo "SKIP: node is not installed" >&2; exit 77; }
+bash "$ROOT/tests/clients/npm_deps.sh" "$BUILD" || exit $?
+rm -rf "$BUILD/react-web"
+HF_BUILD=$BUILD bash "$ROOT/web/react-board/build.sh" "$BUILD/react-web" || { echo "FAIL: bundling the React demo" >&2; exit 1; }
+HF_WEB_ROOT=$BUILD/react-web exec bash "$ROOT/tests/browser/run.sh" "$BUILD" "$ROOT/tests/clients/react_board.test.mjs"
