@@ -273,8 +273,10 @@ function runLoad(l, client, address) {
   return client.call(address, method, args);
 }
 
-/** `ordered`: `load` is one call of the actor's (a method, maybe wrapped by init). */
-function useLoaded(address, feed, load, apply, subOpts, ordered) {
+/** `ordered`: `load` is one call of the actor's (a method, maybe wrapped by init);
+ * `always`: load on every (re)subscription (presence is not logged, so a
+ * resumed subscription does not replay the joins and leaves it missed). */
+function useLoaded(address, feed, load, apply, subOpts, ordered, always) {
   const client = useClient();
   const loadRef = useRef(load);
   loadRef.current = load;
@@ -335,7 +337,7 @@ function useLoaded(address, feed, load, apply, subOpts, ordered) {
         else if (!orderedLoad) held.push(x); // applied after the load (reduce must allow a repeat)
         // else: in order before the reply: the loaded value already has it
       } else if (kind === 'ready') {
-        if (!x.recovered || !started) doLoad();
+        if (!x.recovered || !started || always) doLoad();
         else setSt((s) => Object.assign({}, s));
       } else if (kind === 'error') {
         setSt((s) => Object.assign({}, s, { error: x }));
@@ -381,9 +383,9 @@ function samePerson(a, b) {
 
 /**
  * Puts this client in an actor's presence list as `me` and returns the list:
- * `{who, status, error}`, kept current by join/leave notices (WebSocket
- * only; while polling it is loaded on each resubscription). `me` is read
- * when the subscription starts.
+ * `{who, status, error}`: loaded on every (re)subscription, kept current by
+ * join/leave notices in between (WebSocket only). `me` is read when the
+ * subscription starts.
  * @param {string|null|undefined} address
  * @param {object} me e.g. `{name: 'Kim'}`
  */
@@ -393,6 +395,6 @@ export function usePresence(address, me) {
     if (p.action === 'join') return cur.concat([p.who]);
     const i = cur.findIndex((w) => samePerson(w, p.who));
     return i < 0 ? cur : cur.slice(0, i).concat(cur.slice(i + 1));
-  }, { presence: me || {} });
+  }, { presence: me || {} }, true, true);
   return { who: st.value || [], status, error: st.error, refetch };
 }

@@ -126,4 +126,5 @@ function App() {
   );
 }
 
+if (view === 'board') document.body.classList.add('tv'); // the dark TV style of the other boards
 createRoot(document.getElementById('root')).render(<StrictMode><App /></StrictMode>);
