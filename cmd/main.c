@@ -159,8 +159,8 @@ serve(int argc, char **argv)
             HF_VERSION, sc->data, cfg->workers, gc->gateways,
             sc->durability == HF_DURABLE_SYNC ? "sync" : "NONE (no fsync)",
             hf_nkinds);
-    hf_info("main", "open http://127.0.0.1:%d/ for the demo boards",
-            hf_gateway_port(gw));
+    hf_info("main", "open %s://127.0.0.1:%d/ for the demo boards",
+            gc->tls_cert[0] ? "https" : "http", hf_gateway_port(gw));
 
     sigwait(&sigs, &sig);
     /* Stop in dependency order: no new work, replies owed are written,

@@ -263,6 +263,9 @@ int gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss,
                const char *uri);
 void gw_body_deadline(struct gw *gw, struct conn *c);
 
+/* tls.c: 0 when TLS is off or its files load; else HF_EBADREQ, logged. */
+int gw_tls_check(const hf_gateway_config *cfg);
+
 /* publish.c: POST /v1/publish, once the body is whole; each host reply.
  * Both return as gw_http_respond (0 while the answer is not written). */
 int gw_publish_dispatch(struct gw *gw, struct conn *c);
