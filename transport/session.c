@@ -220,6 +220,10 @@ gw_forward(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice to,
     if (p != NULL) {
         e.sub = (hf_slice){p->sub, strlen(p->sub)};
         e.role = p->role;
+        /* gw_admit passed: a token with an acl claim names this address
+         * in it (core/actor.h, HF_ROLE_GRANTED). */
+        if (p->nacl > 0)
+            e.role |= HF_ROLE_GRANTED;
     }
     if (m != NULL && m->has_since) {
         e.since = m->since;
