@@ -240,6 +240,8 @@ export class Client {
   signal(address: string, type: string, data?: unknown): boolean;
   /** Publishes `{type, data}` on `channel/{name}` (service or admin role). */
   publish<D = unknown>(channel: string, type: string, data?: D, opts?: CallOptions): Promise<{ seq: number }>;
+  /** Many events in one request (`POST /v1/publish`): each item's `{seq}` or error, in order. */
+  publishMany(items: Array<{ channel: string; type: string; data?: unknown }>, opts?: { key?: string | true }): Promise<Array<{ seq: number } | HoldfastError>>;
   /** The built-in `presence`. */
   presence<P extends object = Record<string, unknown>>(address: string): Promise<Array<PresenceWho<P>>>;
   /** The built-in `info`. */

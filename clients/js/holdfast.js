@@ -399,6 +399,26 @@ export class Client {
   }
 
   /**
+   * Publishes many events in one request (`POST /v1/publish`), each on its
+   * own channel: every item's outcome in order, `{seq}` or a
+   * {@link HoldfastError} (one refused item does not stop the others). With
+   * `key`, replaying the same request publishes nothing twice.
+   * @param {Array<{channel: string, type: string, data?: *}>} items
+   * @param {{key?: string|true}} [opts]
+   * @returns {Promise<Array<{seq: number}|HoldfastError>>}
+   */
+  async publishMany(items, opts = {}) {
+    const body = items.map((it) => ({ channel: String(it.channel).replace(/^channel\//, ''), type: it.type, data: it.data ?? null }));
+    const headers = this._headers({ 'content-type': 'application/json' });
+    if (opts.key) headers['idempotency-key'] = opts.key === true ? randomKey('k-') : opts.key;
+    const r = await this._fetch(`${this._http}/v1/publish`, { method: 'POST', headers, body: JSON.stringify(body), cache: 'no-store' });
+    let out;
+    try { out = await r.json(); } catch (_) { throw new HoldfastError('internal', `HTTP ${r.status}`, r.status); }
+    if (!r.ok || out.ok === false || !Array.isArray(out.results)) throw toError(out.error, r.status);
+    return out.results.map((x) => (x.ok ? x.result : toError(x.error)));
+  }
+
+  /**
    * Asks `getToken` for a new token now and uses it (as {@link Client#setToken}).
    * Concurrent requests share one `getToken()` call.
    * @param {string} [reason] passed to getToken

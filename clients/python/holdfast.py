@@ -121,6 +121,16 @@ class Client:
         address = channel if channel.startswith("channel/") else "channel/" + channel
         return self.call(address, "publish", {"type": type, "data": data}, key=key)
 
+    def publish_many(self, items, key=None):
+        """Publishes many events in one request (``POST /v1/publish``):
+        ``items`` are dicts ``{"channel", "type", "data"}``. Returns each
+        item's outcome in order: ``{"seq": n}``, or a :class:`HoldfastError`
+        (returned, not raised: one refused item does not stop the others).
+        With ``key``, replaying the same request publishes nothing twice."""
+        body = [{"channel": re.sub(r"^channel/", "", it["channel"]), "type": it["type"], "data": it.get("data")} for it in items]
+        out = self._request("POST", "/v1/publish", body, {"idempotency-key": key} if key else None)
+        return [x.get("result") if x.get("ok") else _error(x, None) for x in out.get("results", [])]
+
     def info(self, address):
         """The actor's ``{seq, epoch, subscribers}``."""
         return self.call(address, "info")

@@ -105,7 +105,18 @@ class HoldfastTest(unittest.TestCase):
             raise
         r2 = hf.publish("channel/py-news", "posted", {"id": 2}, key="py-pub-2")
         self.assertEqual(r2["seq"], r1["seq"] + 1)
-        evs = hf.events("channel/py-news")["events"]
+        many = hf.publish_many([{"channel": "py-news", "type": "posted", "data": {"id": 3}},
+                                {"channel": "bad name!", "type": "x"},
+                                {"channel": "channel/py-other", "type": "posted"}], key="py-batch")
+        self.assertEqual(many[0], {"seq": r2["seq"] + 1})
+        self.assertIsInstance(many[1], HoldfastError)
+        self.assertEqual(many[1].code, "bad_request")
+        self.assertEqual(many[2], {"seq": 1})
+        again = hf.publish_many([{"channel": "py-news", "type": "posted", "data": {"id": 3}},
+                                 {"channel": "bad name!", "type": "x"},
+                                 {"channel": "channel/py-other", "type": "posted"}], key="py-batch")
+        self.assertEqual(again[0], many[0], "the same key publishes nothing twice")
+        evs = hf.events("channel/py-news")["events"][:2]
         self.assertEqual([(e["type"], e["data"]) for e in evs[-2:]], [("posted", {"id": 1}), ("posted", {"id": 2})])
 
         async def first_two():

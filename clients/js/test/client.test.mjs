@@ -257,4 +257,21 @@ test('publish: a backend publishes on a channel, a subscriber receives in order'
   assert.equal(r2.seq, r1.seq + 1);
   await until(() => seen.length === 2, 'both');
   assert.deepEqual(seen, [[r1.seq, 'posted', { id: 1 }], [r2.seq, 'posted', { id: 2 }]]);
+  // many in one request, one of them refused in place
+  const many = await c.publishMany([{ channel: 'news', type: 'posted', data: { id: 3 } }, { channel: 'bad name!', type: 'x' },
+    { channel: 'channel/other', type: 'posted', data: { id: 4 } }], { key: 'batch-1' });
+  assert.equal(many[0].seq, r2.seq + 1);
+  assert.ok(many[1] instanceof HoldfastError && many[1].code === 'bad_request', 'the bad item refused in place');
+  assert.equal(typeof many[2].seq, 'number');
+  const again = await c.publishMany([{ channel: 'news', type: 'posted', data: { id: 3 } }, { channel: 'bad name!', type: 'x' },
+    { channel: 'channel/other', type: 'posted', data: { id: 4 } }], { key: 'batch-1' });
+  assert.equal(again[0].seq, many[0].seq, 'the same key publishes nothing twice');
+  await until(() => seen.length === 3, 'the batch item');
+  assert.deepEqual(seen[2], [many[0].seq, 'posted', { id: 3 }]);
+  // with auth on, a user may not publish; a service may
+  const s2 = await server({ args: ['--jwt-secret', SECRET] });
+  const user = client(s2.url, { token: mintToken(SECRET, { sub: 'kim', role: 'user', exp: now() + 600 }) });
+  assert.equal((await user.publish('news', 'x', {}).catch((e) => e)).code, 'forbidden');
+  const svc = client(s2.url, { token: mintToken(SECRET, { sub: 'api', role: 'service', exp: now() + 600 }) });
+  assert.equal((await svc.publish('news', 'x', {})).seq, 1);
 });
