@@ -14,6 +14,7 @@
 // HF_BIN, HF_WEB_ROOT (a web root with the bundles), HF_TMP, HF_SHOTS,
 // HF_PLAYWRIGHT, HF_CHROMIUM.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -27,11 +28,11 @@ function assert(cond, msg) { if (!cond) throw new Error(`assertion failed: ${msg
 
 let server = null;
 let runs = 0;
-function startServer(port = 0, extra = []) {
+function startServer(port = 0, extra = [], data = DATA) {
   return new Promise((resolve, reject) => {
     const logFile = path.join(TMP, `react-server-${++runs}.log`);
     const out = fs.openSync(logFile, 'w');
-    const proc = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data', DATA, '--web-root', WEB, ...extra], { stdio: ['ignore', out, out] });
+    const proc = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data', data, '--web-root', WEB, ...extra], { stdio: ['ignore', out, out] });
     const s = { proc, port: 0, logFile, exited: new Promise((r) => proc.on('exit', (code, sig) => r({ code, sig }))) };
     const deadline = Date.now() + 10000;
     const poll = () => {
@@ -166,6 +167,57 @@ async function scenario(react) {
   }
 }
 
+/** The hooks fixture with auth on: the provider renews a 3-second token
+ * through getToken while events flow; none is lost or repeated, the state
+ * follows, one subscription on the server; a failed call shows its error. */
+const SECRET = 'react-hooks-test-secret-0123456789abcdef';
+function mint(claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const head = b64({ alg: 'HS256', typ: 'JWT' }), body = b64(claims);
+  return `${head}.${body}.${crypto.createHmac('sha256', SECRET).update(`${head}.${body}`).digest('base64url')}`;
+}
+const nowS = () => Math.floor(Date.now() / 1000);
+async function hooksScenario(react, authed) {
+  const A = 'counter/hooks';
+  const svc = mint({ sub: 'svc', role: 'service', exp: nowS() + 600 });
+  const call = async (method, args) => {
+    const r = await fetch(`http://127.0.0.1:${authed.port}/v1/call/${A}/${method}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${svc}` }, body: JSON.stringify(args) });
+    const b = await r.json();
+    if (!b.ok) throw new Error(`${method}: ${b.error.code}`);
+    return b.result;
+  };
+  const before = (await call('get', {})).value;
+  const ctx = await browser.newContext();
+  const minted = [];
+  await ctx.exposeFunction('mintToken', (reason) => { minted.push(reason); return mint({ sub: `guest-${react}`, role: 'user', exp: nowS() + 3 }); });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => pageErrors.push(`hooks ${react}: ${e.message}`));
+  await page.goto(`http://127.0.0.1:${authed.port}/hooks-test/${react === 18 ? '?react=18' : ''}`);
+  await until(page, () => window.probe && window.probe.status === 'live' && window.probe.value != null);
+  assert(minted[0] === 'initial', `the provider asked for the first token (${minted})`);
+  const t0 = Date.now();
+  let n = 0;
+  while (Date.now() - t0 < 7000) { // two token lifetimes and more
+    await call('incr', { emit: true });
+    n++;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const want = before + n;
+  await until(page, (w) => window.probe.value === w && window.probe.seqs.length > 0 && window.probe.seqs.at(-1) === w, want);
+  const p = await page.evaluate(() => window.probe);
+  const contiguous = p.seqs.every((s, i) => i === 0 || s === p.seqs[i - 1] + 1);
+  assert(contiguous && p.seqs.at(-1) === want && p.seqs.length >= n, `events once each, no gap: ${p.seqs.length} events ending at ${p.seqs.at(-1)}, want ${n} ending at ${want}`);
+  assert(minted.length >= 3, `the token was renewed (${minted.join(',')})`);
+  const info = await call('info', {});
+  assert(info.subscribers === 1, `one subscription for the page under StrictMode, got ${info.subscribers}`);
+  await page.click('#bad');
+  await until(page, () => window.probe.error && window.probe.error.code === 'bad_request');
+  const err = await page.evaluate(() => window.probe.error);
+  assert(/by/.test(err.message), `the message says what is wrong: ${err.message}`);
+  log(`hooks, React ${react}: ${n} events through ${minted.length} tokens (${minted.join(',')}), state ${p.value}, error shown: ${err.code}: ${err.message}`);
+  await ctx.close();
+}
+
 let passed = 0, failed = 0;
 try {
   fs.rmSync(DATA, { recursive: true, force: true });
@@ -181,6 +233,23 @@ try {
       failed++;
       log(`not ok - React ${react}\n    ${String(e.stack || e).split('\n').slice(0, 6).join('\n    ')}`);
     }
+  }
+  fs.rmSync(DATA + '-auth', { recursive: true, force: true });
+  const authed = await startServer(0, ['--jwt-secret', SECRET], DATA + '-auth');
+  try {
+    for (const react of [19, 18]) {
+      try {
+        await Promise.race([hooksScenario(react, authed), new Promise((_, rej) => setTimeout(() => rej(new Error('timed out (60 s)')), 60000))]);
+        passed++;
+        log(`ok - hooks, React ${react}: token renewed by the provider mid-session, no event lost or repeated, error code shown`);
+      } catch (e) {
+        failed++;
+        log(`not ok - hooks, React ${react}\n    ${String(e.stack || e).split('\n').slice(0, 6).join('\n    ')}`);
+      }
+    }
+  } finally {
+    const r = await stopServer(authed, 'SIGTERM');
+    if (r.code !== 0) { failed++; log(`auth server exited ${r.code}`); }
   }
   if (pageErrors.length) { failed++; log(`not ok - pages had script errors:\n    ${pageErrors.join('\n    ')}`); }
 } finally {
