@@ -549,7 +549,9 @@ export class Client {
     }, this._o.connectTimeout);
     ws.onmessage = (m) => { if (this._ws === ws) this._onFrame(ws, m.data); };
     ws.onclose = (ev) => { if (this._ws === ws) this._dropWs(ws, `closed (${ev.code})`); };
-    ws.onerror = () => { /* a close event follows */ };
+    // A close event should follow an error; Node's own WebSocket (undici)
+    // may give only the error when the connection is refused.
+    ws.onerror = () => { setTimeout(() => { if (this._ws === ws) this._dropWs(ws, 'error'); }, ws._hf.hello ? 1000 : 0); };
   }
 
   /** No global WebSocket (Node 18, 20): the `ws` package, loaded once. */
