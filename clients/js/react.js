@@ -297,7 +297,7 @@ function useLoaded(address, feed, load, apply, subOpts, ordered, always) {
     let loading = false;
     let held = []; // updates received during a load that the load may not hold
     let orderedLoad = false;
-    let started = false; // a load was made for this subscription
+    let loadedOk = false; // a load succeeded (one lost with its connection is made again)
 
     const applyOne = (x) => setSt((s) => {
       if (!s.loaded) return s;
@@ -307,7 +307,6 @@ function useLoaded(address, feed, load, apply, subOpts, ordered, always) {
 
     const doLoad = () => {
       const g = ++gen;
-      started = true;
       loading = true;
       held = [];
       const l = loadRef.current;
@@ -317,6 +316,7 @@ function useLoaded(address, feed, load, apply, subOpts, ordered, always) {
       p.then((value) => {
         if (!alive || g !== gen) return;
         loading = false;
+        loadedOk = true;
         const later = held;
         held = [];
         setSt((s) => Object.assign({}, s, { value, loaded: true, loading: false, error: null, seq: topicRef.current ? topicRef.current.seq : s.seq }));
@@ -337,7 +337,7 @@ function useLoaded(address, feed, load, apply, subOpts, ordered, always) {
         else if (!orderedLoad) held.push(x); // applied after the load (reduce must allow a repeat)
         // else: in order before the reply: the loaded value already has it
       } else if (kind === 'ready') {
-        if (!x.recovered || !started || always) doLoad();
+        if (!x.recovered || !loadedOk || always) doLoad();
         else setSt((s) => Object.assign({}, s));
       } else if (kind === 'error') {
         setSt((s) => Object.assign({}, s, { error: x }));

@@ -210,6 +210,17 @@ async function hooksScenario(react, authed) {
   assert(minted.length >= 3, `the token was renewed (${minted.join(',')})`);
   const info = await call('info', {});
   assert(info.subscribers === 1, `one subscription for the page under StrictMode, got ${info.subscribers}`);
+  // kill -9 and restart: the hooks say reconnecting, then catch up with since: no gap, no duplicate
+  const port = authed.port;
+  await stopServer(authed, 'SIGKILL');
+  await until(page, () => window.probe.status === 'reconnecting' && window.probe.stStatus === 'reconnecting');
+  Object.assign(authed, await startServer(port, ['--jwt-secret', SECRET], DATA + '-auth'));
+  for (let i = 0; i < 3; i++) await call('incr', { emit: true });
+  await until(page, (w) => window.probe.status === 'live' && window.probe.value === w && window.probe.seqs.at(-1) === w, want + 3);
+  const p2 = await page.evaluate(() => window.probe);
+  assert(p2.seqs.every((x, i) => i === 0 || x === p2.seqs[i - 1] + 1) && p2.seqs.length === p.seqs.length + 3,
+    `after the restart: ${p2.seqs.length} events, contiguous ${p2.seqs.join(',')}`);
+  assert((await call('info', {})).subscribers === 1, 'still one subscription');
   await page.click('#bad');
   await until(page, () => window.probe.error && window.probe.error.code === 'bad_request');
   const err = await page.evaluate(() => window.probe.error);
