@@ -9,7 +9,13 @@
 //     `reconnecting`, then catch up — with React 19 by resuming (`since`,
 //     the missed events replayed), with React 18 after a gap (the history
 //     was trimmed: recovered:false, the hook refetches `list`) — and the
-//     board converges to `list` without a reload.
+//     board converges to `list` without a reload;
+//   - the hooks fixture (tests/clients/hooks_app.jsx) on a server with auth
+//     on: the provider renews a 3-second token through getToken while
+//     events flow, useSubscription's events stay contiguous (no gap, no
+//     duplicate) through the renewals and through a kill -9 and restart
+//     (`reconnecting` meanwhile), useActorState follows, one subscription
+//     on the server, a failed useCall shows its code and message.
 // Run by tests/clients/react.sh (through tests/browser/run.sh), which sets
 // HF_BIN, HF_WEB_ROOT (a web root with the bundles), HF_TMP, HF_SHOTS,
 // HF_PLAYWRIGHT, HF_CHROMIUM.
