@@ -32,7 +32,20 @@ export async function backend(): Promise<number> {
   } catch (e) {
     if (e instanceof HoldfastError && (e.code === 'forbidden' || e.code === 'closed')) console.log(e.status);
   }
+  const room = hf.subscribe<{ text: string }, { name: string }>('room/lobby', (ev) => console.log(ev.data.text), {
+    presence: { name: 'Kim' },
+    onSignal: (sig) => console.log(sig.type, sig.by, sig.data),
+    onPresence: (p) => console.log(p.action, p.who.name, p.who.sub),
+  });
+  const typing: boolean = room.signal('typing', { on: true }) && hf.signal('room/lobby', 'typing');
+  const many = await hf.publishMany([{ channel: 'news', type: 'posted', data: { id: 2 } }], { key: true });
+  for (const m of many) if (m instanceof HoldfastError) console.log(m.code); else console.log(m.seq, typing);
+  const info = await hf.info('room/lobby');
+  const page = await hf.events<{ text: string }>('room/lobby', { after: info.seq - 10, limit: 10 });
+  console.log(page.events.map((e) => e.data.text), hf.stats.reconnects, hf.state, hf.transport);
   const who = await sub.presence();
+  // WRONG: room.subscription;
+  // WRONG: hf.subscribe<{ text: string }, { name: string }>('room/x', () => {}, { presence: { nick: 'Kim' } });
   sub.close();
   hf.close();
   // WRONG: hf.subscribe('store/x', (ev: HfEvent<Ticket>) => ev.data.nope);
