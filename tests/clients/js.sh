@@ -48,6 +48,26 @@ for (const k of ['HoldfastProvider','useCall','useSubscription','useActorState',
 ") && echo "ok - npm install --install-links <checkout>/clients/js: holdfast-client and holdfast-client/react import" ||
     fail "the package installed from the checkout does not import"
 
+# the .d.ts files declare exactly what the modules export (no drift)
+(cd "$TMP/apps/linked" && node --input-type=module -e "
+import fs from 'node:fs';
+for (const [mod, dts] of [['holdfast-client', 'holdfast.d.ts'], ['holdfast-client/react', 'react.d.ts']]) {
+  const declared = [...fs.readFileSync('node_modules/holdfast-client/' + dts, 'utf8').matchAll(/^export (?:function|class|const) (\\w+)/gm)].map((m) => m[1]);
+  const actual = Object.keys(await import(mod));
+  const a = [...new Set(declared)].sort().join(), b = actual.sort().join();
+  if (a !== b) throw new Error(dts + ' declares ' + a + ' but ' + mod + ' exports ' + b);
+}
+const dts = fs.readFileSync('node_modules/holdfast-client/holdfast.d.ts', 'utf8');
+const m = await import('holdfast-client');
+for (const cls of ['Client', 'Subscription']) {
+  const body = dts.slice(dts.indexOf('export class ' + cls), dts.indexOf('\\n}', dts.indexOf('export class ' + cls)));
+  for (const k of Object.getOwnPropertyNames(m[cls].prototype)) {
+    if (k === 'constructor' || k.startsWith('_')) continue;
+    if (!new RegExp('\\\\b' + k + '\\\\b\\\\??[(:<]').test(body)) throw new Error(cls + '.' + k + ' is not in holdfast.d.ts');
+  }
+}
+") && echo "ok - holdfast.d.ts and react.d.ts declare exactly the modules' exports, and every public method" || fail "the .d.ts files and the modules disagree"
+
 # 2. tsc --strict on the package's types and a typed example
 T=$TMP/apps/with-ws
 mkdir -p "$T/node_modules/@types"
