@@ -22,4 +22,4 @@ for v in 19 18; do
         --define:process.env.NODE_ENV='"development"' --log-level=warning \
         --outfile="$BUILD/react-web/hooks-test/app$suffix.js" || { echo "FAIL: bundling the hooks fixture" >&2; exit 1; }
 done
-HF_WEB_ROOT=$BUILD/react-web exec bash "$ROOT/tests/browser/run.sh" "$BUILD" "$ROOT/tests/clients/react_board.test.mjs"
+HF_WEB_ROOT=$BUILD/react-web exec bash "$ROOT/tests/browser/run.sh" "$BUILD" ../clients/react_board.test.mjs
