@@ -529,8 +529,10 @@ export class Client {
     if (this._state === 'closed') return;
     if (!this._WS) return this._loadWs(upgrade);
     const exp = tokenExpiry(this._token);
-    if (this._o.getToken && exp != null && exp <= Date.now() + 1000) {
+    if (this._o.getToken && exp != null && exp <= Date.now() + 1000 && Date.now() - (this._expiredAt || 0) > this._o.backoffMin) {
       // an expired token would only get the upgrade refused: renew it first
+      // (at most once per backoffMin, should getToken give expired ones)
+      this._expiredAt = Date.now();
       return this._refreshToken('expired').then(() => this._openWs(upgrade), () => this._openWs(upgrade));
     }
     if (!upgrade) this._setState(this._everOpen ? 'reconnecting' : 'connecting', 'connecting');
@@ -849,7 +851,14 @@ export class Client {
       let body;
       try { body = await r.json(); } catch (_) { body = { ok: false, error: { code: 'internal', message: `HTTP ${r.status}` } }; }
       if (body.ok) return this._finish(e, null, body.result);
-      return this._finish(e, toError(body.error, r.status));
+      const err = toError(body.error, r.status);
+      if (err.code === 'unauthorized' && this._o.getToken && !e.renewed) { // renew, then once more
+        e.renewed = true;
+        try { await this._refreshToken('unauthorized'); } catch (_) { return this._finish(e, err); }
+        Object.assign(headers, this._headers());
+        continue;
+      }
+      return this._finish(e, err);
     }
   }
 
@@ -913,6 +922,10 @@ export class Client {
       const body = await r.json();
       if (!r.ok || body.ok === false) {
         const err = toError(body.error, r.status);
+        if (err.code === 'unauthorized' && this._o.getToken) { // renew; the loop tries again
+          this._refreshToken('unauthorized').catch(() => {});
+          throw err;
+        }
         if (!RETRYABLE.has(err.code) && r.status !== 429) {
           sub._failed = true; // refused (e.g. forbidden): stop polling it
           if (sub._o.onError) sub._o.onError(err);

@@ -240,6 +240,25 @@ test('token refresh: expired under the server: unsubscribed, renewed, resumed wi
   assert.deepEqual(await c2.call('counter/late', 'get'), { value: 3 });
 });
 
+test('token refresh while polling: a refused poll or HTTP call renews the token and goes on', async () => {
+  const s = await server({ args: ['--jwt-secret', SECRET] });
+  const svc = mintToken(SECRET, { sub: 'svc', role: 'service', exp: now() + 600 });
+  const tok = (life) => mintToken(SECRET, { sub: 'poller', role: 'user', exp: now() + life });
+  let asked = 0;
+  const c = client(s.url, { transport: 'poll', pollInterval: 100, token: tok(2), getToken: () => { asked++; return tok(600); }, refreshMargin: -60000 });
+  const seen = [];
+  await c.subscribe('counter/pt', (ev) => seen.push(ev.seq)).ready;
+  await httpCall(s, 'counter/pt', 'incr', { emit: true }, { token: svc });
+  await until(() => seen.length === 1, 'the first event');
+  await new Promise((r) => setTimeout(r, 3200)); // the token is past its exp: polls are refused
+  await httpCall(s, 'counter/pt', 'incr', { emit: true }, { token: svc });
+  await until(() => seen.length === 2, 'an event after the renewal');
+  assert.deepEqual(seen, [1, 2]);
+  assert.ok(asked >= 1);
+  assert.deepEqual(await c.call('counter/pt', 'get'), { value: 2 }, 'an HTTP call with the new token');
+  assert.equal(c.transport, 'poll');
+});
+
 test('publish: a backend publishes on a channel, a subscriber receives in order', async (t) => {
   const s = await server();
   const c = client(s.url);
