@@ -74,7 +74,7 @@ async function open(url, viewport) {
   await page.evaluate(() => { window.__sameDocument = true; });
   return page;
 }
-const until = (page, fn, arg, timeout = 20000) => page.waitForFunction(fn, arg, { timeout, polling: 100 });
+const until = (page, fn, arg, timeout = 30000) => page.waitForFunction(fn, arg, { timeout, polling: 100 });
 const notReloaded = async (p) => assert(await p.evaluate(() => window.__sameDocument === true), `${p.url()} was reloaded`);
 
 async function expectBoardMatches(board, store) {
@@ -92,7 +92,10 @@ async function expectBoardMatches(board, store) {
 }
 
 async function scenario(react) {
-  const id = `rb-${react}`, store = `store/${id}`, q = react === 18 ? '&react=18' : '';
+  // transport=ws: the subscriber and presence counts below are WebSocket
+  // ones (a page that fell back to polling, as on a loaded machine, would
+  // hold none); the fallback has its own tests
+  const id = `rb-${react}`, store = `store/${id}`, q = (react === 18 ? '&react=18' : '') + '&transport=ws';
   const board = await open(`/react-board/?store=${id}${q}`, { width: 1600, height: 900 });
   const reg = await open(`/react-board/?store=${id}&view=register${q}`, { width: 420, height: 800 });
   for (const p of [board, reg]) await until(p, () => window.hf && window.hf.state === 'open');

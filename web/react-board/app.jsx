@@ -4,6 +4,7 @@
 // calls with their pending/error state (useCall). Two views:
 //   /react-board/?store=ID                  the board (TV), with "Call next"
 //   /react-board/?store=ID&view=register    take tickets, see them called
+// (&react=18: the React 18 bundle; &transport=ws|poll|auto as in the other demos)
 // Bundled with esbuild by build.sh (nothing built is committed).
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
@@ -119,7 +120,8 @@ function Register() {
 
 function App() {
   return (
-    <HoldfastProvider url={location.origin} token={params.get('token') || undefined} options={{ backoffMax: 2000 }}>
+    <HoldfastProvider url={location.origin} token={params.get('token') || undefined}
+      options={{ backoffMax: 2000, transport: params.get('transport') || 'auto' }}>
       <Header title={view === 'register' ? `Take a ticket · ${store}` : `Waiting list · ${store}`} />
       {view === 'register' ? <Register /> : <Board />}
     </HoldfastProvider>
