@@ -100,6 +100,7 @@ async function scenario(react) {
   const reg = await open(`/react-board/?store=${id}&view=register${q}`, { width: 420, height: 800 });
   for (const p of [board, reg]) await until(p, () => window.hf && window.hf.state === 'open');
   await until(board, () => document.querySelector('#board')?.dataset.status === 'live');
+  await until(reg, (a) => !!window.hf.subscription(a)?.lastReady && window.app.q != null, store); // its subscription too
   const mounts = await board.evaluate(() => window.hfMounts);
   assert(mounts === 2, `StrictMode ran the effects twice (${mounts})`);
   // one subscription per page, on the server
