@@ -39,6 +39,10 @@ app() { # name, then what to npm install
 }
 app with-ws "$TGZ" ws@8
 app bare "$TGZ"
+app plain-link "$ROOT/clients/js"
+(cd "$TMP/apps/plain-link" && [ -L node_modules/holdfast-client ] && node --input-type=module -e "
+import { connect } from 'holdfast-client'; if (typeof connect !== 'function') throw new Error('connect');
+") && echo "ok - npm install <checkout>/clients/js (a link): holdfast-client imports" || fail "npm install <checkout>/clients/js"
 app linked --install-links "$ROOT/clients/js" react@19
 (cd "$TMP/apps/linked" && node --input-type=module -e "
 import * as hf from 'holdfast-client'; import * as r from 'holdfast-client/react';
