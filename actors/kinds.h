@@ -17,6 +17,7 @@ extern const struct hf_kind hf_kind_device;
 extern const struct hf_kind hf_kind_room;
 extern const struct hf_kind hf_kind_poll;
 extern const struct hf_kind hf_kind_user;
+extern const struct hf_kind hf_kind_channel;
 
 extern const struct hf_kind *const hf_kinds[];
 extern const size_t hf_nkinds;

@@ -97,8 +97,8 @@ wb_conns_look(const struct target *t, long long pid, struct sview *v)
     memset(v, 0, sizeof(*v));
     v->conns = v->rss = v->fds = -1;
     v->cpu = -1;
-    if (hf_http_request(t->host, t->port, "GET", "/metrics", NULL, NULL, 0,
-                        10000, &status, &body) == 0 &&
+    if (hf_http_request_tls(t->host, t->port, t->tls, "GET", "/metrics", NULL,
+                            NULL, 0, 10000, &status, &body) == 0 &&
         status == 200 && body.data != NULL) {
         v->ok = 1;
         if (metric(body.data, "holdfast_connections", &x))

@@ -67,6 +67,7 @@ struct target {
     char headers[2048]; /* "Authorization: Bearer ...\r\n", or empty */
     int msgpack;
     int loopback; /* IPv4 loopback: sources may spread over 127.0.0.x */
+    int tls;      /* wss://: HF_WSC_TLS or HF_WSC_TLS_INSECURE, else 0 */
 };
 
 /* An actor address, built once, then read-only. */
@@ -227,6 +228,7 @@ struct wopts {
     double rate, duration; /* rate: fanout */
     const char *url, *token, *json, *durability, *plot;
     int msgpack, has_ops, has_duration;
+    int insecure; /* --insecure: wss:// without checking the certificate */
 };
 
 /* A scenario against a running server, as ws_main runs it. */

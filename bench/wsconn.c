@@ -109,12 +109,12 @@ wb_connect(const struct target *t, uint32_t idx, uint32_t total, int bare,
         sp = src;
     }
     if (bare)
-        return hf_ws_connect_from(out, sp, t->host, t->port, t->path, NULL,
-                                  NULL, CONNECT_MS);
-    return hf_ws_connect_from(out, sp, t->host, t->port, t->path,
-                              t->msgpack ? "holdfast.v1.msgpack"
-                                         : "holdfast.v1.json",
-                              t->headers[0] ? t->headers : NULL, CONNECT_MS);
+        return hf_ws_connect_tls(out, sp, t->host, t->port, t->tls, t->path,
+                                 NULL, NULL, CONNECT_MS);
+    return hf_ws_connect_tls(out, sp, t->host, t->port, t->tls, t->path,
+                             t->msgpack ? "holdfast.v1.msgpack"
+                                        : "holdfast.v1.json",
+                             t->headers[0] ? t->headers : NULL, CONNECT_MS);
 }
 
 void
@@ -201,8 +201,8 @@ wb_scrape(const struct target *t, struct srv *s)
 
     memset(s, 0, sizeof(*s));
     s->m.ns = hf_mono_ns();
-    if (hf_http_request(t->host, t->port, "GET", "/metrics", NULL, NULL, 0,
-                        5000, &status, &body) != 0 ||
+    if (hf_http_request_tls(t->host, t->port, t->tls, "GET", "/metrics", NULL,
+                            NULL, 0, 5000, &status, &body) != 0 ||
         status != 200 || body.data == NULL) {
         hf_buf_free(&body);
         return;

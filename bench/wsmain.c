@@ -40,10 +40,10 @@ raise_nofile(const char *cmd, uint64_t need)
     return 0;
 }
 
-/* ws://HOST[:PORT][/PATH] (PATH defaults to /v1/ws). */
+/* ws://HOST[:PORT][/PATH] or wss:// (PATH defaults to /v1/ws). */
 static int
 parse_url(const char *cmd, const char *url, const char *token, int msgpack,
-          struct target *t)
+          int insecure, struct target *t)
 {
     const char *p, *hs, *he;
     size_t hl;
@@ -52,9 +52,15 @@ parse_url(const char *cmd, const char *url, const char *token, int msgpack,
     t->url = url;
     t->msgpack = msgpack;
     t->port = 80;
-    if (strncmp(url, "ws://", 5) != 0)
+    if (strncmp(url, "wss://", 6) == 0) {
+        t->tls = insecure ? HF_WSC_TLS_INSECURE : HF_WSC_TLS;
+        t->port = 443;
+        p = url + 6;
+    } else if (strncmp(url, "ws://", 5) == 0) {
+        p = url + 5;
+    } else {
         goto bad;
-    p = url + 5;
+    }
     if (*p == '[') {
         hs = p + 1;
         if ((he = strchr(hs, ']')) == NULL)
@@ -95,8 +101,8 @@ parse_url(const char *cmd, const char *url, const char *token, int msgpack,
     return 0;
 bad:
     fprintf(stderr,
-            "holdfast-bench %s: --url wants ws://HOST:PORT[/PATH], not '%s' "
-            "(wss:// is not supported)\n",
+            "holdfast-bench %s: --url wants ws://HOST:PORT[/PATH] or "
+            "wss://..., not '%s'\n",
             cmd, url);
     return HF_BENCH_USAGE;
 }
@@ -177,6 +183,11 @@ common_flags(struct hf_bench_flag *f, size_t *n, struct wopts *o)
          .type = HF_BF_BOOL,
          .dst = &o->msgpack,
          .help = "speak holdfast.v1.msgpack (default JSON)"},
+        {.name = "insecure",
+         .metavar = "",
+         .type = HF_BF_BOOL,
+         .dst = &o->insecure,
+         .help = "wss://: accept any certificate (self-signed)"},
         {.name = "token",
          .metavar = "JWT",
          .type = HF_BF_STR,
@@ -228,7 +239,8 @@ wb_ws_main(const struct wscen *sc, struct wopts *o, struct hf_bench_flag *f,
         return HF_BENCH_USAGE;
     }
     if ((rv = remote_durability(sc->name, o->durability, &durability)) != 0 ||
-        (rv = parse_url(sc->name, o->url, o->token, o->msgpack, &t)) != 0 ||
+        (rv = parse_url(sc->name, o->url, o->token, o->msgpack, o->insecure,
+                        &t)) != 0 ||
         (rv = raise_nofile(
              sc->name, (uint64_t)(o->clients + o->subscribers + o->publishers +
                                   (sc->actor_conns ? o->actors : 0)) +

@@ -42,6 +42,7 @@
 
 #include "core/err.h"
 #include "client/wsclient.h"
+#include "client/wstls.h"
 
 #define WS_GUID       "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define READ_CHUNK    (64u << 10)
@@ -113,15 +114,56 @@ sock_err(int e)
     }
 }
 
+/* The received bytes not yet consumed: in.data[pos..in.len). */
+struct stream {
+    int fd;
+    SSL *ssl; /* wss:// and https:// (wstls.c), else NULL */
+    size_t pos;
+    hf_buf in;
+};
+
+/* Starts TLS on a connected socket (tls: HF_WSC_TLS or
+ * HF_WSC_TLS_INSECURE; 0 does nothing). */
 static int
-write_all(int fd, const void *data, size_t len, uint64_t dl)
+tls_start(struct stream *s, const char *host, int tls, uint64_t dl)
+{
+    short ev = 0;
+    int rv;
+
+    if (tls == 0)
+        return 0;
+    if ((s->ssl = hf__tls_new(s->fd, host, tls == HF_WSC_TLS_INSECURE)) ==
+        NULL)
+        return HF_EINTERNAL;
+    while ((rv = hf__tls_handshake(s->ssl, &ev)) == HF_TLS_WANT)
+        if ((rv = wait_fd(s->fd, ev, dl)) != 0)
+            return rv;
+    return rv;
+}
+
+static int
+write_all(struct stream *s, const void *data, size_t len, uint64_t dl)
 {
     const char *p = data;
+    int fd = s->fd;
     ssize_t n;
+    short ev;
     int rv;
 
     if (fd < 0)
         return HF_EUNAVAIL;
+    while (s->ssl != NULL && len > 0) {
+        n = hf__tls_write(s->ssl, p, len, &ev);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        } else if (n == HF_TLS_WANT) {
+            if ((rv = wait_fd(fd, ev, dl)) != 0)
+                return rv;
+        } else {
+            return (int)n;
+        }
+    }
     while (len > 0) {
         n = send(fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -139,12 +181,6 @@ write_all(int fd, const void *data, size_t len, uint64_t dl)
     return 0;
 }
 
-/* The received bytes not yet consumed: in.data[pos..in.len). */
-struct stream {
-    int fd;
-    size_t pos;
-    hf_buf in;
-};
 
 static size_t
 avail(const struct stream *s)
@@ -180,6 +216,19 @@ fill(struct stream *s, size_t want, uint64_t dl)
         room = want - avail(s);
     if (hf_buf_reserve(&s->in, room) != 0)
         return HF_EINTERNAL;
+    while (s->ssl != NULL) {
+        short ev;
+        n = hf__tls_read(s->ssl, s->in.data + s->in.len,
+                         s->in.cap - s->in.len, &ev);
+        if (n > 0) {
+            s->in.len += (size_t)n;
+            return 0;
+        }
+        if (n != HF_TLS_WANT)
+            return HF_EUNAVAIL; /* the end, clean or not */
+        if ((rv = wait_fd(s->fd, ev, dl)) != 0)
+            return rv;
+    }
     for (;;) {
         n = recv(s->fd, s->in.data + s->in.len, s->in.cap - s->in.len, 0);
         if (n > 0) {
@@ -567,6 +616,16 @@ hf_http_request(const char *host, int port, const char *method,
                 const char *path, const char *headers, const void *body,
                 size_t body_len, int timeout_ms, int *status, hf_buf *resp_body)
 {
+    return hf_http_request_tls(host, port, 0, method, path, headers, body,
+                               body_len, timeout_ms, status, resp_body);
+}
+
+int
+hf_http_request_tls(const char *host, int port, int tls, const char *method,
+                    const char *path, const char *headers, const void *body,
+                    size_t body_len, int timeout_ms, int *status,
+                    hf_buf *resp_body)
+{
     struct stream s = {.fd = -1};
     hf_buf req = {0}, h = {0}, rb = {0};
     uint64_t dl = deadline_in(timeout_ms);
@@ -578,7 +637,9 @@ hf_http_request(const char *host, int port, const char *method,
         return HF_EBADREQ;
     if ((rv = tcp_connect(NULL, host, port, dl, &s.fd)) != 0)
         return rv;
-    rv = appendf(&req, "%s %s HTTP/1.1\r\n", method, path);
+    rv = tls_start(&s, host, tls, dl);
+    if (rv == 0)
+        rv = appendf(&req, "%s %s HTTP/1.1\r\n", method, path);
     if (rv == 0)
         rv = append_host(&req, host, port);
     if (rv == 0)
@@ -591,7 +652,7 @@ hf_http_request(const char *host, int port, const char *method,
     if (rv == 0 && body_len > 0)
         rv = hf_buf_append(&req, body, body_len);
     if (rv == 0)
-        rv = write_all(s.fd, req.data, req.len, dl);
+        rv = write_all(&s, req.data, req.len, dl);
     /* Skip interim replies (100 Continue and friends). */
     while (rv == 0) {
         if ((rv = read_head(&s, &h, &st, dl)) != 0 || st >= 200 || st == 101)
@@ -606,6 +667,7 @@ hf_http_request(const char *host, int port, const char *method,
         *resp_body = hf_buf_take(&rb);
         rv = nul_terminate(resp_body);
     }
+    SSL_free(s.ssl);
     close(s.fd);
     hf_buf_free(&s.in);
     hf_buf_free(&req);
@@ -771,7 +833,7 @@ send_frame(hf_ws *c, int b0, size_t announced, const void *data, size_t len,
     c->out.len = hl + len;
     /* A failed write leaves the client usable for hf_ws_recv: the server
      * may have said why it hung up in a close frame still to be read. */
-    if ((rv = write_all(c->s.fd, c->out.data, c->out.len, dl)) != 0)
+    if ((rv = write_all(&c->s, c->out.data, c->out.len, dl)) != 0)
         return rv;
     if ((b0 & 0x0f) == HF_WS_CLOSE)
         c->close_sent = 1;
@@ -810,7 +872,7 @@ hf_ws_send_raw(hf_ws *c, const void *data, size_t len)
 {
     if (c == NULL || c->dead)
         return HF_EUNAVAIL;
-    return write_all(c->s.fd, data, len, deadline_in(HF_WS_SEND_TIMEOUT_MS));
+    return write_all(&c->s, data, len, deadline_in(HF_WS_SEND_TIMEOUT_MS));
 }
 
 static int
@@ -961,6 +1023,7 @@ ioerr:
 static void
 ws_free(hf_ws *c)
 {
+    SSL_free(c->s.ssl);
     if (c->s.fd >= 0)
         close(c->s.fd);
     hf_buf_free(&c->s.in);
@@ -1018,6 +1081,15 @@ hf_ws_connect_from(hf_ws **out, const char *src_ip, const char *host, int port,
                    const char *path, const char *subprotocol,
                    const char *headers, int timeout_ms)
 {
+    return hf_ws_connect_tls(out, src_ip, host, port, 0, path, subprotocol,
+                             headers, timeout_ms);
+}
+
+int
+hf_ws_connect_tls(hf_ws **out, const char *src_ip, const char *host, int port,
+                  int tls, const char *path, const char *subprotocol,
+                  const char *headers, int timeout_ms)
+{
     uint64_t dl = deadline_in(timeout_ms);
     unsigned char nonce[16];
     char key[32];
@@ -1035,7 +1107,8 @@ hf_ws_connect_from(hf_ws **out, const char *src_ip, const char *host, int port,
         hf_put_be64(nonce + i, next_rand(c));
     base64(nonce, sizeof nonce, key);
 
-    if ((rv = tcp_connect(src_ip, host, port, dl, &c->s.fd)) != 0)
+    if ((rv = tcp_connect(src_ip, host, port, dl, &c->s.fd)) != 0 ||
+        (rv = tls_start(&c->s, host, tls, dl)) != 0)
         goto fail;
     rv = appendf(&req, "GET %s HTTP/1.1\r\n", path != NULL ? path : "/");
     if (rv == 0)
@@ -1050,7 +1123,7 @@ hf_ws_connect_from(hf_ws **out, const char *src_ip, const char *host, int port,
     if (rv == 0)
         rv = appendf(&req, "%s\r\n", headers != NULL ? headers : "");
     if (rv == 0)
-        rv = write_all(c->s.fd, req.data, req.len, dl);
+        rv = write_all(&c->s, req.data, req.len, dl);
     if (rv == 0)
         rv = read_head(&c->s, &h, &c->status, dl);
     if (rv == HF_ETOOLARGE)
@@ -1128,7 +1201,8 @@ hf_ws_fd(const hf_ws *c)
 int
 hf_ws_pending(const hf_ws *c)
 {
-    return c != NULL && avail(&c->s) > 0;
+    return c != NULL && (avail(&c->s) > 0 ||
+                         (c->s.ssl != NULL && SSL_has_pending(c->s.ssl)));
 }
 
 void

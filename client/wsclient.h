@@ -71,6 +71,11 @@ typedef struct hf_ws hf_ws;
  * hf_ws_recv on it return HF_EUNAVAIL. HF_EINTERNAL on OS or memory
  * failure, *out NULL.
  */
+/* TLS modes of hf_ws_connect_tls and hf_http_request_tls (client/wstls.h
+ * says how the server is verified). */
+#define HF_WSC_TLS          1 /* wss:// or https://, certificate checked */
+#define HF_WSC_TLS_INSECURE 2 /* the same, nothing checked (--insecure) */
+
 int hf_ws_connect(hf_ws **out, const char *host, int port, const char *path,
                   const char *subprotocol, const char *headers, int timeout_ms);
 
@@ -81,6 +86,14 @@ int hf_ws_connect(hf_ws **out, const char *host, int port, const char *path,
 int hf_ws_connect_from(hf_ws **out, const char *src_ip, const char *host,
                        int port, const char *path, const char *subprotocol,
                        const char *headers, int timeout_ms);
+
+/* hf_ws_connect_from over TLS when tls is HF_WSC_TLS or HF_WSC_TLS_INSECURE
+ * (0: plain). A certificate refused, or a server that does not speak TLS:
+ * HF_EBADREQ. */
+int hf_ws_connect_tls(hf_ws **out, const char *src_ip, const char *host,
+                      int port, int tls, const char *path,
+                      const char *subprotocol, const char *headers,
+                      int timeout_ms);
 
 /* The subprotocol the server chose, or NULL when none. Valid until
  * hf_ws_close. */
@@ -186,5 +199,12 @@ int hf_http_request(const char *host, int port, const char *method,
                     const char *path, const char *headers, const void *body,
                     size_t body_len, int timeout_ms, int *status,
                     hf_buf *resp_body);
+
+/* hf_http_request over TLS (tls as for hf_ws_connect_tls). */
+int hf_http_request_tls(const char *host, int port, int tls,
+                        const char *method, const char *path,
+                        const char *headers, const void *body,
+                        size_t body_len, int timeout_ms, int *status,
+                        hf_buf *resp_body);
 
 #endif

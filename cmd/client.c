@@ -58,6 +58,8 @@ hf_cmd_client_usage(FILE *out)
             "  --token T      access token (default: $HOLDFAST_TOKEN)\n"
             "  --key K        call: idempotency key\n"
             "  --msgpack      use the holdfast.v1.msgpack subprotocol\n"
+            "  --insecure     wss://: accept any certificate (self-signed;\n"
+            "                 a private CA goes in SSL_CERT_FILE instead)\n"
             "  --timeout MS   connect and reply timeout (default %d)\n"
             "\n"
             "exit status: 0 ok, 1 error reply, 2 usage or connection "
@@ -83,6 +85,7 @@ struct opts {
     int npos;
     const char *url, *token, *key;
     int msgpack;
+    int insecure; /* --insecure: wss:// without checking the certificate */
     int64_t since;
     int has_since;
     int timeout_ms;
@@ -148,6 +151,10 @@ parse_opts(struct opts *o, int argc, char **argv, int maxpos, int is_call)
             o->msgpack = 1;
             continue;
         }
+        if (strcmp(name, "--insecure") == 0) {
+            o->insecure = 1;
+            continue;
+        }
         if (strcmp(name, "--url") != 0 && strcmp(name, "--token") != 0 &&
             strcmp(name, "--timeout") != 0 &&
             !(is_call && strcmp(name, "--key") == 0) &&
@@ -200,11 +207,13 @@ usage:
 struct target {
     char host[256];
     int port;
+    int tls; /* 0, HF_WSC_TLS or HF_WSC_TLS_INSECURE */
     hf_buf path; /* path and query, NUL-terminated */
 };
 
-/* Parses ws://host[:port][/path] (http:// too; no scheme means ws) and
- * adds ?token=. Returns 0 or -1 with a message printed. */
+/* Parses ws://host[:port][/path] (http://, and wss:// or https:// for TLS;
+ * no scheme means ws) and adds ?token=. Returns 0 or -1 with a message
+ * printed. */
 static int
 parse_url(const struct opts *o, struct target *t)
 {
@@ -213,16 +222,15 @@ parse_url(const struct opts *o, struct target *t)
     char portbuf[8];
     size_t hlen;
 
+    t->tls = 0;
     if (strncmp(u, "ws://", 5) == 0)
         u += 5;
     else if (strncmp(u, "http://", 7) == 0)
         u += 7;
     else if (strncmp(u, "wss://", 6) == 0 || strncmp(u, "https://", 8) == 0) {
-        fprintf(stderr,
-                "holdfast %s: %s: TLS is not supported here; use a ws:// "
-                "address (a local TLS proxy can front the server)\n",
-                o->cmd, o->url);
-        return -1;
+        u += u[1] == 's' ? 6 : 8;
+        t->tls = o->insecure ? HF_WSC_TLS_INSECURE : HF_WSC_TLS;
+        port = 443;
     } else if (strstr(u, "://") != NULL) {
         fprintf(stderr, "holdfast %s: %s: not a ws:// URL\n", o->cmd, o->url);
         return -1;
@@ -469,9 +477,9 @@ session_open(struct session *s, const struct opts *o)
         hf_buf_free(&t.path);
         return EXIT_FAIL;
     }
-    rv = hf_ws_connect(&s->ws, t.host, t.port, t.path.data,
-                       o->msgpack ? PROTO_MSGPACK : PROTO_JSON, NULL,
-                       o->timeout_ms);
+    rv = hf_ws_connect_tls(&s->ws, NULL, t.host, t.port, t.tls, t.path.data,
+                           o->msgpack ? PROTO_MSGPACK : PROTO_JSON, NULL,
+                           o->timeout_ms);
     hf_buf_free(&t.path);
     if (rv == HF_EBADREQ) {
         body = hf_ws_http_body(s->ws, &blen);

@@ -28,6 +28,7 @@
 #include "storage/lmdb.h"
 #include "transport/gateway.h"
 #include "transport/nlink.h"
+#include "transport/webhook.h"
 
 /* Where gateways and the host meet over nng within this process. */
 #define NNG_BASE "inproc://holdfast"
@@ -37,7 +38,8 @@ struct settings {
     hf_config core;
     hf_lmdb_config store;
     hf_gateway_config gw;
-    hf_optset sets[3];
+    hf_webhook_config wh;
+    hf_optset sets[4];
 };
 
 static void
@@ -46,9 +48,11 @@ settings_init(struct settings *s)
     s->sets[0] = hf_config_set(&s->core);
     s->sets[1] = hf_lmdb_config_set(&s->store);
     s->sets[2] = hf_gateway_config_set(&s->gw);
+    s->sets[3] = hf_webhook_config_set(&s->wh);
     hf_config_defaults(&s->core);
     hf_lmdb_config_defaults(&s->store);
     hf_gateway_config_defaults(&s->gw);
+    hf_webhook_config_defaults(&s->wh);
 }
 
 static void
@@ -62,7 +66,7 @@ usage(FILE *out)
                  "       holdfast tail ADDRESS [--since N] [options]\n"
                  "       holdfast version\n\n"
                  "serve options (flag, environment variable, meaning):\n");
-    hf_opts_usage(s.sets, 3, out);
+    hf_opts_usage(s.sets, 4, out);
     fprintf(out, "\n");
     hf_cmd_client_usage(out);
 }
@@ -78,12 +82,13 @@ serve(int argc, char **argv)
     hf_host *host = NULL;
     hf_nhost *link = NULL;
     hf_gateway *gw = NULL;
+    hf_webhooks *wh = NULL;
     sigset_t sigs;
     int argi = 0, sig = 0, rv;
 
     settings_init(&s);
-    if (hf_opts_env(s.sets, 3, stderr) != 0 ||
-        hf_opts_args(s.sets, 3, argc, argv, &argi, stderr) != 0)
+    if (hf_opts_env(s.sets, 4, stderr) != 0 ||
+        hf_opts_args(s.sets, 4, argc, argv, &argi, stderr) != 0)
         return 2;
     if (argi < argc) {
         fprintf(stderr, "holdfast: unexpected argument '%s'\n", argv[argi]);
@@ -112,14 +117,29 @@ serve(int argc, char **argv)
                  hf_err_name(rv));
         return 1;
     }
+    /* Webhooks read with the store's last reader (the host uses the
+     * others: one per worker, and cfg->workers at start-up). */
+    if (hf_webhooks_new(&wh, &s.wh, st, cfg->workers + 1) != 0) {
+        st.ops->close(st.self);
+        return 2;
+    }
     rv = hf_host_open(&host, &(struct hf_host_opts){
                                  .cfg = cfg,
                                  .store = st,
                                  .kinds = hf_kinds,
                                  .nkinds = hf_nkinds,
+                                 .feed = hf_webhooks_feed(wh),
                              });
     if (rv != 0) {
         hf_error("main", "cannot start the actor host: %s", hf_err_name(rv));
+        hf_webhooks_free(wh);
+        st.ops->close(st.self);
+        return 1;
+    }
+    if (wh != NULL && hf_webhooks_start(wh) != 0) {
+        hf_error("main", "cannot start the webhook thread");
+        hf_host_close(host);
+        hf_webhooks_free(wh);
         st.ops->close(st.self);
         return 1;
     }
@@ -129,6 +149,7 @@ serve(int argc, char **argv)
         hf_nhost_stop_recv(link);
         hf_host_close(host);
         hf_nhost_close(link);
+        hf_webhooks_free(wh);
         st.ops->close(st.self);
         return 1;
     }
@@ -138,8 +159,8 @@ serve(int argc, char **argv)
             HF_VERSION, sc->data, cfg->workers, gc->gateways,
             sc->durability == HF_DURABLE_SYNC ? "sync" : "NONE (no fsync)",
             hf_nkinds);
-    hf_info("main", "open http://127.0.0.1:%d/ for the demo boards",
-            hf_gateway_port(gw));
+    hf_info("main", "open %s://127.0.0.1:%d/ for the demo boards",
+            gc->tls_cert[0] ? "https" : "http", hf_gateway_port(gw));
 
     sigwait(&sigs, &sig);
     /* Stop in dependency order: no new work, replies owed are written,
@@ -151,6 +172,7 @@ serve(int argc, char **argv)
     hf_host_close(host);
     hf_gateway_stop(gw);
     hf_nhost_close(link);
+    hf_webhooks_free(wh); /* after the host: its last commits fed rows */
     st.ops->close(st.self);
     hf_info("main", "stopped cleanly");
     return 0;

@@ -43,6 +43,11 @@ enum hf_role {
     HF_ROLE_DEVICE  = 1 << 2,
     HF_ROLE_SERVICE = 1 << 3,
     HF_ROLE_ACTOR   = 1 << 4,
+    /* Not a role a token names: the gateway adds it when the caller's
+     * token carries an acl claim and one of its patterns matched the
+     * address called (so the token was minted to reach it). A method
+     * listing it lets such callers in whatever their role. */
+    HF_ROLE_GRANTED = 1 << 5,
 };
 #define HF_ROLE_ANY 0 /* in a method table: no role required */
 

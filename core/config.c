@@ -97,6 +97,20 @@ set(void *base, const struct hf_opt *o, const char *v)
         else
             return HF_EBADREQ;
         return 0;
+    case HF_OPT_LIST: {
+        size_t have = strlen(p), add = strlen(v);
+        if (add == 0) { /* the default: an empty list */
+            p[0] = '\0';
+            return 0;
+        }
+        if (have + 1 + add >= o->size)
+            return HF_ETOOLARGE;
+        if (have > 0)
+            p[have++] = '\n';
+        for (size_t i = 0; i <= add; i++) /* whitespace separates items */
+            p[have + i] = (v[i] == ' ' || v[i] == '\t') ? '\n' : v[i];
+        return 0;
+    }
     case HF_OPT_ENUM:
         for (int i = 0; o->names[i] != NULL; i++)
             if (strcmp(v, o->names[i]) == 0) {
@@ -182,6 +196,25 @@ hf_opts_args(const hf_optset *sets, size_t nsets, int argc, char **argv,
         ++*argi;
     }
     return 0;
+}
+
+int
+hf_opt_list_next(const char *list, size_t *pos, const char **item,
+                 size_t *len)
+{
+    const char *s = list + *pos, *e;
+
+    while (*s == '\n')
+        s++;
+    if (*s == '\0')
+        return 0;
+    e = strchr(s, '\n');
+    if (e == NULL)
+        e = s + strlen(s);
+    *item = s;
+    *len = (size_t)(e - s);
+    *pos = (size_t)(e - list);
+    return 1;
 }
 
 void

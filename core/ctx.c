@@ -737,11 +737,25 @@ commit_alarms(struct worker *w, struct actor *a, const hf_buf *ta)
     }
 }
 
+/* Whether the actor's events go to the feed (struct hf_feed). */
+static int
+feeds(struct worker *w, struct actor *a)
+{
+    const struct hf_feed *f = w->host->feed;
+
+    if (f == NULL)
+        return 0;
+    if (a->feedm == 0)
+        a->feedm = f->match(f->arg, a->addr, a->alen) ? 2 : 1;
+    return a->feedm == 2;
+}
+
 static void
 commit_events(struct worker *w, struct actor *a, struct hf_ctx *c)
 {
     struct batch *b = hf__cur(w);
     uint64_t retain = (uint64_t)w->host->cfg.log_retain;
+    const struct hf_feed *feed = feeds(w, a) ? w->host->feed : NULL;
     char key[HF_KEYBUF], v[8];
     size_t n;
 
@@ -755,6 +769,10 @@ commit_events(struct worker *w, struct actor *a, struct hf_ctx *c)
         if (a->seq > retain) {
             n = hf_key_seq(key, a->addr, a->alen, a->seq - retain);
             HF_MUST(hf_wbatch_del(&b->wb, HF_DB_LOG, key, n));
+        }
+        for (size_t i = 0; feed != NULL && i < feed->nids; i++) {
+            n = hf_key_feed(key, feed->ids[i], a->addr, a->alen, a->seq);
+            HF_MUST(hf_wbatch_put(&b->wb, HF_DB_FEED, key, n, "", 0));
         }
         pos += 4 + len;
     }

@@ -284,6 +284,7 @@ hf_host_open(hf_host **out, const struct hf_host_opts *o)
     h->kinds = o->kinds;
     h->nkinds = o->nkinds;
     h->nw = o->cfg->workers;
+    h->feed = o->feed != NULL && o->feed->nids > 0 ? o->feed : NULL;
     atomic_init(&h->closing, 0);
     pthread_mutex_init(&h->tmu, NULL);
     pthread_cond_init(&h->tcv, NULL);

@@ -46,11 +46,28 @@ void hf_sink_unref(hf_sink *s);
 
 typedef struct hf_host hf_host;
 
+/*
+ * A durable feed of events for readers outside the host (webhooks,
+ * transport/webhook.c). For every event of an actor that match() accepts,
+ * the host writes one HF_DB_FEED row per id (core/keys.h hf_key_feed) in
+ * the same commit as the event, so a row exists exactly when its event is
+ * durable. The reader deletes rows once it is done with them. match is
+ * called on worker threads, concurrently, and must be pure; its answer
+ * for an address is cached while the actor is in memory.
+ */
+struct hf_feed {
+    int (*match)(void *arg, const char *addr, size_t len); /* 1: feed it */
+    void *arg;
+    const uint64_t *ids; /* one per reader; rows are written for each */
+    size_t nids;
+};
+
 struct hf_host_opts {
     const hf_config *cfg;            /* workers, idle_ms, log_retain, ... */
     hf_store store;                  /* opened with cfg->workers + 2 readers */
     const struct hf_kind *const *kinds;
     size_t nkinds;
+    const struct hf_feed *feed;      /* NULL: none; must outlive the host */
 };
 
 /* Starts the workers and the timer, re-queues undelivered outbox messages

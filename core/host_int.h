@@ -74,6 +74,7 @@ struct actor {
     uint64_t obx;     /* last outbox id */
     char epoch[17];   /* 16 hex digits */
     int epoch_saved;  /* epoch is in LMDB (or in a batch on its way) */
+    uint8_t feedm;    /* host->feed's match: 0 not asked yet, 1 no, 2 yes */
     struct alarm *alarms;
     hf_cache cache;
     uint64_t last_batch;  /* newest batch holding anything of this actor */
@@ -171,6 +172,7 @@ struct hf_host {
     struct worker *w;
     int nw;
     atomic_int closing;
+    const struct hf_feed *feed; /* NULL: no feed rows are written */
 
     pthread_t tthr;
     pthread_mutex_t tmu;

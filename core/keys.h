@@ -12,6 +12,7 @@
  *   IDEM   addr \0 caller \0 key   value: be64 stored_ms, u8 ok, reply
  *          (the caller part is built by the host: core/ops.c idem_key)
  *   OUTBOX addr \0 be64 id         value: request envelope
+ *   FEED   be64 endpoint addr \0 be64 seq   value: empty
  *
  * Pure functions, any thread. Each writes into out (at least
  * HF_KEY_MAX + 16 bytes) and returns the key length, or 0 if too long.
@@ -68,6 +69,21 @@ hf_key_alarm(char *out, int64_t at, const char *addr, size_t alen,
     out[8 + alen] = '\0';
     memcpy(out + 9 + alen, name, nlen);
     return 9 + alen + nlen;
+}
+
+/* A webhook feed row: endpoint id, then the event's actor and seq, so an
+ * endpoint's rows are one range and an actor's rows sort by seq. */
+static inline size_t
+hf_key_feed(char *out, uint64_t ep, const char *addr, size_t alen,
+            uint64_t seq)
+{
+    size_t n;
+
+    if (8 + alen + 1 + 8 > HF_KEY_MAX)
+        return 0;
+    hf_put_be64(out, ep);
+    n = hf_key_seq(out + 8, addr, alen, seq);
+    return n ? 8 + n : 0;
 }
 
 #endif

@@ -13,6 +13,7 @@
  *   HF_DB_ALARMS  alarm index by time    be64 ms  addr \0 name    -> ""
  *   HF_DB_IDEM    idempotency replies    addr \0 caller \0 key    -> be64 ms, ok byte, reply
  *   HF_DB_OUTBOX  undelivered sends      addr \0 be64 id          -> envelope
+ *   HF_DB_FEED    webhook feed           be64 endpoint addr \0 be64 seq -> ""
  *
  * Writes travel as hf_wbatch: one worker's writes from one loop pass. The
  * store's single writer thread puts every batch submitted since its last
@@ -41,6 +42,7 @@ enum hf_dbi {
     HF_DB_ALARMS,
     HF_DB_IDEM,
     HF_DB_OUTBOX,
+    HF_DB_FEED,
     HF_DB_COUNT_
 };
 
@@ -60,6 +62,11 @@ typedef struct hf_wbatch {
     uint32_t nops;
     uint32_t nhandlers;     /* handlers whose writes it holds (metrics) */
     void *owner;            /* engine data (held outputs) */
+    /* When set, the store hands this batch back through done(done_arg,
+     * wb) instead of the callback given to set_done: for a writer that
+     * is not a worker (the webhook feed's trimming). Kept by reset. */
+    void (*done)(void *arg, struct hf_wbatch *wb);
+    void *done_arg;
 } hf_wbatch;
 
 typedef struct hf_wop {

@@ -6,8 +6,9 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       libwebsockets-dev libnng-dev liblmdb-dev libmsgpack-dev libcmocka-dev
-      libjansson-dev libjwt-dev libssl-dev
-      libev-dev libwebsockets-evlib-ev) # the gateway's loop: lws on libev
+      libjansson-dev libjwt-dev libssl-dev libcurl4-openssl-dev
+      libev-dev libwebsockets-evlib-ev # the gateway's loop: lws on libev
+      python3-websockets) # clients/python's subscribe, tested in make test
 
 # Node.js runs the third-party interop tests (and, later, browser tests).
 if ! command -v node >/dev/null 2>&1; then

@@ -38,6 +38,7 @@
 static const char *const dbnames[HF_DB_COUNT_] = {
     [HF_DB_KV] = "kv",         [HF_DB_LOG] = "log",   [HF_DB_META] = "meta",
     [HF_DB_ALARMS] = "alarms", [HF_DB_IDEM] = "idem", [HF_DB_OUTBOX] = "outbox",
+    [HF_DB_FEED] = "feed",
 };
 
 /* A reader's txn lives from open to close, reset between uses. */

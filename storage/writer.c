@@ -491,7 +491,10 @@ group(struct lmdb *s, hf_wbatch *head, hf_store_done_fn done, void *arg,
         if (wb->status == PENDING)
             wb->status = st;
         wb->next = NULL;
-        done(arg, wb);
+        if (wb->done != NULL)
+            wb->done(wb->done_arg, wb);
+        else
+            done(arg, wb);
     }
 }
 

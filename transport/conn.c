@@ -234,6 +234,11 @@ gw_conn_free(struct gw *gw, struct conn *c)
     hf_outq_free(&c->out);
     if (c->kind == C_HTTP)
         hf_buf_free(&c->h->body);
+    if (c->kind == C_HTTP && c->h->pub.res != NULL) {
+        for (uint32_t i = 0; i < c->h->pub.n; i++)
+            hf_buf_free(&c->h->pub.res[i]);
+        free(c->h->pub.res);
+    }
     free(c);
 }
 

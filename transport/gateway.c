@@ -426,6 +426,11 @@ const struct hf_opt hf_gateway_config_opts[] = {
     {.name = "web-root", .type = HF_OPT_STR, .off = F(web_root),
      .size = S(web_root), .def = "",
      .help = "static files served at / (empty: web/ of the source tree)"},
+    {.name = "tls-cert", .type = HF_OPT_STR, .off = F(tls_cert),
+     .size = S(tls_cert), .def = "",
+     .help = "PEM certificate (chain): serve https:// and wss:// (transport/tls.c)"},
+    {.name = "tls-key", .type = HF_OPT_STR, .off = F(tls_key),
+     .size = S(tls_key), .def = "", .help = "PEM private key of --tls-cert"},
 };
 const size_t hf_gateway_config_nopts =
     sizeof(hf_gateway_config_opts) / sizeof(hf_gateway_config_opts[0]);
@@ -589,8 +594,8 @@ listen_on(hf_gateway *g)
     }
     getsockname(g->lfd, (struct sockaddr *)&sa, &sl);
     g->port = ntohs(sa.sin_port);
-    hf_info("gateway", "listening on http://%s:%d (WebSocket /v1/ws)%s", host,
-            g->port,
+    hf_info("gateway", "listening on %s://%s:%d (WebSocket /v1/ws)%s",
+            g->cfg.tls_cert[0] ? "https" : "http", host, g->port,
             g->cfg.jwt_secret[0] ? "" : "; auth is OFF: loopback only");
     return 0;
 }
@@ -655,6 +660,11 @@ gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
     }
     info.options = LWS_SERVER_OPTION_LIBEV;
     info.foreign_loops = (void **)&gw->loop;
+    if (g->cfg.tls_cert[0] != '\0') { /* checked by gw_tls_check */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = g->cfg.tls_cert;
+        info.ssl_private_key_filepath = g->cfg.tls_key;
+    }
     if ((gw->ctx = lws_create_context(&info)) == NULL) {
         hf_error("gateway", "cannot create the lws context (the libev "
                             "plugin comes with libwebsockets-evlib-ev)");
@@ -695,7 +705,7 @@ hf_gateway_start(hf_gateway **out, const hf_gateway_config *cfg,
     g->anon.sub[0] = '\0';
     lws_set_log_level(LLL_ERR, lws_log);
     raise_nofile(cfg);
-    if ((rv = listen_on(g)) != 0)
+    if ((rv = gw_tls_check(cfg)) != 0 || (rv = listen_on(g)) != 0)
         goto fail;
     if (pipe2(g->wake, O_CLOEXEC) != 0) {
         rv = HF_EINTERNAL;

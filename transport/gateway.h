@@ -36,6 +36,8 @@ typedef struct hf_gateway_config {
     int drain_ms;         /* --drain-ms: graceful stop waits this long */
     char web_root[512];   /* --web-root: static files ("" = web/ of the
                              source tree, HF_WEB_ROOT) */
+    char tls_cert[512];   /* --tls-cert: PEM chain; with tls_key, https/wss */
+    char tls_key[512];    /* --tls-key: PEM private key */
 } hf_gateway_config;
 
 extern const struct hf_opt hf_gateway_config_opts[];

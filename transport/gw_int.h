@@ -75,6 +75,15 @@ struct csub {
     char addr[];
 };
 
+/* POST /v1/publish: one result per item, written when none is left. */
+struct http_pub {
+    hf_buf *res;     /* n JSON answers, in item order */
+    uint32_t n;      /* items */
+    uint32_t left;   /* results still missing */
+    int array;       /* the body was an array (else one object) */
+    int status0;     /* HTTP status of item 0 (a single item's answer) */
+};
+
 /* An HTTP request being served (struct conn's tail for C_HTTP). */
 struct http_req {
     int route;
@@ -90,6 +99,7 @@ struct http_req {
     char idem[1024];
     uint64_t after;
     unsigned limit;
+    struct http_pub pub; /* route R_PUBLISH */
 };
 
 struct conn {
@@ -246,9 +256,19 @@ void gw_from_host(void *arg, nng_msg *m);
 int gw_http_condemned(struct lws *wsi);
 int gw_http_reply(struct conn *c, struct pend *p, const hf_env *e);
 int gw_http_error(struct conn *c, int err, const char *msg);
+int gw_http_respond(struct conn *c, int status, const char *ctype,
+                    const void *body, size_t len);
 int gw_http_dispatch(struct gw *gw, struct conn *c);
 int gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss,
                const char *uri);
 void gw_body_deadline(struct gw *gw, struct conn *c);
+
+/* tls.c: 0 when TLS is off or its files load; else HF_EBADREQ, logged. */
+int gw_tls_check(const hf_gateway_config *cfg);
+
+/* publish.c: POST /v1/publish, once the body is whole; each host reply.
+ * Both return as gw_http_respond (0 while the answer is not written). */
+int gw_publish_dispatch(struct gw *gw, struct conn *c);
+int gw_publish_reply(struct conn *c, struct pend *p, const hf_env *e);
 
 #endif

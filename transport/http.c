@@ -52,6 +52,8 @@
  * any callback lws makes for it meanwhile (a pipelined request already
  * buffered, more body) closes it instead of being served.
  */
+enum { R_NONE, R_CALL, R_EVENTS, R_HEALTH, R_METRICS, R_PUBLISH };
+
 static char http_dead; /* the mark: lws_set_opaque_user_data(wsi, &it) */
 
 int
@@ -60,9 +62,9 @@ gw_http_condemned(struct lws *wsi)
     return lws_get_opaque_user_data(wsi) == &http_dead;
 }
 
-static int
-http_respond(struct conn *c, int status, const char *ctype, const void *body,
-             size_t len)
+int
+gw_http_respond(struct conn *c, int status, const char *ctype, const void *body,
+                size_t len)
 {
     struct lws *wsi = c->wsi;
     struct conn **pss = lws_wsi_user(wsi);
@@ -130,6 +132,8 @@ gw_http_reply(struct conn *c, struct pend *p, const hf_env *e)
     hf_buf b = {0};
     int err = e->ok ? 0 : HF_EINTERNAL, rv;
 
+    if (c->h->route == R_PUBLISH)
+        return gw_publish_reply(c, p, e);
     if (!e->ok) {
         char code[32];
         snprintf(code, sizeof(code), "%.*s", (int)e->code.len,
@@ -142,15 +146,14 @@ gw_http_reply(struct conn *c, struct pend *p, const hf_env *e)
     } else {
         hf_wire_http_ok(&b, e->val);
     }
-    rv = http_respond(c, hf_err_http(err), "application/json", b.data, b.len);
+    rv =
+        gw_http_respond(c, hf_err_http(err), "application/json", b.data, b.len);
     hf_buf_free(&b);
     return rv;
 }
 
 /* ------------------------------------------------------------------ */
 /* HTTP                                                                */
-
-enum { R_NONE, R_CALL, R_EVENTS, R_HEALTH, R_METRICS };
 
 static int
 parse_target(struct conn *c, const char *path, int with_method)
@@ -186,7 +189,8 @@ gw_http_error(struct conn *c, int err, const char *msg)
     int rv;
 
     hf_wire_http_err(&b, err, msg, strlen(msg));
-    rv = http_respond(c, hf_err_http(err), "application/json", b.data, b.len);
+    rv =
+        gw_http_respond(c, hf_err_http(err), "application/json", b.data, b.len);
     hf_buf_free(&b);
     return rv;
 }
@@ -205,6 +209,8 @@ gw_http_dispatch(struct gw *gw, struct conn *c)
     if (gw->local_draining) {
         return gw_http_error(c, HF_EUNAVAIL, "server is shutting down");
     }
+    if (c->h->route == R_PUBLISH)
+        return gw_publish_dispatch(gw, c);
     if ((err = gw_admit(c, to, &why)) != 0) {
         return gw_http_error(c, err, why);
     }
@@ -331,7 +337,7 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
     int status;
 
     HF_GW_INC(http_requests);
-    if (strncmp(uri, "/v1/call/", 9) != 0 &&
+    if (strncmp(uri, "/v1/call/", 9) != 0 && strcmp(uri, "/v1/publish") != 0 &&
         strncmp(uri, "/v1/events/", 11) != 0 && strcmp(uri, "/healthz") != 0 &&
         strcmp(uri, "/metrics") != 0) {
         if (strcmp(uri, "/v1/ws") == 0) {
@@ -349,7 +355,7 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
         hf_buf b = {0};
         c->h->close_after = 1;
         hf_wire_http_err(&b, HF_EBADREQ, why, strlen(why));
-        status = http_respond(c, status, "application/json", b.data, b.len);
+        status = gw_http_respond(c, status, "application/json", b.data, b.len);
         hf_buf_free(&b);
         return status;
     }
@@ -358,7 +364,7 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
     c->h->close_after = post && clen < 0;
     c->h->had_body = c->h->awaiting_body = clen > 0;
     if (strcmp(uri, "/healthz") == 0) {
-        return http_respond(c, 200, "application/json", "{\"ok\":true}", 11);
+        return gw_http_respond(c, 200, "application/json", "{\"ok\":true}", 11);
     }
     if (strcmp(uri, "/metrics") == 0) {
         char *text = NULL;
@@ -368,8 +374,8 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
             hf_metrics_write(f);
             fclose(f);
         }
-        status = http_respond(c, 200, "text/plain; version=0.0.4",
-                              text ? text : "", tlen);
+        status = gw_http_respond(c, 200, "text/plain; version=0.0.4",
+                                 text ? text : "", tlen);
         free(text);
         return status;
     }
@@ -377,13 +383,13 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
         return gw_http_error(c, HF_EUNAUTH,
                              "missing, invalid or expired token");
     }
-    if (strncmp(uri, "/v1/call/", 9) == 0) {
+    if (strncmp(uri, "/v1/call/", 9) == 0 || strcmp(uri, "/v1/publish") == 0) {
         int klen = lws_hdr_custom_length(wsi, "idempotency-key:", 16);
         if (!post) {
             return gw_http_error(c, HF_EBADREQ, "use POST");
         }
-        c->h->route = R_CALL;
-        if (parse_target(c, uri + 9, 1) != 0) {
+        c->h->route = uri[4] == 'p' ? R_PUBLISH : R_CALL;
+        if (c->h->route == R_CALL && parse_target(c, uri + 9, 1) != 0) {
             return gw_http_error(c, HF_EBADREQ,
                                  "use /v1/call/{kind}/{name}/{method}");
         }
@@ -428,6 +434,6 @@ gw_body_deadline(struct gw *gw, struct conn *c)
     HF_GW_INC(http_body_timeouts);
     c->h->close_after = 1;
     hf_wire_http_err(&b, HF_ETIMEOUT, why, sizeof(why) - 1);
-    (void)http_respond(c, 408, "application/json", b.data, b.len);
+    (void)gw_http_respond(c, 408, "application/json", b.data, b.len);
     hf_buf_free(&b);
 }

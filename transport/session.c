@@ -225,6 +225,10 @@ gw_forward(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice to,
             e.name = (hf_slice){p->name, strlen(p->name)};
             e.picture = (hf_slice){p->picture, strlen(p->picture)};
         }
+        /* gw_admit passed: a token with an acl claim names this address
+         * in it (core/actor.h, HF_ROLE_GRANTED). */
+        if (p->nacl > 0)
+            e.role |= HF_ROLE_GRANTED;
     }
     if (m != NULL && m->has_since) {
         e.since = m->since;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# tests/browser/run.sh BUILD_DIR - the browser client and the demo pages
-# (web/) in a real browser against a real holdfast server.
+# tests/browser/run.sh BUILD_DIR [TEST] - the browser client and the demo
+# pages (web/) in a real browser against a real holdfast server. TEST is a
+# file of tests/browser/ (default browser.test.mjs; cors.test.mjs: a page
+# on another origin).
 #
 # Installs what it needs when it is missing: Debian's chromium (apt-get, as
 # root or through passwordless sudo, like scripts/deps.sh) and the npm
@@ -54,11 +56,11 @@ fi
 # 3. The test itself. NODE_PATH does not apply to ES modules, so the test
 # imports playwright-core from the path it is given.
 export HF_BIN="$BUILD/bin/holdfast"
-export HF_WEB_ROOT="$ROOT/web"
+export HF_WEB_ROOT="${HF_WEB_ROOT:-$ROOT/web}"
 export HF_TMP="$BUILD/browser-tmp"
 export HF_SHOTS="$BUILD/screenshots"
 export HF_PLAYWRIGHT="$CACHE/node_modules/playwright-core/index.mjs"
 export HF_CHROMIUM="$CHROMIUM"
 rm -rf "$HF_TMP"
 mkdir -p "$HF_TMP" "$HF_SHOTS"
-node "$ROOT/tests/browser/browser.test.mjs"
+node "$ROOT/tests/browser/${2:-browser.test.mjs}"
