@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -62,7 +63,11 @@ gw_tls_check(const hf_gateway_config *cfg)
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
         rv = refuse("certificate", cert, ssl_why(why, sizeof(why)));
     else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-        rv = refuse("key", key, ssl_why(why, sizeof(why)));
+        rv = refuse("key", key,
+                    ERR_GET_REASON(ERR_peek_error()) ==
+                            X509_R_KEY_VALUES_MISMATCH
+                        ? (ERR_clear_error(), "does not match the certificate")
+                        : ssl_why(why, sizeof(why)));
     else if (SSL_CTX_check_private_key(ctx) != 1)
         rv = refuse("key", key, "does not match the certificate");
     SSL_CTX_free(ctx);
