@@ -37,6 +37,28 @@ ssl_why(char *buf, size_t n)
     return buf;
 }
 
+/*
+ * Why a client context: lws 4.1 gives every TLS vhost one for outgoing
+ * connections, loading the system's CA store into it, and does not free
+ * it when the context is destroyed (with OpenSSL 3 the store's
+ * certificates stay reachable from nothing: ASan reports it). The gateway
+ * makes no client connections, so it hands lws an empty one
+ * (provided_client_ssl_ctx, which lws never frees) and frees it itself.
+ */
+int
+gw_tls_info(struct gw *gw, struct lws_context_creation_info *info)
+{
+    const hf_gateway_config *cfg = &gw->g->cfg;
+
+    if ((gw->cctx = SSL_CTX_new(TLS_client_method())) == NULL)
+        return -1;
+    info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info->ssl_cert_filepath = cfg->tls_cert;
+    info->ssl_private_key_filepath = cfg->tls_key;
+    info->provided_client_ssl_ctx = gw->cctx;
+    return 0;
+}
+
 int
 gw_tls_check(const hf_gateway_config *cfg)
 {
