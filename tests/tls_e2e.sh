@@ -18,6 +18,8 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+# Under ThreadSanitizer: glibc's mktime as lws calls it (see the file).
+export TSAN_OPTIONS="${TSAN_OPTIONS:-} suppressions=$ROOT/tests/tsan-tls.supp"
 
 cd "$TMP" || exit 1
 openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem \
