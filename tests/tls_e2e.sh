@@ -75,8 +75,9 @@ out=$(SSL_CERT_FILE=cert.pem "$HF" call counter/x incr --url "wss://127.0.0.1:$P
 [ "$out" = '{"value":1}' ] || fail "holdfast call wss:// with the CA: $out"
 out=$("$HF" call counter/x incr --url "wss://127.0.0.1:$PORT" --insecure)
 [ "$out" = '{"value":2}' ] || fail "holdfast call wss:// --insecure: $out"
-"$HF" call counter/x incr --url "wss://127.0.0.1:$PORT" >/dev/null 2>&1 &&
+"$HF" call counter/x incr --url "wss://127.0.0.1:$PORT" 2>err.txt >/dev/null &&
     fail "holdfast call trusted an unknown certificate"
+grep -q "certificate is not trusted" err.txt || fail "untrusted: $(cat err.txt)"
 out=$(SSL_CERT_FILE=cert.pem timeout 8 "$HF" tail channel/c --since 0 \
     --url "wss://127.0.0.1:$PORT" 2>/dev/null | head -2 | grep -c '"seq"')
 [ "$out" = 2 ] || fail "holdfast tail wss:// --since 0: $out events"
