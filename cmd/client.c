@@ -481,6 +481,14 @@ session_open(struct session *s, const struct opts *o)
                            o->msgpack ? PROTO_MSGPACK : PROTO_JSON, NULL,
                            o->timeout_ms);
     hf_buf_free(&t.path);
+    if (rv == HF_EBADREQ && t.tls && s->ws == NULL) {
+        fprintf(stderr,
+                "holdfast %s: TLS with %s failed: not a TLS server, or its "
+                "certificate is not trusted (SSL_CERT_FILE=ca.pem; "
+                "--insecure for a self-signed one)\n",
+                o->cmd, o->url);
+        return EXIT_FAIL;
+    }
     if (rv == HF_EBADREQ) {
         body = hf_ws_http_body(s->ws, &blen);
         if (hf_ws_http_status(s->ws) == 101 || hf_ws_http_status(s->ws) == 0)

@@ -1697,6 +1697,43 @@ test_config_flags_override_environment_and_defaults(void **state)
     fclose(devnull);
 }
 
+/* HF_OPT_LIST: each use of a flag adds an item; the environment variable
+ * gives several at once; an item that does not fit is refused. */
+static void
+test_config_list_option_repeats(void **state)
+{
+    struct {
+        char list[32];
+    } v;
+    const struct hf_opt opt[] = {{.name = "hook", .type = HF_OPT_LIST,
+                                  .off = 0, .size = sizeof(v.list),
+                                  .def = "", .help = ""}};
+    hf_optset set = {opt, 1, &v};
+    char *argv[] = {"--hook", "a", "--hook=bb", "--hook", "c"};
+    char *big[] = {"--hook", "0123456789012345678901234567"};
+    const char *it;
+    size_t len, pos = 0, n = 0;
+    int argi = 0;
+    FILE *devnull = fopen("/dev/null", "w");
+    (void)state;
+
+    hf_opts_defaults(&set, 1);
+    assert_string_equal(v.list, "");
+    assert_int_equal(hf_opt_list_next(v.list, &pos, &it, &len), 0);
+    setenv("HOLDFAST_HOOK", "x y", 1);
+    assert_int_equal(hf_opts_env(&set, 1, devnull), 0);
+    unsetenv("HOLDFAST_HOOK");
+    assert_int_equal(hf_opts_args(&set, 1, 5, argv, &argi, devnull), 0);
+    assert_string_equal(v.list, "x\ny\na\nbb\nc");
+    while (hf_opt_list_next(v.list, &pos, &it, &len))
+        n++;
+    assert_int_equal(n, 5);
+    argi = 0;
+    assert_int_equal(hf_opts_args(&set, 1, 2, big, &argi, devnull),
+                     HF_EBADREQ);
+    fclose(devnull);
+}
+
 static void
 test_json_msgpack_round_trip(void **state)
 {
@@ -1782,6 +1819,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_addresses_follow_the_grammar),
         cmocka_unit_test(test_error_names_and_http_statuses),
         cmocka_unit_test(test_config_flags_override_environment_and_defaults),
+        cmocka_unit_test(test_config_list_option_repeats),
         cmocka_unit_test(test_json_msgpack_round_trip),
         cmocka_unit_test(test_envelope_carries_the_display_claims),
         cmocka_unit_test(test_counter_8_threads_100k_each_is_exact),

@@ -660,11 +660,8 @@ gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
     }
     info.options = LWS_SERVER_OPTION_LIBEV;
     info.foreign_loops = (void **)&gw->loop;
-    if (g->cfg.tls_cert[0] != '\0') { /* checked by gw_tls_check */
-        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.ssl_cert_filepath = g->cfg.tls_cert;
-        info.ssl_private_key_filepath = g->cfg.tls_key;
-    }
+    if (g->cfg.tls_cert[0] != '\0' && gw_tls_info(gw, &info) != 0)
+        return HF_EINTERNAL;
     if ((gw->ctx = lws_create_context(&info)) == NULL) {
         hf_error("gateway", "cannot create the lws context (the libev "
                             "plugin comes with libwebsockets-evlib-ev)");
@@ -813,6 +810,7 @@ hf_gateway_stop(hf_gateway *g)
         }
         if (gw->ctx)
             lws_context_destroy(gw->ctx);
+        SSL_CTX_free(gw->cctx);
         if (gw->loop)
             ev_loop_destroy(gw->loop);
         if (gw->send_open)

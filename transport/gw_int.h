@@ -18,6 +18,7 @@
 
 #include <ev.h>
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -135,6 +136,7 @@ struct gw {
     struct lws_context *ctx;
     struct ev_loop *loop; /* lws runs on it (epoll); the thread runs it */
     struct lws_vhost *vh;
+    SSL_CTX *cctx; /* with TLS: the client context lws would leak (tls.c) */
     pthread_t thr;
     int started;
     lws_retry_bo_t retry;      /* all zero: no lws keepalive (see above) */
@@ -265,6 +267,10 @@ void gw_body_deadline(struct gw *gw, struct conn *c);
 
 /* tls.c: 0 when TLS is off or its files load; else HF_EBADREQ, logged. */
 int gw_tls_check(const hf_gateway_config *cfg);
+/* Fills info's TLS fields for gw's lws context (after gw_tls_check);
+ * gw->cctx is the caller's to free after lws_context_destroy. 0, or -1
+ * out of memory. */
+int gw_tls_info(struct gw *gw, struct lws_context_creation_info *info);
 
 /* publish.c: POST /v1/publish, once the body is whole; each host reply.
  * Both return as gw_http_respond (0 while the answer is not written). */

@@ -8,13 +8,21 @@ import json
 import os
 import re
 import signal
-import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 
 WAIT_S = 60  # every wait is bounded; generous, since machines are shared
+failures = []  # what check() found wrong, for the suite's exit status
+
+
+def check(cond, what):
+    """Records a failure (the suite goes on, to report them all)."""
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, file=sys.stderr)
 
 
 def b64u(b):

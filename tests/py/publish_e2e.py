@@ -15,13 +15,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import hf  # noqa: E402
 
 SECRET = "publish-e2e-secret"
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
+failures = hf.failures
+check = hf.check
 
 
 class Tail:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -21,13 +22,8 @@ import hf  # noqa: E402
 
 SECRET = "hook-secret"
 CHANNELS = ["a", "b", "c"]
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
+failures = hf.failures
+check = hf.check
 
 
 class Receiver:
@@ -112,9 +108,23 @@ class Receiver:
         self.srv.server_close()
 
 
+def refuses(build, tmp, args, why):
+    """A bad webhook configuration stops the start with a clear reason."""
+    r = subprocess.run([os.path.join(build, "bin", "holdfast"), "serve",
+                        "--listen", "127.0.0.1:0", "--data",
+                        os.path.join(tmp, "refused")] + args,
+                       capture_output=True, text=True, timeout=hf.WAIT_S)
+    check(r.returncode != 0 and why in r.stderr,
+          f"{args}: exit {r.returncode}, {r.stderr[-300:]}")
+
+
 def main():
     build = sys.argv[1]
     tmp = tempfile.mkdtemp(prefix="hf-webhook.")
+    refuses(build, tmp, ["--webhook", "ftp://x/"], "http:// or https://")
+    refuses(build, tmp, ["--webhook-match", "channel/*"], "without --webhook")
+    refuses(build, tmp, ["--webhook", "http://a/", "--webhook", "http://a/"],
+            "given twice")
     rx = Receiver()
     url = f"http://127.0.0.1:{rx.port}/hook"
     args = ["--webhook", url, "--webhook-match", "channel/*",
