@@ -177,10 +177,10 @@ test_ctx_get_put_del_list(void **state)
     (void)state;
     fix_open(&f, "kv.lua", ctx_kind, 0, 0);
     th_ok_has(f.e, "t", ALL, "kv/a", "get", "{\"k\":\"x\"}", "null");
-    th_ok(f.e, "t", ALL, "kv/a", "put", "{\"k\":\"a:1\",\"v\":1}");
-    th_ok(f.e, "t", ALL, "kv/a", "put", "{\"k\":\"a:2\",\"v\":2}");
-    th_ok(f.e, "t", ALL, "kv/a", "put", "{\"k\":\"a:3\",\"v\":3}");
-    th_ok(f.e, "t", ALL, "kv/a", "put", "{\"k\":\"b:1\",\"v\":9}");
+    free(th_ok(f.e, "t", ALL, "kv/a", "put", "{\"k\":\"a:1\",\"v\":1}"));
+    free(th_ok(f.e, "t", ALL, "kv/a", "put", "{\"k\":\"a:2\",\"v\":2}"));
+    free(th_ok(f.e, "t", ALL, "kv/a", "put", "{\"k\":\"a:3\",\"v\":3}"));
+    free(th_ok(f.e, "t", ALL, "kv/a", "put", "{\"k\":\"b:1\",\"v\":9}"));
     th_ok_has(f.e, "t", ALL, "kv/a", "get", "{\"k\":\"a:2\"}", "2");
     th_ok_has(f.e, "t", ALL, "kv/a", "list", "{\"prefix\":\"a:\"}",
               "\"a:1=1,a:2=2,a:3=3\"");
@@ -191,12 +191,12 @@ test_ctx_get_put_del_list(void **state)
               "\"a:2=2,a:3=3\"");
     th_ok_has(f.e, "t", ALL, "kv/a", "list", "{}",
               "\"a:1=1,a:2=2,a:3=3,b:1=9\"");
-    th_ok(f.e, "t", ALL, "kv/a", "del", "{\"k\":\"a:2\"}");
+    free(th_ok(f.e, "t", ALL, "kv/a", "del", "{\"k\":\"a:2\"}"));
     th_ok_has(f.e, "t", ALL, "kv/a", "get", "{\"k\":\"a:2\"}", "null");
     th_ok_has(f.e, "t", ALL, "kv/a", "list", "{\"prefix\":\"a\"}",
               "\"a:1=1,a:3=3\"");
     /* put(k, nil) deletes; bad keys are bad requests */
-    th_ok(f.e, "t", ALL, "kv/a", "put", "{\"k\":\"a:1\"}");
+    free(th_ok(f.e, "t", ALL, "kv/a", "put", "{\"k\":\"a:1\"}"));
     th_ok_has(f.e, "t", ALL, "kv/a", "get", "{\"k\":\"a:1\"}", "null");
     th_err(f.e, "t", ALL, "kv/a", "get", "{\"k\":\"\"}", "bad_request");
     th_err(f.e, "t", ALL, "kv/a", "get", "{\"k\":5}", "bad_request");
@@ -225,7 +225,7 @@ test_ctx_emit_signal_who_now(void **state)
     th_ok_has(f.e, "t", ALL, "kv/b", "emit", "{\"type\":\"again\"}", "2");
     th_expect_event(f.e, "kv/b", "again", "null");
     th_err(f.e, "t", ALL, "kv/b", "emit", "{\"type\":\"\"}", "bad_request");
-    th_ok(f.e, "t", ALL, "kv/b", "signal", "{\"who\":\"kim\"}");
+    free(th_ok(f.e, "t", ALL, "kv/b", "signal", "{\"who\":\"kim\"}"));
     for (;;) {
         assert_int_equal(hf_drv_recv(f.e->drv, TH_WAIT, &m), 0);
         if (m->e.op == HF_OUT_SIGNAL) {
@@ -259,7 +259,7 @@ test_ctx_send_and_alarms(void **state)
 
     (void)state;
     fix_open(&f, "kv.lua", ctx_kind, 0, 0);
-    th_ok(f.e, "t", ALL, "kv/c", "send", "{\"to\":\"kim\",\"title\":\"hi\"}");
+    free(th_ok(f.e, "t", ALL, "kv/c", "send", "{\"to\":\"kim\",\"title\":\"hi\"}"));
     for (int i = 0;; i++) {
         char *j = th_ok(f.e, "kim", HF_ROLE_USER, "user/kim", "list", "{}");
         int got = strstr(j, "\"hi\"") != NULL;
@@ -272,12 +272,12 @@ test_ctx_send_and_alarms(void **state)
     th_err(f.e, "t", ALL, "kv/c", "send", "{\"to\":\"bad name\"}",
            "bad_request");
     /* an alarm with data, one without, one cancelled */
-    th_ok(f.e, "t", ALL, "kv/c", "alarm",
-          "{\"name\":\"one\",\"data\":{\"x\":[1,2]}}");
-    th_ok(f.e, "t", ALL, "kv/c", "alarm", "{\"name\":\"two\"}");
-    th_ok(f.e, "t", ALL, "kv/c", "alarm",
-          "{\"name\":\"three\",\"after\":600000,\"data\":1}");
-    th_ok(f.e, "t", ALL, "kv/c", "cancel", "{\"name\":\"three\"}");
+    free(th_ok(f.e, "t", ALL, "kv/c", "alarm",
+          "{\"name\":\"one\",\"data\":{\"x\":[1,2]}}"));
+    free(th_ok(f.e, "t", ALL, "kv/c", "alarm", "{\"name\":\"two\"}"));
+    free(th_ok(f.e, "t", ALL, "kv/c", "alarm",
+          "{\"name\":\"three\",\"after\":600000,\"data\":1}"));
+    free(th_ok(f.e, "t", ALL, "kv/c", "cancel", "{\"name\":\"three\"}"));
     wait_for(f.e, "kv/c", "{\"k\":\"fired:one\"}", "{\"x\":[1,2]}");
     wait_for(f.e, "kv/c", "{\"k\":\"fired:two\"}", "\"nodata\"");
     /* the data keys are not the kind's to see */
@@ -719,13 +719,13 @@ test_roles_checked(void **state)
     (void)state;
     fix_open(&f, "role.lua", role_kind, 0, 0);
     th_err(f.e, "u", HF_ROLE_USER, "role/a", "admin_only", NULL, "forbidden");
-    th_ok(f.e, "a", HF_ROLE_ADMIN, "role/a", "admin_only", NULL);
+    free(th_ok(f.e, "a", HF_ROLE_ADMIN, "role/a", "admin_only", NULL));
     th_err(f.e, "u", HF_ROLE_USER, "role/a", "staff", NULL, "forbidden");
-    th_ok(f.e, "s", HF_ROLE_SERVICE, "role/a", "staff", NULL);
-    th_ok(f.e, "d", HF_ROLE_DEVICE, "role/a", "staff", NULL);
+    free(th_ok(f.e, "s", HF_ROLE_SERVICE, "role/a", "staff", NULL));
+    free(th_ok(f.e, "d", HF_ROLE_DEVICE, "role/a", "staff", NULL));
     th_err(f.e, "s", HF_ROLE_SERVICE, "role/a", "nobody", NULL, "forbidden");
-    th_ok(f.e, "a", HF_ROLE_ADMIN, "role/a", "nobody", NULL);
-    th_ok(f.e, "", 0, "role/a", "anyone", NULL);
+    free(th_ok(f.e, "a", HF_ROLE_ADMIN, "role/a", "nobody", NULL));
+    free(th_ok(f.e, "", 0, "role/a", "anyone", NULL));
     th_err(f.e, "u", HF_ROLE_USER, "role/a", "missing", NULL, "not_found");
     fix_close(&f);
 }
