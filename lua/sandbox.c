@@ -334,9 +334,7 @@ hf__lua_state_new(hf_lua *reg)
     s->reg = reg;
     s->cap = (size_t)reg->cfg.memory_mb << 20;
     s->budget = (uint64_t)reg->cfg.budget;
-    msgpack_zone_init(&s->zone, 4096);
     if (new_lua(s) == NULL) {
-        msgpack_zone_destroy(&s->zone);
         free(s);
         return NULL;
     }
@@ -363,7 +361,6 @@ hf__lua_state_free(struct lstate *s)
     kds_free(s);
     hf__lua_snap_unref(s->snap);
     hf_buf_free(&s->buf);
-    msgpack_zone_destroy(&s->zone);
     free(s);
 }
 

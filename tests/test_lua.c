@@ -426,7 +426,6 @@ test_values_depth_bounded(void **state)
     hf_buf b = {0};
     msgpack_packer pk;
     char err[200];
-    msgpack_zone z;
 
     (void)state;
     msgpack_packer_init(&pk, &b, hf_buf_mpwrite);
@@ -449,10 +448,8 @@ test_values_depth_bounded(void **state)
     for (int i = 0; i < 40; i++)
         msgpack_pack_array(&pk, 1);
     msgpack_pack_nil(&pk);
-    msgpack_zone_init(&z, 1024);
-    assert_int_equal(hf_lua_push_bytes(L, b.data, b.len, &z), HF_EBADREQ);
+    assert_int_equal(hf_lua_push_bytes(L, b.data, b.len), HF_EBADREQ);
     assert_int_equal(lua_gettop(L), 0);
-    msgpack_zone_destroy(&z);
     hf_buf_free(&b);
     lua_close(L);
 }
