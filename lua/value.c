@@ -185,6 +185,18 @@ hf_lua_pack(lua_State *L, int idx, msgpack_packer *pk, const char *root,
     return pack(L, idx, pk, &p, err, errlen);
 }
 
+/* t[k] = v for the table, key and value on top (pops k and v); a key
+ * Lua cannot hold (nil, NaN) drops the entry. Both readers use it. */
+static void
+map_set(lua_State *L)
+{
+    if (lua_isnil(L, -2) || (lua_type(L, -2) == LUA_TNUMBER &&
+                             isnan((double)lua_tonumber(L, -2))))
+        lua_pop(L, 2);
+    else
+        lua_rawset(L, -3);
+}
+
 static int
 push(lua_State *L, const msgpack_object *o, int depth)
 {
@@ -246,12 +258,7 @@ push(lua_State *L, const msgpack_object *o, int depth)
             lua_pop(L, 2);
             return HF_EBADREQ;
         }
-        if (lua_isnil(L, -2) ||
-            (lua_type(L, -2) == LUA_TNUMBER &&
-             isnan((double)lua_tonumber(L, -2))))
-            lua_pop(L, 2); /* not a possible Lua key */
-        else
-            lua_rawset(L, -3);
+        map_set(L);
     }
     return 0;
 }
@@ -339,12 +346,7 @@ push_mp(lua_State *L, const unsigned char **pp, const unsigned char *end,
             lua_pop(L, 2);
             return HF_EBADREQ;
         }
-        if (lua_isnil(L, -2) ||
-            (lua_type(L, -2) == LUA_TNUMBER &&
-             isnan((double)lua_tonumber(L, -2))))
-            lua_pop(L, 2); /* not a possible Lua key */
-        else
-            lua_rawset(L, -3);
+        map_set(L);
     }
     return 0;
 }
