@@ -139,11 +139,11 @@ store_open(struct runner *r)
     snprintf(r->dir, sizeof(r->dir), "%s/holdfast-test-XXXXXX", tmp);
     if (mkdtemp(r->dir) == NULL)
         return -1;
-    if (hf_lmdb_open(&r->st, &(struct hf_lmdb_opts){
-                                 .dir = r->dir,
-                                 .nreaders = r->cfg.workers + 2,
-                                 .durability = HF_DURABLE_NONE,
-                                 .map_size = 64u << 20}) != 0) {
+    if (hf_lmdb_open(&r->st,
+                     &(struct hf_lmdb_opts){.dir = r->dir,
+                                            .nreaders = r->cfg.workers + 2,
+                                            .durability = HF_DURABLE_NONE,
+                                            .map_size = 64u << 20}) != 0) {
         nftw(r->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
         return -1;
     }
@@ -186,11 +186,10 @@ runner_of(lua_State *L)
 static unsigned
 role_bits(lua_State *L, const char *name)
 {
-    static const char *const names[] = {"user", "admin", "device",
-                                        "service", "actor"};
-    static const unsigned bits[] = {HF_ROLE_USER, HF_ROLE_ADMIN,
-                                    HF_ROLE_DEVICE, HF_ROLE_SERVICE,
-                                    HF_ROLE_ACTOR};
+    static const char *const names[] = {"user", "admin", "device", "service",
+                                        "actor"};
+    static const unsigned bits[] = {HF_ROLE_USER, HF_ROLE_ADMIN, HF_ROLE_DEVICE,
+                                    HF_ROLE_SERVICE, HF_ROLE_ACTOR};
     for (int i = 0; i < 5; i++)
         if (strcmp(name, names[i]) == 0)
             return bits[i];
@@ -438,11 +437,9 @@ msgh(lua_State *L)
     }
     if (lua_istable(L, 1) && lua_getfield(L, 1, LUA_FAIL) != LUA_TNIL) {
         lua_getfield(L, 1, "msg");
-    } else if (lua_istable(L, 1) &&
-               lua_getfield(L, 1, "code") == LUA_TSTRING) {
+    } else if (lua_istable(L, 1) && lua_getfield(L, 1, "code") == LUA_TSTRING) {
         lua_getfield(L, 1, "message");
-        lua_pushfstring(L, "%s: %s", lua_tostring(L, -2),
-                        lua_tostring(L, -1));
+        lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
     } else {
         msg = luaL_tolstring(L, 1, NULL);
         /* "file:line: message": the location goes to the end. */

@@ -96,8 +96,9 @@ check_key(lua_State *L, int idx, size_t *len)
     if (*len == 0 || *len > KEY_MAX)
         raise_code(L, HF_EBADREQ, "a key must be 1 to 824 bytes");
     if (k[0] == '\0')
-        raise_code(L, HF_EBADREQ, "keys starting with a NUL byte are "
-                                  "reserved");
+        raise_code(L, HF_EBADREQ,
+                   "keys starting with a NUL byte are "
+                   "reserved");
     return k;
 }
 
@@ -142,8 +143,9 @@ c_get(lua_State *L)
     if (rv != 0)
         return raise_code(L, rv, "cannot read the key");
     if (hf_lua_push_bytes(L, v.data, v.len) != 0)
-        return raise_code(L, HF_EINTERNAL, "the stored value is not one "
-                                           "a Lua kind wrote");
+        return raise_code(L, HF_EINTERNAL,
+                          "the stored value is not one "
+                          "a Lua kind wrote");
     return 1;
 }
 
@@ -237,8 +239,9 @@ c_list(lua_State *L)
     if (lua_istable(L, 3)) {
         if (lua_getfield(L, 3, "limit") != LUA_TNIL &&
             (!lua_isinteger(L, -1) || (limit = lua_tointeger(L, -1)) < 1))
-            return raise_code(L, HF_EBADREQ, "list: limit must be a "
-                                             "positive integer");
+            return raise_code(L, HF_EBADREQ,
+                              "list: limit must be a "
+                              "positive integer");
         if (lua_getfield(L, 3, "after") != LUA_TNIL) {
             if (lua_type(L, -1) != LUA_TSTRING ||
                 (after = lua_tolstring(L, -1, &al), al > KEY_MAX))
@@ -248,8 +251,8 @@ c_list(lua_State *L)
         return raise_code(L, HF_EBADREQ, "list: options must be a table");
     }
     lov = (hf_slice){p, pl};
-    if (after != NULL && (al > pl ? memcmp(after, p, pl) >= 0
-                                  : memcmp(after, p, al) > 0)) {
+    if (after != NULL &&
+        (al > pl ? memcmp(after, p, pl) >= 0 : memcmp(after, p, al) > 0)) {
         memcpy(lo, after, al); /* the first key after `after` */
         lo[al] = '\0';
         lov = (hf_slice){lo, al + 1};
@@ -258,8 +261,7 @@ c_list(lua_State *L)
         lov = (hf_slice){"\x01", 1}; /* past the reserved keys */
     hl = prefix_end(p, pl, hi);
     s->buf.len = 0;
-    rv = hf_list(c, lov, (hf_slice){hi, hl}, 0, (size_t)limit, list_cb,
-                 &cb);
+    rv = hf_list(c, lov, (hf_slice){hi, hl}, 0, (size_t)limit, list_cb, &cb);
     if (rv != 0)
         return raise_code(L, rv, "list: cannot read the keys");
     lua_createtable(L, (int)(cb.n > 4096 ? 4096 : cb.n), 0);
@@ -362,8 +364,9 @@ c_set_alarm(lua_State *L)
     lua_Integer at = lua_tointegerx(L, 3, &isint);
 
     if (!isint)
-        return raise_code(L, HF_EBADREQ, "set_alarm: at_ms must be an "
-                                         "integer (ms since the epoch)");
+        return raise_code(L, HF_EBADREQ,
+                          "set_alarm: at_ms must be an "
+                          "integer (ms since the epoch)");
     if ((rv = hf_alarm_set(c, name, (int64_t)at)) != 0)
         return raise_code(L, rv, "set_alarm: a name is 1 to 64 bytes");
     kl = alarm_key(key, name, nl);
@@ -627,13 +630,12 @@ run(struct lstate *s, struct lkind *lk, struct call *k)
             hf_reply(k->c);
         }
     } else if (s->abort == HF_ETIMEOUT) {
-        atomic_fetch_add_explicit(&lk->budget_aborts, 1,
-                                  memory_order_relaxed);
-        rv = hf_fail(k->c, HF_ETIMEOUT, "the handler ran past its "
-                                        "instruction budget");
+        atomic_fetch_add_explicit(&lk->budget_aborts, 1, memory_order_relaxed);
+        rv = hf_fail(k->c, HF_ETIMEOUT,
+                     "the handler ran past its "
+                     "instruction budget");
     } else if (s->abort == HF_ETOOLARGE) {
-        atomic_fetch_add_explicit(&lk->memory_aborts, 1,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&lk->memory_aborts, 1, memory_order_relaxed);
         rv = hf_fail(k->c, HF_ETOOLARGE, "the handler ran out of memory");
     } else {
         lua_pushcfunction(L, errinfo);
@@ -658,8 +660,9 @@ run(struct lstate *s, struct lkind *lk, struct call *k)
 int
 hf__lua_method(hf_ctx *c, const msgpack_object *args)
 {
-    const struct lmeth *m = (const struct lmeth *)(const void *)(
-        (const char *)hf_method_of(c) - offsetof(struct lmeth, m));
+    const struct lmeth *m =
+        (const struct lmeth *)(const void *)((const char *)hf_method_of(c) -
+                                             offsetof(struct lmeth, m));
     struct lkind *lk = m->kd->lk;
     struct call k = {.c = c, .fref = m->fref, .args = args};
 

@@ -70,8 +70,7 @@ static const struct hf_opt lua_opts[] = {
 hf_optset
 hf_lua_config_set(hf_lua_config *cfg)
 {
-    return (hf_optset){lua_opts, sizeof(lua_opts) / sizeof(lua_opts[0]),
-                       cfg};
+    return (hf_optset){lua_opts, sizeof(lua_opts) / sizeof(lua_opts[0]), cfg};
 }
 
 void
@@ -136,8 +135,7 @@ write_metrics(FILE *out)
                  "# TYPE holdfast_lua_handler_us histogram\n");
     for (struct lkind *k = wreg->lkinds; k; k = k->next) {
         snprintf(labels, sizeof(labels), "kind=\"%s\"", k->name);
-        hf_metrics_hist_series(out, "holdfast_lua_handler_us", labels,
-                               &k->us);
+        hf_metrics_hist_series(out, "holdfast_lua_handler_us", labels, &k->us);
     }
     pthread_mutex_unlock(&wreg->mu);
 done:
@@ -307,8 +305,8 @@ builtin_named(const hf_lua *r, const char *name)
 /* Checks one file; 0 and its text, or -1 with "file[:line]: message" in
  * err (file with the directory). */
 static int
-check_file(hf_lua *r, struct lstate *scratch, const char *name,
-           char **text, size_t *len, char *err, size_t errlen)
+check_file(hf_lua *r, struct lstate *scratch, const char *name, char **text,
+           size_t *len, char *err, size_t errlen)
 {
     char path[1300], probe[HF_KIND_MAX + 8], why[400];
     size_t pl = strlen(name);
@@ -316,8 +314,8 @@ check_file(hf_lua *r, struct lstate *scratch, const char *name,
     snprintf(path, sizeof(path), "%s/%s.lua", r->dir, name);
     *text = NULL;
     if (pl > HF_KIND_MAX ||
-        hf_addr_check(probe, (size_t)snprintf(probe, sizeof(probe), "%s/x",
-                                              name),
+        hf_addr_check(probe,
+                      (size_t)snprintf(probe, sizeof(probe), "%s/x", name),
                       NULL) != 0) {
         snprintf(err, errlen,
                  "%s: '%s' is not a valid kind name (a-z first, then a-z, "
@@ -327,16 +325,15 @@ check_file(hf_lua *r, struct lstate *scratch, const char *name,
     }
     if (builtin_named(r, name)) {
         snprintf(err, errlen,
-                 "%s: '%s' is a built-in kind; name the file otherwise",
-                 path, name);
+                 "%s: '%s' is a built-in kind; name the file otherwise", path,
+                 name);
         return -1;
     }
     if ((*text = read_file(path, len, why, sizeof(why))) == NULL) {
         snprintf(err, errlen, "%s: %s", path, why);
         return -1;
     }
-    if (hf__lua_load_kind(scratch, name, *text, *len, why, sizeof(why)) !=
-        0) {
+    if (hf__lua_load_kind(scratch, name, *text, *len, why, sizeof(why)) != 0) {
         /* why is "NAME.lua:LINE: message": put the directory back. */
         snprintf(err, errlen, "%s/%s", r->dir, why);
         free(*text);
@@ -438,8 +435,7 @@ publish(hf_lua *r, struct lsnap *snap)
 
 int
 hf_lua_open(hf_lua **out, const hf_lua_config *cfg,
-            const struct hf_kind *const *builtins, size_t nbuiltins,
-            FILE *err)
+            const struct hf_kind *const *builtins, size_t nbuiltins, FILE *err)
 {
     hf_lua *r = hf_xcalloc(1, sizeof(*r));
     struct lsnap *snap;
@@ -507,8 +503,8 @@ hf_lua_reload(hf_lua *r, hf_host *h)
     publish(r, snap);
     atomic_fetch_add(&r->reloads, 1);
     atomic_fetch_add(&r->reload_failures, (uint64_t)failed);
-    if (h != NULL && hf_host_set_kinds(h, hf_lua_kinds(r, &(size_t){0}),
-                                       r->ntable) != 0)
+    if (h != NULL &&
+        hf_host_set_kinds(h, hf_lua_kinds(r, &(size_t){0}), r->ntable) != 0)
         hf_error("lua", "reload: the host refused the kinds table");
     hf_info("lua",
             "reloaded %s: %zu kinds (%zu before), %d failed and kept their "

@@ -69,20 +69,20 @@ struct lkd {
 struct lstate {
     lua_State *L;
     hf_lua *reg;
-    size_t used, cap;     /* bytes allocated, cap (0: none) */
-    uint64_t budget;      /* instructions per call or load */
-    uint64_t steps;       /* counted so far (by the hook) */
-    int running;          /* the budget applies */
-    int abort;            /* HF_ETIMEOUT / HF_ETOOLARGE: ending the call */
-    int refused;          /* the cap refused an allocation in this call */
-    uint64_t gen;         /* of snap */
+    size_t used, cap; /* bytes allocated, cap (0: none) */
+    uint64_t budget;  /* instructions per call or load */
+    uint64_t steps;   /* counted so far (by the hook) */
+    int running;      /* the budget applies */
+    int abort;        /* HF_ETIMEOUT / HF_ETOOLARGE: ending the call */
+    int refused;      /* the cap refused an allocation in this call */
+    uint64_t gen;     /* of snap */
     struct lsnap *snap;
     struct lkd *kds;
     size_t nkds;
-    int ctx_mt;           /* registry ref: ctx's metatable */
-    int ctx_cur;          /* registry ref: the current call's ctx, or none */
-    hf_ctx *c;            /* the current call's, or NULL */
-    hf_buf buf;           /* scratch for packing */
+    int ctx_mt;  /* registry ref: ctx's metatable */
+    int ctx_cur; /* registry ref: the current call's ctx, or none */
+    hf_ctx *c;   /* the current call's, or NULL */
+    hf_buf buf;  /* scratch for packing */
 };
 
 struct hf_lua {
@@ -90,10 +90,10 @@ struct hf_lua {
     char dir[1024]; /* "" when no directory */
     const struct hf_kind *const *builtins;
     size_t nbuiltins;
-    pthread_mutex_t mu;          /* snap, lkinds */
-    struct lsnap *snap;          /* mu: the current generation */
-    atomic_uint_least64_t gen;   /* snap->gen, read without mu */
-    struct lkind *lkinds;        /* mu to change; append-only */
+    pthread_mutex_t mu;           /* snap, lkinds */
+    struct lsnap *snap;           /* mu: the current generation */
+    atomic_uint_least64_t gen;    /* snap->gen, read without mu */
+    struct lkind *lkinds;         /* mu to change; append-only */
     const struct hf_kind **table; /* built-ins + current Lua kinds */
     size_t ntable;
     struct lstate *states[HF_LUA_WORKERS]; /* [i]: worker i's only */

@@ -199,8 +199,9 @@ static int
 sb_readonly(lua_State *L)
 {
     if (lua_type(L, 2) == LUA_TSTRING)
-        return luaL_error(L, "assignment to '%s': globals and libraries "
-                             "are read-only",
+        return luaL_error(L,
+                          "assignment to '%s': globals and libraries "
+                          "are read-only",
                           lua_tostring(L, 2));
     return luaL_error(L, "globals and libraries are read-only");
 }
@@ -209,9 +210,9 @@ sb_readonly(lua_State *L)
 static void
 proxy(lua_State *L)
 {
-    lua_newtable(L);             /* the proxy */
-    lua_createtable(L, 0, 3);    /* its metatable */
-    lua_rotate(L, -3, -1);       /* proxy, mt, lib */
+    lua_newtable(L);          /* the proxy */
+    lua_createtable(L, 0, 3); /* its metatable */
+    lua_rotate(L, -3, -1);    /* proxy, mt, lib */
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, sb_readonly);
     lua_setfield(L, -2, "__newindex");
@@ -221,9 +222,9 @@ proxy(lua_State *L)
 }
 
 static const char *const base_keep[] = {
-    "assert",   "error",  "ipairs",   "next",     "pairs", "rawequal",
-    "rawget",   "rawlen", "select",   "tonumber", "tostring", "type",
-    "getmetatable", "_VERSION", NULL};
+    "assert",   "error",  "ipairs",       "next",     "pairs",
+    "rawequal", "rawget", "rawlen",       "select",   "tonumber",
+    "tostring", "type",   "getmetatable", "_VERSION", NULL};
 
 static int
 setup(lua_State *L)
@@ -365,8 +366,10 @@ hf__lua_role_bits(const char *name)
     static const struct {
         const char *name;
         unsigned bits;
-    } roles[] = {{"user", HF_ROLE_USER},     {"admin", HF_ROLE_ADMIN},
-                 {"device", HF_ROLE_DEVICE}, {"service", HF_ROLE_SERVICE},
+    } roles[] = {{"user", HF_ROLE_USER},
+                 {"admin", HF_ROLE_ADMIN},
+                 {"device", HF_ROLE_DEVICE},
+                 {"service", HF_ROLE_SERVICE},
                  {"actor", HF_ROLE_ACTOR}};
 
     for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
@@ -403,8 +406,9 @@ method_roles(lua_State *L, int roles, const char *name, unsigned *bits,
             snprintf(err, errlen,
                      "_roles.%s: '%s' is not a role (user, admin, device, "
                      "service, actor)",
-                     name, lua_type(L, -1) == LUA_TSTRING
-                               ? lua_tostring(L, -1) : luaL_typename(L, -1));
+                     name,
+                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                    : luaL_typename(L, -1));
             lua_pop(L, 2);
             return -1;
         }
@@ -430,8 +434,7 @@ read_kind(struct lstate *s, struct lkd *kd, char *err, size_t errlen)
         snprintf(err, errlen, "_roles must be a table");
         return lua_settop(L, t), -1;
     }
-    if (lua_getfield(L, t, "_alarm") != LUA_TNIL &&
-        !lua_isfunction(L, -1)) {
+    if (lua_getfield(L, t, "_alarm") != LUA_TNIL && !lua_isfunction(L, -1)) {
         snprintf(err, errlen, "_alarm must be a function");
         return lua_settop(L, t), -1;
     }
@@ -467,8 +470,7 @@ read_kind(struct lstate *s, struct lkd *kd, char *err, size_t errlen)
                 if (strcmp(name, "info") == 0 ||
                     strcmp(name, "presence") == 0) {
                     snprintf(err, errlen,
-                             "'%s' is a built-in method of every kind",
-                             name);
+                             "'%s' is a built-in method of every kind", name);
                     return lua_settop(L, t), -1;
                 }
                 if (method_roles(L, roles, name, &bits, err, errlen) != 0)
@@ -501,8 +503,8 @@ read_kind(struct lstate *s, struct lkd *kd, char *err, size_t errlen)
             if (lua_type(L, -1) != LUA_TSTRING ||
                 lua_getfield(L, t, lua_tostring(L, -1)) != LUA_TFUNCTION) {
                 snprintf(err, errlen, "_roles names '%s', not a method",
-                         lua_type(L, -2) == LUA_TSTRING
-                             ? lua_tostring(L, -2) : "?");
+                         lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                        : "?");
                 return lua_settop(L, t), -1;
             }
             lua_pop(L, 1);
@@ -525,8 +527,9 @@ load_kind(struct lstate *s, const char *name, const char *text, size_t len,
         st = hf__lua_pcall(s, 0, 1);
     if (st != LUA_OK) {
         if (s->abort == HF_ETIMEOUT)
-            snprintf(err, errlen, "%s.lua: the top level ran past the "
-                                  "instruction budget",
+            snprintf(err, errlen,
+                     "%s.lua: the top level ran past the "
+                     "instruction budget",
                      name);
         else if (s->abort == HF_ETOOLARGE)
             snprintf(err, errlen, "%s.lua: out of memory (--lua-memory-mb)",
@@ -539,8 +542,9 @@ load_kind(struct lstate *s, const char *name, const char *text, size_t len,
         return HF_EBADREQ;
     }
     if (!lua_istable(L, -1)) {
-        snprintf(err, errlen, "%s.lua: must return a table of methods, "
-                              "not a %s",
+        snprintf(err, errlen,
+                 "%s.lua: must return a table of methods, "
+                 "not a %s",
                  name, luaL_typename(L, -1));
         lua_pop(L, 1);
         return HF_EBADREQ;

@@ -35,10 +35,9 @@ fail(const struct path *p, char *err, size_t errlen, const char *what)
 
     for (int i = 0; i < p->depth && n < errlen; i++) {
         if (p->at[i].key)
-            n += (size_t)snprintf(err + n, errlen - n, ".%.*s",
-                                  (int)(p->at[i].klen > 40 ? 40
-                                                           : p->at[i].klen),
-                                  p->at[i].key);
+            n += (size_t)snprintf(
+                err + n, errlen - n, ".%.*s",
+                (int)(p->at[i].klen > 40 ? 40 : p->at[i].klen), p->at[i].key);
         else
             n += (size_t)snprintf(err + n, errlen - n, "[%lld]",
                                   (long long)p->at[i].idx);
@@ -74,8 +73,9 @@ table_shape(lua_State *L, int idx, size_t *n, char *why, size_t wl)
         }
         if (!ints && !strs) {
             if (lua_type(L, -1) == LUA_TSTRING)
-                snprintf(why, wl, "array items mixed with string keys "
-                                  "(key '%.40s')",
+                snprintf(why, wl,
+                         "array items mixed with string keys "
+                         "(key '%.40s')",
                          lua_tostring(L, -1));
             else if (lua_type(L, -1) == LUA_TNUMBER)
                 snprintf(why, wl, "key %s is not a string",
@@ -190,8 +190,8 @@ hf_lua_pack(lua_State *L, int idx, msgpack_packer *pk, const char *root,
 static void
 map_set(lua_State *L)
 {
-    if (lua_isnil(L, -2) || (lua_type(L, -2) == LUA_TNUMBER &&
-                             isnan((double)lua_tonumber(L, -2))))
+    if (lua_isnil(L, -2) ||
+        (lua_type(L, -2) == LUA_TNUMBER && isnan((double)lua_tonumber(L, -2))))
         lua_pop(L, 2);
     else
         lua_rawset(L, -3);
@@ -246,8 +246,8 @@ push(lua_State *L, const msgpack_object *o, int depth)
         }
         return 0;
     }
-    lua_createtable(L, 0, (int)(o->via.map.size > 1024 ? 1024
-                                                         : o->via.map.size));
+    lua_createtable(L, 0,
+                    (int)(o->via.map.size > 1024 ? 1024 : o->via.map.size));
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
         if (push(L, &kv->key, depth + 1) != 0) {

@@ -200,8 +200,9 @@ from_program(lua_State *L)
                                    (a & 1 ? LUA_MAXINTEGER / 128 : 1));
             break;
         case 1:
-            lua_pushnumber(L, a == 0 ? 0.0 / 0.0 : a == 1 ? 1.0 / 0.0
-                                                         : a / 3.0);
+            lua_pushnumber(L, a == 0   ? 0.0 / 0.0
+                              : a == 1 ? 1.0 / 0.0
+                                       : a / 3.0);
             break;
         case 2: {
             char s[8] = {(char)a, 0, (char)0xff, 'x', 'y', 'z', 'w', 'v'};
