@@ -504,7 +504,7 @@ hf_lua_reload(hf_lua *r, hf_host *h)
     atomic_fetch_add(&r->reloads, 1);
     atomic_fetch_add(&r->reload_failures, (uint64_t)failed);
     if (h != NULL &&
-        hf_host_set_kinds(h, hf_lua_kinds(r, &(size_t){0}), r->ntable) != 0)
+        hf_host_set_kinds(h, r->table, r->ntable) != 0)
         hf_error("lua", "reload: the host refused the kinds table");
     hf_info("lua",
             "reloaded %s: %zu kinds (%zu before), %d failed and kept their "
