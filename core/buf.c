@@ -58,23 +58,25 @@ hf_slice_is(hf_slice s, const char *str)
     return str[s.len] == '\0';
 }
 
-/* hf_now_shift_ms: 0 outside tests. Relaxed: a test sets it between
- * calls, and nothing orders other memory by it. */
-static _Atomic int64_t now_shift_ms;
+/* The test clock: 0, or the fixed time every hf_now_ms returns. */
+static _Atomic int64_t fixed_ms;
+
+void
+hf_clock_set(int64_t ms)
+{
+    atomic_store_explicit(&fixed_ms, ms, memory_order_relaxed);
+}
 
 int64_t
 hf_now_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
-           atomic_load_explicit(&now_shift_ms, memory_order_relaxed);
-}
+    int64_t fixed = atomic_load_explicit(&fixed_ms, memory_order_relaxed);
 
-void
-hf_now_shift_ms(int64_t delta_ms)
-{
-    atomic_store_explicit(&now_shift_ms, delta_ms, memory_order_relaxed);
+    if (fixed != 0)
+        return fixed;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 uint64_t

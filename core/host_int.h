@@ -106,6 +106,7 @@ struct hf_ctx {
     const char *caller;
     unsigned role;
     hf_slice cname, cpic; /* the caller's name and picture claims */
+    const struct hf_method *meth; /* the method called; NULL in hooks */
     int64_t now;
     hf_buf stage;
     msgpack_packer pk;
@@ -164,11 +165,19 @@ struct tent {
     char data[]; /* addr, name */
 };
 
+/* The kinds served: replaced whole by hf_host_set_kinds, never changed in
+ * place. A replaced table is kept (on retired) until the host closes,
+ * since a reader on any thread may still hold it. */
+struct kindset {
+    struct kindset *retired;
+    size_t n;
+    const struct hf_kind *k[];
+};
+
 struct hf_host {
     hf_config cfg;
     hf_store st;
-    const struct hf_kind *const *kinds;
-    size_t nkinds;
+    _Atomic(struct kindset *) kinds; /* readers: acquire; hf_host_set_kinds */
     struct worker *w;
     int nw;
     atomic_int closing;
@@ -178,6 +187,7 @@ struct hf_host {
     pthread_mutex_t tmu;
     pthread_cond_t tcv;
     int tstop;           /* tmu */
+    int tposting;        /* tmu: an alarm popped, not yet on its queue */
     struct tent **heap;  /* tmu: min-heap by at */
     size_t nheap, capheap;
 };

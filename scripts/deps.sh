@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       libwebsockets-dev libnng-dev liblmdb-dev libmsgpack-dev libcmocka-dev
-      libjansson-dev libjwt-dev libssl-dev libcurl4-openssl-dev
+      libjansson-dev libjwt-dev libssl-dev libcurl4-openssl-dev liblua5.4-dev
       libev-dev libwebsockets-evlib-ev # the gateway's loop: lws on libev
       python3-websockets) # clients/python's subscribe, tested in make test
 

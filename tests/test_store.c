@@ -2,7 +2,7 @@
  * test_store.c - the store kind (a waiting list), through a real engine
  * (tests/harness.h): every method, event and error, and the day rollover
  * of ticket numbers as pure functions, and around a store's local midnight
- * with the clock shifted (hf_now_shift_ms, core/buf.h).
+ * with the test clock set (hf_clock_set, core/buf.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -860,16 +860,15 @@ test_waiting_list_survives_a_restart(void **state)
 static int
 teardown_clock(void **state)
 {
-    hf_now_shift_ms(0);
+    hf_clock_set(0);
     return teardown(state);
 }
 
-/* Moves the engine's clock so that it reads t now. */
+/* Stops the engine's clock at t. */
 static void
 clock_at(int64_t t)
 {
-    hf_now_shift_ms(0);
-    hf_now_shift_ms(t - hf_now_ms());
+    hf_clock_set(t);
 }
 
 /* The UTC time of the next local midnight of a store at offset off_min. */
