@@ -7,7 +7,8 @@
 --   get {}                     -> the auction                          anyone
 --
 -- Events: opened (the auction), bid {amount, bidder, ends_at},
--- closed {winner, amount} (winner and amount absent when nobody bid).
+-- closed {item, bids, winner, amount} (winner and amount absent when
+-- nobody bid).
 --
 -- Rules. Amounts are integers (cents, say). The first bid is at least
 -- start (default 1), every later one beats the current by at least
@@ -107,7 +108,8 @@ function K._alarm(ctx, name)
   au.closed = true
   au.winner = au.leader
   ctx:put("a", au)
-  ctx:emit("closed", {winner = au.winner, amount = au.amount})
+  ctx:emit("closed", {item = au.item, bids = au.bids, winner = au.winner,
+                      amount = au.amount})
   if au.winner then
     notify(ctx, au.winner, "You won " .. au.item,
            string.format("Your bid of %d won %s.", au.amount, au.item),
