@@ -9,7 +9,9 @@
  *     holds exactly that booking, read back over HTTP;
  *   - a dm between two users: the participants read and write over
  *     WebSocket and HTTP, a third user and an admin are forbidden, and a
- *     token's acl keeps the conversation's events to its participants.
+ *     token's acl keeps the conversation's events to its participants;
+ *   - an auction closing on its real alarm a few seconds after it opens,
+ *     its winner told through the user/ inbox by a send.
  *
  * The rules themselves are tested in-process by the kinds' own test files
  * (NAME_test.lua beside each kind; ctest lua_examples runs them). Nothing here sleeps
@@ -335,6 +337,62 @@ test_dm_third_user_forbidden(void **state)
     cli_close(eve2);
 }
 
+/* ------------------------------------------------------------------ */
+/* auction                                                             */
+
+static void
+test_auction_closes_and_tells_the_winner(void **state)
+{
+    struct cli *ann = connect_as("ann", "user", NULL);
+    struct cli *ben = connect_as("ben", "user", NULL);
+    char body[160];
+    json_t *r, *e;
+    (void)state;
+
+    /* ben watches his inbox, ann the auction. */
+    r = cli_call(ben, 1, "{\"op\":\"sub\",\"id\":1,\"to\":\"user/ben\"}");
+    result_of(r);
+    json_decref(r);
+    r = cli_call(ann, 2, "{\"op\":\"sub\",\"id\":2,\"to\":\"auction/lamp\"}");
+    result_of(r);
+    json_decref(r);
+
+    /* It ends 3 s after it opens: the bids, on open connections, take
+     * milliseconds. */
+    snprintf(body, sizeof(body),
+             "{\"item\":\"lamp\",\"ends_at\":%lld,\"start\":5}",
+             (long long)time(NULL) * 1000 + 3000);
+    assert_int_equal(http_call("sam", "user", "auction/lamp", "open", body, &r),
+                     200);
+    json_decref(r);
+    json_decref(ws_ok(ann, 3, "auction/lamp", "bid", "{\"amount\":5}"));
+    json_decref(ws_ok(ben, 4, "auction/lamp", "bid", "{\"amount\":6}"));
+    ws_err(ann, 5, "auction/lamp", "bid", "{\"amount\":6}", "conflict");
+
+    /* The alarm closes it: ann sees closed, ben's inbox gets the news. */
+    for (;;) {
+        assert_non_null(e = cli_expect(ann, "event"));
+        if (strcmp(sget(e, "type"), "closed") == 0)
+            break;
+        json_decref(e);
+    }
+    assert_string_equal(sget(json_object_get(e, "data"), "winner"), "ben");
+    json_decref(e);
+    e = cli_expect(ben, "event");
+    assert_string_equal(sget(e, "from"), "user/ben");
+    assert_string_equal(sget(json_object_get(e, "data"), "type"),
+                        "auction_won");
+    assert_string_equal(sget(json_object_get(e, "data"), "from"),
+                        "auction/lamp");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(e, "data"), "amount")),
+        6);
+    json_decref(e);
+    ws_err(ann, 6, "auction/lamp", "bid", "{\"amount\":100}", "conflict");
+    cli_close(ann);
+    cli_close(ben);
+}
+
 int
 main(void)
 {
@@ -343,6 +401,9 @@ main(void)
                                         start_server, stop_server),
         cmocka_unit_test_setup_teardown(test_dm_third_user_forbidden,
                                         start_server, stop_server),
+        cmocka_unit_test_setup_teardown(
+            test_auction_closes_and_tells_the_winner, start_server,
+            stop_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
