@@ -6,6 +6,7 @@
  *   holdfast serve [options]   run the server (see --help for options)
  *   holdfast call ADDRESS METHOD ['JSON']   one call over WebSocket
  *   holdfast tail ADDRESS [--since N]       print an actor's events
+ *   holdfast test [--kinds DIR] [FILES...]  run Lua kinds' test files
  *   holdfast version
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread and taken by
@@ -14,6 +15,7 @@
  * link stops taking batches, the host finishes and releases everything
  * queued, the gateway and the link stop, then the store commits and
  * closes. Nothing acknowledged is lost, on a clean stop or a crash.
+ * SIGHUP, taken the same way, reloads the Lua kinds (lua/lua.h).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #include "core/err.h"
 #include "core/host.h"
 #include "core/log.h"
+#include "lua/lua.h"
 #include "storage/lmdb.h"
 #include "transport/gateway.h"
 #include "transport/nlink.h"
@@ -37,7 +40,8 @@ struct settings {
     hf_config core;
     hf_lmdb_config store;
     hf_gateway_config gw;
-    hf_optset sets[3];
+    hf_lua_config lua;
+    hf_optset sets[4];
 };
 
 static void
@@ -46,9 +50,11 @@ settings_init(struct settings *s)
     s->sets[0] = hf_config_set(&s->core);
     s->sets[1] = hf_lmdb_config_set(&s->store);
     s->sets[2] = hf_gateway_config_set(&s->gw);
+    s->sets[3] = hf_lua_config_set(&s->lua);
     hf_config_defaults(&s->core);
     hf_lmdb_config_defaults(&s->store);
     hf_gateway_config_defaults(&s->gw);
+    hf_lua_config_defaults(&s->lua);
 }
 
 static void
@@ -60,9 +66,10 @@ usage(FILE *out)
     fprintf(out, "usage: holdfast serve [options]\n"
                  "       holdfast call ADDRESS METHOD ['JSON'] [options]\n"
                  "       holdfast tail ADDRESS [--since N] [options]\n"
+                 "       holdfast test [--kinds DIR] [FILES...]\n"
                  "       holdfast version\n\n"
                  "serve options (flag, environment variable, meaning):\n");
-    hf_opts_usage(s.sets, 3, out);
+    hf_opts_usage(s.sets, 4, out);
     fprintf(out, "\n");
     hf_cmd_client_usage(out);
 }
@@ -78,12 +85,15 @@ serve(int argc, char **argv)
     hf_host *host = NULL;
     hf_nhost *link = NULL;
     hf_gateway *gw = NULL;
+    hf_lua *lua = NULL;
+    const struct hf_kind *const *kinds;
+    size_t nkinds;
     sigset_t sigs;
     int argi = 0, sig = 0, rv;
 
     settings_init(&s);
-    if (hf_opts_env(s.sets, 3, stderr) != 0 ||
-        hf_opts_args(s.sets, 3, argc, argv, &argi, stderr) != 0)
+    if (hf_opts_env(s.sets, 4, stderr) != 0 ||
+        hf_opts_args(s.sets, 4, argc, argv, &argi, stderr) != 0)
         return 2;
     if (argi < argc) {
         fprintf(stderr, "holdfast: unexpected argument '%s'\n", argv[argi]);
@@ -93,12 +103,19 @@ serve(int argc, char **argv)
     hf_config_finish(cfg);
     hf_gateway_config_finish(gc);
     hf_log_set_level(cfg->log_level);
+    /* A kind file that does not load stops us here, "file:line: msg". */
+    if (hf_lua_open(&lua, &s.lua, hf_kinds, hf_nkinds, stderr) != 0) {
+        fprintf(stderr, "holdfast: the Lua kinds did not load\n");
+        return 1;
+    }
+    kinds = hf_lua_kinds(lua, &nkinds);
 
-    /* Block the stop signals before any thread exists, so every thread
-     * inherits the mask and only sigwait() below sees them. */
+    /* Block the stop signals (and SIGHUP) before any thread exists, so
+     * every thread inherits the mask and only sigwait() below sees them. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     rv = hf_lmdb_open(&st, &(struct hf_lmdb_opts){
@@ -110,17 +127,19 @@ serve(int argc, char **argv)
     if (rv != 0) {
         hf_error("main", "cannot open the data directory %s: %s", sc->data,
                  hf_err_name(rv));
+        hf_lua_close(lua);
         return 1;
     }
     rv = hf_host_open(&host, &(struct hf_host_opts){
                                  .cfg = cfg,
                                  .store = st,
-                                 .kinds = hf_kinds,
-                                 .nkinds = hf_nkinds,
+                                 .kinds = kinds,
+                                 .nkinds = nkinds,
                              });
     if (rv != 0) {
         hf_error("main", "cannot start the actor host: %s", hf_err_name(rv));
         st.ops->close(st.self);
+        hf_lua_close(lua);
         return 1;
     }
     if ((rv = hf_nhost_open(&link, host, NNG_BASE, gc->gateways)) != 0 ||
@@ -130,18 +149,21 @@ serve(int argc, char **argv)
         hf_host_close(host);
         hf_nhost_close(link);
         st.ops->close(st.self);
+        hf_lua_close(lua);
         return 1;
     }
     hf_info("main",
             "holdfast %s started: data %s, %d workers, %d gateways, "
-            "durability %s, %zu kinds",
+            "durability %s, %zu kinds (%zu in Lua%s%s)",
             HF_VERSION, sc->data, cfg->workers, gc->gateways,
             sc->durability == HF_DURABLE_SYNC ? "sync" : "NONE (no fsync)",
-            hf_nkinds);
+            nkinds, hf_lua_count(lua), hf_lua_dir(lua)[0] ? " from " : "",
+            hf_lua_dir(lua));
     hf_info("main", "open http://127.0.0.1:%d/ for the demo boards",
             hf_gateway_port(gw));
 
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+        hf_lua_reload(lua, host);
     /* Stop in dependency order: no new work, replies owed are written,
      * connections close with 1001; then the host finishes and releases
      * what it holds, and the store commits and closes. */
@@ -152,6 +174,7 @@ serve(int argc, char **argv)
     hf_gateway_stop(gw);
     hf_nhost_close(link);
     st.ops->close(st.self);
+    hf_lua_close(lua);
     hf_info("main", "stopped cleanly");
     return 0;
 }

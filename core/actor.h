@@ -68,6 +68,14 @@ struct hf_kind {
      * ignored, an error discards the unit but not the (un)subscription. */
     int (*join)(hf_ctx *c, const msgpack_object *presence);
     int (*leave)(hf_ctx *c);
+    /* Optional, for kinds whose methods are known only at run time (Lua
+     * kinds, lua/): when set, the host asks it for each call instead of
+     * searching methods[]. It runs on the actor's worker (index worker,
+     * 0..W-1) just before the call; the method it returns must stay valid
+     * until that handler returns. NULL: no such method (not_found). */
+    const struct hf_method *(*lookup)(const struct hf_kind *k, int worker,
+                                      hf_slice method);
+    void *udata; /* the kind's own, for its hooks; the host never reads it */
 };
 
 /* ---- who, what, when ---- */
@@ -76,6 +84,13 @@ const char *hf_self_name(hf_ctx *c); /* the name part */
 const char *hf_caller(hf_ctx *c);    /* subject ("" when anonymous) */
 unsigned hf_caller_role(hf_ctx *c);  /* HF_ROLE_* bits, 0 when none */
 int64_t hf_now(hf_ctx *c);           /* ms since the epoch, fixed per call */
+const struct hf_kind *hf_self_kind(hf_ctx *c); /* this actor's kind */
+/* The method being called (as found in methods[] or returned by lookup),
+ * or NULL in an alarm, join or leave hook. */
+const struct hf_method *hf_method_of(hf_ctx *c);
+/* The index (0..W-1) of the worker running the handler: a kind with
+ * per-worker data (one Lua state per worker) finds it with this. */
+int hf_worker_index(hf_ctx *c);
 
 /* ---- state: the actor's own keys (at most HF_KEY_MAX - 200 bytes) ---- */
 
@@ -104,6 +119,9 @@ int hf_reply(hf_ctx *c);
  * "return hf_fail(c, HF_ECONFLICT, "slot %s is held", slot);". */
 int hf_fail(hf_ctx *c, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The message of the last hf_fail in this call ("" when none): what an
+ * hf_* call that failed said. Valid until the next hf_fail. */
+const char *hf_errmsg(hf_ctx *c);
 
 /* Appends an event (data = staged object) to the log and publishes it to
  * subscribers after the commit. *seq (may be NULL) gets its sequence. */

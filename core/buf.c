@@ -1,4 +1,5 @@
 /* buf.c - see buf.h. Growth doubles, so appends are amortised O(1). */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -57,10 +58,23 @@ hf_slice_is(hf_slice s, const char *str)
     return str[s.len] == '\0';
 }
 
+/* The test clock: 0, or the fixed time every hf_now_ms returns. */
+static _Atomic int64_t fixed_ms;
+
+void
+hf_clock_set(int64_t ms)
+{
+    atomic_store_explicit(&fixed_ms, ms, memory_order_relaxed);
+}
+
 int64_t
 hf_now_ms(void)
 {
     struct timespec ts;
+    int64_t fixed = atomic_load_explicit(&fixed_ms, memory_order_relaxed);
+
+    if (fixed != 0)
+        return fixed;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

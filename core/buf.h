@@ -82,8 +82,13 @@ hf_get_be32(const void *p)
 }
 
 /* Wall-clock milliseconds since the Unix epoch (what handlers see as "now"
- * and what alarms are scheduled in). */
+ * and what alarms are scheduled in), or the fixed time of hf_clock_set. */
 int64_t hf_now_ms(void);
+
+/* A test clock for this process (`holdfast test`): hf_now_ms returns ms
+ * from now on (0: the real clock again). Any thread; tell a running host
+ * with hf_host_clock_changed so its timer looks again. */
+void hf_clock_set(int64_t ms);
 
 /* Monotonic nanoseconds, for measuring durations. */
 uint64_t hf_mono_ns(void);

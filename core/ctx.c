@@ -78,6 +78,7 @@ hf__ctx_begin(struct worker *w, struct actor *a, const char *caller,
     c->a = a;
     c->caller = caller ? caller : "";
     c->role = role;
+    c->meth = NULL;
     c->now = hf_now_ms();
     c->stage.len = 0;
     c->result.len = 0;
@@ -150,6 +151,24 @@ int64_t
 hf_now(hf_ctx *c)
 {
     return c->now;
+}
+
+const struct hf_kind *
+hf_self_kind(hf_ctx *c)
+{
+    return c->a->kind;
+}
+
+const struct hf_method *
+hf_method_of(hf_ctx *c)
+{
+    return c->meth;
+}
+
+int
+hf_worker_index(hf_ctx *c)
+{
+    return c->w->idx;
 }
 
 uint64_t
@@ -438,6 +457,12 @@ hf_fail(hf_ctx *c, int err, const char *fmt, ...)
     vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
     va_end(ap);
     return err;
+}
+
+const char *
+hf_errmsg(hf_ctx *c)
+{
+    return c->errmsg;
 }
 
 int

@@ -1,6 +1,7 @@
 /*
  * host.c - the actor host's front door: open and close, hf_host_submit
- * (routing), sinks and the kinds table.
+ * (routing), sinks and the kinds table (replaceable while running: Lua
+ * kinds are reloaded on SIGHUP).
  *
  * The host is split by job; the files share core/host_int.h:
  *   host.c    open/close, submit, sinks, kinds
@@ -74,15 +75,88 @@ hf_sink_unref(hf_sink *s)
 const struct hf_kind *
 hf__kind_find(hf_host *h, const char *addr, size_t klen)
 {
+    const struct kindset *ks =
+        atomic_load_explicit(&h->kinds, memory_order_acquire);
+
     /* strncmp stops at the name's NUL, so name[klen] is only read when
      * the name has klen bytes (the address part holds no NUL). */
-    for (size_t i = 0; i < h->nkinds; i++) {
-        const char *name = h->kinds[i]->name;
+    for (size_t i = 0; i < ks->n; i++) {
+        const char *name = ks->k[i]->name;
         if (name[0] == addr[0] && strncmp(name, addr, klen) == 0 &&
             name[klen] == '\0')
-            return h->kinds[i];
+            return ks->k[i];
     }
     return NULL;
+}
+
+/* A new kinds table, or NULL when a name is not a valid kind or appears
+ * twice. */
+static struct kindset *
+kindset_new(const struct hf_kind *const *kinds, size_t n)
+{
+    struct kindset *ks;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *name = kinds[i]->name;
+        char probe[HF_KIND_MAX + 8];
+        /* A kind name is valid when "name/x" is a valid address. */
+        if (strlen(name) > HF_KIND_MAX ||
+            hf_addr_check(probe, (size_t)snprintf(probe, sizeof(probe),
+                                                  "%s/x", name),
+                          NULL) != 0)
+            return NULL;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(kinds[j]->name, name) == 0)
+                return NULL;
+    }
+    ks = hf_xcalloc(1, sizeof(*ks) + n * sizeof(ks->k[0]));
+    ks->n = n;
+    if (n > 0)
+        memcpy(ks->k, kinds, n * sizeof(ks->k[0]));
+    return ks;
+}
+
+int
+hf_host_set_kinds(hf_host *h, const struct hf_kind *const *kinds, size_t n)
+{
+    struct kindset *ks = kindset_new(kinds, n);
+
+    if (ks == NULL)
+        return HF_EBADREQ;
+    ks->retired = atomic_load_explicit(&h->kinds, memory_order_relaxed);
+    atomic_store_explicit(&h->kinds, ks, memory_order_release);
+    return 0;
+}
+
+void
+hf_host_clock_changed(hf_host *h)
+{
+    pthread_mutex_lock(&h->tmu);
+    pthread_cond_signal(&h->tcv);
+    pthread_mutex_unlock(&h->tmu);
+}
+
+int
+hf_host_alarms_due(hf_host *h)
+{
+    int due;
+
+    pthread_mutex_lock(&h->tmu);
+    due = h->nheap > 0 && h->heap[0]->at <= hf_now_ms();
+    pthread_mutex_unlock(&h->tmu);
+    return due;
+}
+
+static void
+kindsets_free(hf_host *h)
+{
+    struct kindset *ks = atomic_load(&h->kinds);
+
+    while (ks != NULL) {
+        struct kindset *next = ks->retired;
+        free(ks);
+        ks = next;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -260,29 +334,20 @@ hf_host_open(hf_host **out, const struct hf_host_opts *o)
 {
     hf_host *h;
     struct startup s = {0};
+    struct kindset *ks;
     int started = 0;
 
-    for (size_t i = 0; i < o->nkinds; i++) {
-        const char *n = o->kinds[i]->name;
-        char probe[HF_KIND_MAX + 8];
-        /* A kind name is valid when "name/x" is a valid address. */
-        if (strlen(n) > HF_KIND_MAX ||
-            hf_addr_check(probe, (size_t)snprintf(probe, sizeof(probe),
-                                                  "%s/x", n),
-                          NULL) != 0)
-            return HF_EBADREQ;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(o->kinds[j]->name, n) == 0)
-                return HF_EBADREQ;
-    }
     if (o->cfg->workers < 1 || o->cfg->workers > 256)
         return HF_EBADREQ;
-    if ((h = calloc(1, sizeof(*h))) == NULL)
+    if ((ks = kindset_new(o->kinds, o->nkinds)) == NULL)
+        return HF_EBADREQ;
+    if ((h = calloc(1, sizeof(*h))) == NULL) {
+        free(ks);
         return HF_EINTERNAL;
+    }
     h->cfg = *o->cfg;
     h->st = o->store;
-    h->kinds = o->kinds;
-    h->nkinds = o->nkinds;
+    atomic_init(&h->kinds, ks);
     h->nw = o->cfg->workers;
     atomic_init(&h->closing, 0);
     pthread_mutex_init(&h->tmu, NULL);
@@ -337,6 +402,7 @@ fail:
         worker_fini(&h->w[i]);
     free(h->w);
     hf__timer_fini(h);
+    kindsets_free(h);
     free(h);
     return HF_EINTERNAL;
 }
@@ -364,6 +430,7 @@ hf_host_close(hf_host *h)
         worker_fini(&h->w[i]);
     free(h->w);
     hf__timer_fini(h);
+    kindsets_free(h);
     pthread_cond_destroy(&h->tcv);
     pthread_mutex_destroy(&h->tmu);
     free(h);

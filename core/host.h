@@ -59,6 +59,24 @@ struct hf_host_opts {
  * kinds table) or HF_EINTERNAL. */
 int hf_host_open(hf_host **out, const struct hf_host_opts *o);
 
+/* Replaces the kinds served (e.g. Lua kinds reloaded): from then on,
+ * requests for a kind no longer listed answer not_found, a kind added is
+ * served. Actors already active keep the struct hf_kind they were
+ * activated with, so a kind that stays must keep its struct (Lua kinds
+ * do: one per name for the registry's life) and every struct ever listed
+ * must outlive the host. Messages already running are not disturbed.
+ * From one thread at a time (like open and close). Returns 0, or
+ * HF_EBADREQ (a bad or repeated name: nothing changes). */
+int hf_host_set_kinds(hf_host *h, const struct hf_kind *const *kinds,
+                      size_t n);
+
+/* For a test clock (hf_clock_set): the timer looks at the time again, so
+ * alarms due at the new time fire. Any thread. */
+void hf_host_clock_changed(hf_host *h);
+/* Whether an armed alarm is due and not yet handed to its worker. Any
+ * thread. */
+int hf_host_alarms_due(hf_host *h);
+
 /* Stops accepting requests, lets every worker finish what it has queued,
  * waits until every held output is resolved (its commit durable or
  * failed) and delivered, then stops the threads and frees the host. The

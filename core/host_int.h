@@ -104,6 +104,7 @@ struct hf_ctx {
     struct actor *a;
     const char *caller;
     unsigned role;
+    const struct hf_method *meth; /* the method called; NULL in hooks */
     int64_t now;
     hf_buf stage;
     msgpack_packer pk;
@@ -162,11 +163,19 @@ struct tent {
     char data[]; /* addr, name */
 };
 
+/* The kinds served: replaced whole by hf_host_set_kinds, never changed in
+ * place. A replaced table is kept (on retired) until the host closes,
+ * since a reader on any thread may still hold it. */
+struct kindset {
+    struct kindset *retired;
+    size_t n;
+    const struct hf_kind *k[];
+};
+
 struct hf_host {
     hf_config cfg;
     hf_store st;
-    const struct hf_kind *const *kinds;
-    size_t nkinds;
+    _Atomic(struct kindset *) kinds; /* readers: acquire; hf_host_set_kinds */
     struct worker *w;
     int nw;
     atomic_int closing;

@@ -52,20 +52,36 @@ hf_metrics_gauge(FILE *out, const char *name, const char *help, int64_t v)
 }
 
 void
-hf_metrics_hist(FILE *out, const char *name, const char *help, const hf_hist *h)
+hf_metrics_hist_series(FILE *out, const char *name, const char *labels,
+                       const hf_hist *h)
 {
+    const char *sep = *labels ? "," : "";
     uint64_t cum = 0;
-    fprintf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+
     for (int b = 0; b < HF_HIST_N; b++) {
         cum += atomic_load(&h->bucket[b]);
-        fprintf(out, "%s_bucket{le=\"%" PRIu64 "\"} %" PRIu64 "\n", name,
-                (uint64_t)1 << b, cum);
+        fprintf(out, "%s_bucket{%s%sle=\"%" PRIu64 "\"} %" PRIu64 "\n", name,
+                labels, sep, (uint64_t)1 << b, cum);
     }
     cum += atomic_load(&h->bucket[HF_HIST_N]);
-    fprintf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
-    fprintf(out, "%s_sum %" PRIu64 "\n%s_count %" PRIu64 "\n", name,
-            (uint64_t)atomic_load(&h->sum), name,
-            (uint64_t)atomic_load(&h->count));
+    fprintf(out, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels,
+            sep, cum);
+    if (*labels)
+        fprintf(out,
+                "%s_sum{%s} %" PRIu64 "\n%s_count{%s} %" PRIu64 "\n", name,
+                labels, (uint64_t)atomic_load(&h->sum), name, labels,
+                (uint64_t)atomic_load(&h->count));
+    else
+        fprintf(out, "%s_sum %" PRIu64 "\n%s_count %" PRIu64 "\n", name,
+                (uint64_t)atomic_load(&h->sum), name,
+                (uint64_t)atomic_load(&h->count));
+}
+
+void
+hf_metrics_hist(FILE *out, const char *name, const char *help, const hf_hist *h)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    hf_metrics_hist_series(out, name, "", h);
 }
 
 /* Pages resident, from /proc/self/statm (its second field); 0 if

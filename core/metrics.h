@@ -64,6 +64,10 @@ void hf_metrics_counter(FILE *out, const char *name, const char *help,
 void hf_metrics_gauge(FILE *out, const char *name, const char *help, int64_t v);
 void hf_metrics_hist(FILE *out, const char *name, const char *help,
                      const hf_hist *h);
+/* One series of a labelled histogram (labels: e.g. `kind="x"`), without
+ * the HELP and TYPE lines, which the writer prints once before. */
+void hf_metrics_hist_series(FILE *out, const char *name, const char *labels,
+                            const hf_hist *h);
 
 /* Writes every metric in Prometheus text exposition format (the core's,
  * then each registered writer's), then the

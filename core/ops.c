@@ -25,8 +25,10 @@
 #define ALARM_BACKOFF_MAX (5 * 60 * 1000)
 
 static const struct hf_method *
-method_find(const struct hf_kind *k, hf_slice m)
+method_find(struct worker *w, const struct hf_kind *k, hf_slice m)
 {
+    if (k->lookup != NULL)
+        return k->lookup(k, w->idx, m);
     for (size_t i = 0; i < k->nmethods; i++)
         if (hf_slice_is(m, k->methods[i].name))
             return &k->methods[i];
@@ -160,7 +162,7 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
             return;
         }
     }
-    if ((meth = method_find(a->kind, e->method)) == NULL) {
+    if ((meth = method_find(w, a->kind, e->method)) == NULL) {
         snprintf(c->errmsg, sizeof(c->errmsg),
                  "kind '%s' has no method '%.*s'", a->kind->name,
                  (int)(e->method.len > 64 ? 64 : e->method.len),
@@ -192,6 +194,7 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
             outbox_done(w, a, m);
         return;
     }
+    c->meth = meth;
     rv = meth->fn(c, e->val ? e->val : hf__nil());
     if (rv == 0 && !c->has_result)
         hf_reply(c);

@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       libwebsockets-dev libnng-dev liblmdb-dev libmsgpack-dev libcmocka-dev
-      libjansson-dev libjwt-dev libssl-dev
+      libjansson-dev libjwt-dev libssl-dev liblua5.4-dev
       libev-dev libwebsockets-evlib-ev) # the gateway's loop: lws on libev
 
 # Node.js runs the third-party interop tests (and, later, browser tests).
