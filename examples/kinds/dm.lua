@@ -13,7 +13,8 @@
 --
 -- Rules. The participant list is set once, by open, and never changes:
 -- opening again with the same people answers the conversation as it is,
--- with anyone else it is a conflict. Only participants read, send and
+-- with anyone else it is a conflict (and forbidden to a caller who is not
+-- a participant, so an outsider learns nothing of it). Only participants read, send and
 -- mark - an admin or a service included, everyone else is forbidden; a
 -- call before open is not_found. A message is {id, from, text, at,
 -- status}: status gives each other participant's state of it, "sent",
@@ -105,15 +106,18 @@ function K.open(ctx, a)
   end
   table.sort(sorted)
   local role = ctx.caller.role
-  if not seen[ctx.caller.sub or ""] and role ~= "admin" and role ~= "service" then
-    fail("forbidden", "open a conversation you take part in")
-  end
+  local privileged = role == "admin" or role == "service"
   local conv = ctx:get("p")
   if conv ~= nil then
+    -- an outsider learns nothing about an open conversation
+    if not privileged then member(ctx) end
     if table.concat(conv.participants, "\0") ~= table.concat(sorted, "\0") then
       fail("conflict", "%s is already open between other participants", ctx.address)
     end
     return conv
+  end
+  if not seen[ctx.caller.sub or ""] and not privileged then
+    fail("forbidden", "open a conversation you take part in")
   end
   conv = {participants = sorted, by = ctx.caller.sub, at = ctx:now()}
   ctx:put("p", conv)

@@ -18,6 +18,9 @@ test("a participant opens; the participants are fixed", function(t)
        "conflict")
   t:eq(t:call_error("dm/c1", "open", {participants = {"alice", "eve"}}, admin).code,
        "conflict")
+  -- an outsider is told nothing about it, even naming herself
+  t:eq(t:call_error("dm/c1", "open", {participants = {"alice", "eve"}}, eve).code,
+       "forbidden")
   t:eq(t:call("dm/c1", "get", {}, bob).participants, {"alice", "bob"})
   local evs = t:events("dm/c1", 0)
   t:eq(#evs, 1)
