@@ -586,10 +586,13 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
     memcpy(res->errs, tot.errs, sizeof(res->errs));
     res->ops = tot.ok + tot.refused + tot.errors + tot.bad_value;
     hf_bench_result_fill(res, tot.lat, &sp.s0.m, &sp.s1.m);
-    printf("%s: %" PRIu64 " reservations acknowledged, %" PRIu64
-           " conflicts (slot already held), %" PRIu64
+    printf("%s: %" PRIu64 " %s acknowledged, %" PRIu64
+           " conflicts (%s), %" PRIu64
            " errors; %.0f decisions/s\n",
-           BOOKING, tot.ok, tot.refused, tot.errors,
+           BOOKING, tot.ok, b.timeslot ? "bookings" : "reservations",
+           tot.refused,
+           b.timeslot ? "overlap or the per-user limit" : "slot already held",
+           tot.errors,
            res->seconds > 0 ? (double)(tot.ok + tot.refused) / res->seconds
                             : 0.0);
 
@@ -628,12 +631,19 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
                    v.phantoms);
             ok = 0;
         }
-        printf("%s: %" PRIu64 " double bookings, %" PRIu64
-               " lost acknowledged bookings (%" PRIu64 " acknowledged, %" PRIu64
-               " of them repeats by the holder; "
-               "the devices hold %" PRIu64 ")\n",
-               BOOKING, v.double_bookings, v.lost_acks, v.wins, v.dup_wins,
-               rb.reservations);
+        if (b.timeslot)
+            printf("%s: %" PRIu64 " doubly booked units, %" PRIu64
+                   " lost acknowledged units (%" PRIu64 " units acknowledged; "
+                   "the timelines hold %" PRIu64 " bookings)\n",
+                   BOOKING, v.double_bookings, v.lost_acks, v.wins,
+                   rb.reservations);
+        else
+            printf("%s: %" PRIu64 " double bookings, %" PRIu64
+                   " lost acknowledged bookings (%" PRIu64
+                   " acknowledged, %" PRIu64 " of them repeats by the holder; "
+                   "the devices hold %" PRIu64 ")\n",
+                   BOOKING, v.double_bookings, v.lost_acks, v.wins, v.dup_wins,
+                   rb.reservations);
     }
     res->verified = ok;
     hf_bench_extra(
