@@ -35,7 +35,10 @@
  * --timeslot runs the same race on the Lua kind timeslot (examples/kinds,
  * served with --kinds): actor d is timeslot/bk<d>.<tag>, a timeline of S
  * units of a minute an hour ahead, and a call books units [j, j + L) for
- * L of 1 or 2, so attempts overlap partly as well as wholly. A booking
+ * L of 1 or 2, so attempts overlap partly as well as wholly. Each call
+ * books for one of TS_USERS users of its connection, drawn at random, so
+ * that the kind's per-user limit (3 active bookings) seldom decides and
+ * overlaps do. A booking
  * is remembered once per unit it covers, with its id in place of the
  * user (ids are unique per actor, so a unit acknowledged to two bookings
  * is a double booking even for one user), and the read-back (timeslot
@@ -67,6 +70,7 @@
 #define TS_SLOTS_MAX   100   /* timeslot list's default page */
 #define TS_UNIT_MS     60000 /* a unit of the timeline */
 #define TS_LEN_SHIFT   24    /* sent_aux = j | L << TS_LEN_SHIFT */
+#define TS_USERS       1000  /* users per connection (the per-user limit) */
 
 /* The run's read-only part (crun.wl_arg). */
 struct bk {
@@ -153,7 +157,7 @@ ts_put(struct caller *c, struct cconn *k, uint32_t s, uint64_t id)
                  "\"start\":%lld,\"end\":%lld,\"user\":\"u%u\"}}",
                  c->frame.len && !c->r->t->msgpack ? "\n" : "", id,
                  b->devs[d].s, start, start + (long long)len * TS_UNIT_MS,
-                 k->idx);
+                 k->idx * TS_USERS + (uint32_t)(wb_rnd(&c->rng) % TS_USERS));
     if (c->r->t->msgpack)
         hf_json_to_mp(tmp, (size_t)n, &c->frame);
     else
