@@ -309,17 +309,14 @@ wait_reply(hf_drv *d, uint64_t conn, uint64_t id, int timeout_ms,
 }
 
 int
-hf_drv_call(hf_drv *d, const char *to, const char *method,
-            const char *args_json, const char *key, const char *sub,
-            unsigned role, int timeout_ms, hf_drv_msg **reply)
+hf_drv_call_mp(hf_drv *d, const char *to, const char *method,
+               const void *args, size_t alen, const char *key,
+               const char *sub, unsigned role, int timeout_ms,
+               hf_drv_msg **reply)
 {
     hf_env e = {.op = HF_OP_CALL, .id = ++d->nextid, .has_conn = 1};
-    hf_buf args = {0};
     int rv;
 
-    if (args_json &&
-        hf_json_to_mp(args_json, strlen(args_json), &args) != 0)
-        return HF_EBADREQ;
     e.to = (hf_slice){to, strlen(to)};
     e.method = (hf_slice){method, strlen(method)};
     if (key)
@@ -327,11 +324,27 @@ hf_drv_call(hf_drv *d, const char *to, const char *method,
     if (sub)
         e.sub = (hf_slice){sub, strlen(sub)};
     e.role = role;
-    hf_drv_add(d, &e, args.data, args.len);
-    hf_buf_free(&args);
+    hf_drv_add(d, &e, args, alen);
     if ((rv = hf_drv_flush(d)) != 0)
         return rv;
     return wait_reply(d, 0, e.id, timeout_ms, reply);
+}
+
+int
+hf_drv_call(hf_drv *d, const char *to, const char *method,
+            const char *args_json, const char *key, const char *sub,
+            unsigned role, int timeout_ms, hf_drv_msg **reply)
+{
+    hf_buf args = {0};
+    int rv;
+
+    if (args_json &&
+        hf_json_to_mp(args_json, strlen(args_json), &args) != 0)
+        return HF_EBADREQ;
+    rv = hf_drv_call_mp(d, to, method, args.data, args.len, key, sub, role,
+                        timeout_ms, reply);
+    hf_buf_free(&args);
+    return rv;
 }
 
 int

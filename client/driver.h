@@ -61,6 +61,12 @@ int hf_drv_call(hf_drv *d, const char *to, const char *method,
                 const char *args_json, const char *key, const char *sub,
                 unsigned role, int timeout_ms, hf_drv_msg **reply);
 
+/* The same with msgpack args (NULL/0: none). */
+int hf_drv_call_mp(hf_drv *d, const char *to, const char *method,
+                   const void *args, size_t alen, const char *key,
+                   const char *sub, unsigned role, int timeout_ms,
+                   hf_drv_msg **reply);
+
 /* Subscribes / unsubscribes synchronously (connection id conn). since < 0:
  * no recovery point. */
 int hf_drv_sub(hf_drv *d, uint64_t conn, const char *to, int64_t since,

@@ -23,6 +23,7 @@
 
 #include "actors/kinds.h"
 #include "cmd/client.h"
+#include "cmd/luatest.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/host.h"
@@ -188,6 +189,8 @@ main(int argc, char **argv)
         return hf_cmd_call(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "tail") == 0)
         return hf_cmd_tail(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "test") == 0)
+        return hf_cmd_test(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "version") == 0) {
         printf("holdfast %s\n", HF_VERSION);
         return 0;

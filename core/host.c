@@ -142,7 +142,7 @@ hf_host_alarms_due(hf_host *h)
     int due;
 
     pthread_mutex_lock(&h->tmu);
-    due = h->nheap > 0 && h->heap[0]->at <= hf_now_ms();
+    due = h->tposting > 0 || (h->nheap > 0 && h->heap[0]->at <= hf_now_ms());
     pthread_mutex_unlock(&h->tmu);
     return due;
 }

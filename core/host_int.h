@@ -184,6 +184,7 @@ struct hf_host {
     pthread_mutex_t tmu;
     pthread_cond_t tcv;
     int tstop;           /* tmu */
+    int tposting;        /* tmu: an alarm popped, not yet on its queue */
     struct tent **heap;  /* tmu: min-heap by at */
     size_t nheap, capheap;
 };

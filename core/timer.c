@@ -105,6 +105,7 @@ hf__timer_main(void *arg)
         } else {
             struct tent *t = heap_pop(h);
             struct msg *m;
+            h->tposting++;
             pthread_mutex_unlock(&h->tmu);
             m = hf__msg_new(M_ALARM, t->hash, t->data, t->alen, NULL, 0,
                             t->data + t->alen, t->nlen);
@@ -112,6 +113,7 @@ hf__timer_main(void *arg)
             free(t);
             hf__post(h, m);
             pthread_mutex_lock(&h->tmu);
+            h->tposting--;
         }
     }
     pthread_mutex_unlock(&h->tmu);
