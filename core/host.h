@@ -73,8 +73,9 @@ int hf_host_set_kinds(hf_host *h, const struct hf_kind *const *kinds,
 /* For a test clock (hf_clock_set): the timer looks at the time again, so
  * alarms due at the new time fire. Any thread. */
 void hf_host_clock_changed(hf_host *h);
-/* Whether an armed alarm is due and not yet handed to its worker. Any
- * thread. */
+/* Whether an armed alarm is due, or being put on its worker's queue:
+ * when this is 0, every due alarm is queued (a call submitted after it
+ * runs after them). Any thread. */
 int hf_host_alarms_due(hf_host *h);
 
 /* Stops accepting requests, lets every worker finish what it has queued,

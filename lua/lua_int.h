@@ -74,6 +74,7 @@ struct lstate {
     uint64_t steps;       /* counted so far (by the hook) */
     int running;          /* the budget applies */
     int abort;            /* HF_ETIMEOUT / HF_ETOOLARGE: ending the call */
+    int refused;          /* the cap refused an allocation in this call */
     uint64_t gen;         /* of snap */
     struct lsnap *snap;
     struct lkd *kds;

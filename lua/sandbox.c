@@ -58,8 +58,10 @@ lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
         s->used -= old;
         return NULL;
     }
-    if (nsize > old && s->cap > 0 && s->used + (nsize - old) > s->cap)
+    if (nsize > old && s->cap > 0 && s->used + (nsize - old) > s->cap) {
+        s->refused = 1;
         return NULL; /* Lua collects, tries again, then raises */
+    }
     if ((p = realloc(ptr, nsize)) == NULL)
         return NULL;
     s->used = s->used - old + nsize;
@@ -83,6 +85,21 @@ hook(lua_State *L, lua_Debug *ar)
         luaL_error(L, "memory limit exceeded");
 }
 
+/* Whether a failed call (status st, error object at the top) ran out of
+ * memory: Lua's own LUA_ERRMEM, or the auxiliary library's buffers, which
+ * raise a plain "not enough memory" when the allocator refuses. */
+static int
+out_of_memory(lua_State *L, struct lstate *s, int st)
+{
+    const char *m;
+
+    if (st == LUA_ERRMEM)
+        return 1;
+    return s->refused && lua_type(L, -1) == LUA_TSTRING &&
+           (m = lua_tostring(L, -1)) != NULL &&
+           strcmp(m, "not enough memory") == 0;
+}
+
 int
 hf__lua_pcall(struct lstate *s, int nargs, int nres)
 {
@@ -90,10 +107,11 @@ hf__lua_pcall(struct lstate *s, int nargs, int nres)
 
     s->steps = 0;
     s->abort = 0;
+    s->refused = 0;
     s->running = 1;
     st = lua_pcall(s->L, nargs, nres, 0);
     s->running = 0;
-    if (st == LUA_ERRMEM && s->abort == 0)
+    if (st != LUA_OK && s->abort == 0 && out_of_memory(s->L, s, st))
         s->abort = HF_ETOOLARGE;
     return st;
 }
@@ -107,7 +125,8 @@ rethrow_abort(lua_State *L, int status)
 {
     struct lstate *s = state_of(L);
 
-    if (status == LUA_ERRMEM && s->running && s->abort == 0)
+    if (status != LUA_OK && s->running && s->abort == 0 &&
+        out_of_memory(L, s, status))
         s->abort = HF_ETOOLARGE;
     if (s->abort != 0)
         lua_error(L);

@@ -73,7 +73,11 @@ table_shape(lua_State *L, int idx, size_t *n, char *why, size_t wl)
             ints = strs = 0;
         }
         if (!ints && !strs) {
-            if (lua_type(L, -1) == LUA_TNUMBER)
+            if (lua_type(L, -1) == LUA_TSTRING)
+                snprintf(why, wl, "array items mixed with string keys "
+                                  "(key '%.40s')",
+                         lua_tostring(L, -1));
+            else if (lua_type(L, -1) == LUA_TNUMBER)
                 snprintf(why, wl, "key %s is not a string",
                          lua_tostring(L, -1));
             else
@@ -104,6 +108,7 @@ pack(lua_State *L, int idx, msgpack_packer *pk, struct path *p, char *err,
     int rv, shape;
 
     switch (lua_type(L, idx)) {
+    case LUA_TNONE: /* an argument not given */
     case LUA_TNIL:
         msgpack_pack_nil(pk);
         return 0;

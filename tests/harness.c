@@ -28,8 +28,8 @@ start(struct th_eng *e)
     assert_int_equal(hf_host_open(&e->host,
                                   &(struct hf_host_opts){.cfg = &e->cfg,
                                                          .store = e->st,
-                                                         .kinds = hf_kinds,
-                                                         .nkinds = hf_nkinds}),
+                                                         .kinds = e->kinds ? e->kinds : hf_kinds,
+                                                         .nkinds = e->kinds ? e->nkinds : hf_nkinds}),
                      0);
     assert_int_equal(hf_drv_open(e->host, &e->drv), 0);
     e->open = 1;
@@ -49,9 +49,18 @@ stop(struct th_eng *e)
 struct th_eng *
 th_new(void (*tweak)(hf_config *))
 {
+    return th_new_kinds(tweak, NULL, 0);
+}
+
+struct th_eng *
+th_new_kinds(void (*tweak)(hf_config *), const struct hf_kind *const *kinds,
+             size_t n)
+{
     struct th_eng *e = calloc(1, sizeof(*e));
     const char *tmp = getenv("HF_TEST_TMP");
 
+    e->kinds = kinds;
+    e->nkinds = n;
     snprintf(e->dir, sizeof(e->dir), "%s/kind-XXXXXX", tmp ? tmp : "/tmp");
     assert_non_null(mkdtemp(e->dir));
     hf_config_defaults(&e->cfg);

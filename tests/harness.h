@@ -28,10 +28,15 @@ struct th_eng {
     hf_host *host;
     hf_drv *drv;
     int open;
+    const struct hf_kind *const *kinds; /* NULL: the built-in ones */
+    size_t nkinds;
 };
 
 /* Opens an engine; tweak (may be NULL) adjusts the config first. */
 struct th_eng *th_new(void (*tweak)(hf_config *));
+/* The same, serving these kinds (e.g. with Lua ones) instead. */
+struct th_eng *th_new_kinds(void (*tweak)(hf_config *),
+                            const struct hf_kind *const *kinds, size_t n);
 /* Closes and reopens it on the same data directory (a restart). */
 void th_restart(struct th_eng *e);
 void th_free(struct th_eng *e);
