@@ -4,9 +4,10 @@
  * their own WebSocket or HTTP request with their own signed token.
  *
  *   - users racing for overlapping ranges of one timeslot, many attempts
- *     in flight at once over several connections: exactly one booking is
- *     acknowledged, every other attempt is a conflict, and the resource
- *     holds exactly that booking, read back over HTTP;
+ *     in flight at once over several WebSocket connections and HTTP
+ *     requests from threads: exactly one booking is acknowledged, every
+ *     other attempt is a conflict, and the resource holds exactly that
+ *     booking, read back over HTTP;
  *   - a dm between two users: the participants read and write over
  *     WebSocket and HTTP, a third user and an admin are forbidden, and a
  *     token's acl keeps the conversation's events to its participants;
@@ -25,6 +26,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,17 +151,58 @@ ws_err(struct cli *c, int id, const char *to, const char *method,
 /* ------------------------------------------------------------------ */
 /* timeslot                                                            */
 
-#define RACERS   6  /* users, one connection each */
-#define ATTEMPTS 25 /* booking attempts in flight per user */
+#define RACERS        6  /* users, one connection each */
+#define ATTEMPTS      25 /* booking attempts in flight per user */
+#define HTTP_RACERS   4  /* more users, one thread of HTTP calls each */
+#define HTTP_ATTEMPTS 5  /* one after the other, per thread */
 
-/* Every attempt is [T0 + i min, T0 + (i + 200) min) for a different i <
- * 150: all of them cover [T0 + 150 min, T0 + 200 min), so any two
- * overlap and exactly one may win. */
+/* An HTTP racer: its calls' statuses, for the main thread to check (a
+ * thread must not fail a cmocka test). */
+struct hracer {
+    pthread_t th;
+    char hdrs[HF_AUTH_TOKEN_MAX + 64];
+    long long t0;
+    int idx, status[HTTP_ATTEMPTS];
+    json_int_t id; /* of the booking won, if any */
+};
+
+static void *
+http_race(void *arg)
+{
+    struct hracer *h = arg;
+
+    for (int k = 0; k < HTTP_ATTEMPTS; k++) {
+        long long s = h->t0 + ((h->idx * HTTP_ATTEMPTS + k) * 7 % 150) * MIN;
+        char body[96];
+        hf_buf out = {0};
+        int n = snprintf(body, sizeof(body), "{\"start\":%lld,\"end\":%lld}",
+                         s, s + 200 * MIN);
+        if (hf_http_request("127.0.0.1", server.port, "POST",
+                            "/v1/call/timeslot/arena/book", h->hdrs, body,
+                            (size_t)n, WAIT, &h->status[k], &out) != 0)
+            h->status[k] = -1;
+        if (h->status[k] == 200) {
+            json_error_t je;
+            json_t *r = json_loadb(out.data, out.len, 0, &je);
+            h->id = json_integer_value(
+                json_object_get(json_object_get(r, "result"), "id"));
+            json_decref(r);
+        }
+        hf_buf_free(&out);
+    }
+    return NULL;
+}
+
+/* Every attempt is [T0 + i min, T0 + (i + 200) min) for some i < 150:
+ * all of them cover [T0 + 150 min, T0 + 200 min), so any two overlap and
+ * exactly one may win. */
 static void
 test_timeslot_race_one_winner(void **state)
 {
     static const char *users[RACERS] = {"ana", "ben", "cho",
                                         "dev", "eli", "fox"};
+    static const char *husers[HTTP_RACERS] = {"hana", "ivan", "jo", "kai"};
+    struct hracer hr[HTTP_RACERS];
     struct cli *c[RACERS];
     long long t0 = ((long long)time(NULL) * 1000 / MIN + 60) * MIN;
     int won = 0, conflicts = 0, win_user = -1;
@@ -183,6 +226,18 @@ test_timeslot_race_one_winner(void **state)
                 k ? "\n" : "", k + 1, s, s + 200 * MIN);
         }
         cli_send(c[u], frame);
+    }
+    /* Meanwhile, over HTTP. */
+    for (int h = 0; h < HTTP_RACERS; h++) {
+        char *tok = token(husers[h], "user", NULL);
+        memset(&hr[h], 0, sizeof(hr[h]));
+        hr[h].idx = h;
+        hr[h].t0 = t0;
+        snprintf(hr[h].hdrs, sizeof(hr[h].hdrs),
+                 "Authorization: Bearer %s\r\n", tok);
+        free(tok);
+        assert_int_equal(pthread_create(&hr[h].th, NULL, http_race, &hr[h]),
+                         0);
     }
     for (int u = 0; u < RACERS; u++) {
         for (int got = 0; got < ATTEMPTS;) {
@@ -211,8 +266,23 @@ test_timeslot_race_one_winner(void **state)
             json_decref(m);
         }
     }
+    for (int h = 0; h < HTTP_RACERS; h++) {
+        pthread_join(hr[h].th, NULL);
+        for (int k = 0; k < HTTP_ATTEMPTS; k++) {
+            if (hr[h].status[k] == 200) {
+                won++;
+                win_user = -1 - h;
+                win_id = hr[h].id;
+            } else if (hr[h].status[k] == 409) {
+                conflicts++;
+            } else {
+                fail_msg("%s: HTTP status %d", husers[h], hr[h].status[k]);
+            }
+        }
+    }
     assert_int_equal(won, 1);
-    assert_int_equal(conflicts, RACERS * ATTEMPTS - 1);
+    assert_int_equal(conflicts,
+                     RACERS * ATTEMPTS + HTTP_RACERS * HTTP_ATTEMPTS - 1);
 
     /* Read back over HTTP by someone else: exactly the one booking. */
     assert_int_equal(http_call("gus", "user", "timeslot/arena", "list", "{}", &r),
@@ -222,12 +292,14 @@ test_timeslot_race_one_winner(void **state)
     assert_int_equal(
         json_integer_value(json_object_get(json_array_get(bs, 0), "id")),
         win_id);
-    assert_string_equal(sget(json_array_get(bs, 0), "user"), users[win_user]);
+    assert_string_equal(sget(json_array_get(bs, 0), "user"),
+                        win_user >= 0 ? users[win_user]
+                                      : husers[-1 - win_user]);
     json_decref(r);
 
     /* A loser trying again over HTTP: 409 conflict; a range next to it is
      * free. */
-    int loser = (win_user + 1) % RACERS;
+    int loser = win_user == 0 ? 1 : 0;
     char body[128];
     snprintf(body, sizeof(body), "{\"start\":%lld,\"end\":%lld}",
              t0 + 150 * MIN, t0 + 151 * MIN);
