@@ -135,6 +135,20 @@ ws_ok(struct cli *c, int id, const char *to, const char *method,
     return res;
 }
 
+/* Subscribes c to `to`, which must succeed. */
+static void
+sub_ok(struct cli *c, int id, const char *to)
+{
+    char m[256];
+    json_t *r;
+
+    snprintf(m, sizeof(m), "{\"op\":\"sub\",\"id\":%d,\"to\":\"%s\"}", id,
+             to);
+    r = cli_call(c, id, m);
+    result_of(r);
+    json_decref(r);
+}
+
 static void
 ws_err(struct cli *c, int id, const char *to, const char *method,
        const char *args, const char *code)
@@ -350,10 +364,7 @@ test_dm_third_user_forbidden(void **state)
 
     /* bob, whose acl names the conversation, subscribes; eve's acl does
      * not name it, so her sub is forbidden at the gateway. */
-    r = cli_call(bob, 2,
-                 "{\"op\":\"sub\",\"id\":2,\"to\":\"dm/alice.bob\"}");
-    result_of(r);
-    json_decref(r);
+    sub_ok(bob, 2, "dm/alice.bob");
     expect_err(eve2, 3, "{\"op\":\"sub\",\"id\":3,\"to\":\"dm/alice.bob\"}",
                "forbidden");
 
@@ -422,12 +433,8 @@ test_auction_closes_and_tells_the_winner(void **state)
     (void)state;
 
     /* ben watches his inbox, ann the auction. */
-    r = cli_call(ben, 1, "{\"op\":\"sub\",\"id\":1,\"to\":\"user/ben\"}");
-    result_of(r);
-    json_decref(r);
-    r = cli_call(ann, 2, "{\"op\":\"sub\",\"id\":2,\"to\":\"auction/lamp\"}");
-    result_of(r);
-    json_decref(r);
+    sub_ok(ben, 1, "user/ben");
+    sub_ok(ann, 2, "auction/lamp");
 
     /* It ends 3 s after it opens: the bids, on open connections, take
      * milliseconds. */
