@@ -390,8 +390,8 @@ hf_bench_rig_start(struct hf_bench_rig *r, int durability, int workers)
     rv = hf_host_open(&r->host, &(struct hf_host_opts){
                                     .cfg = &r->cfg,
                                     .store = r->st,
-                                    .kinds = hf_kinds,
-                                    .nkinds = hf_nkinds,
+                                    .kinds = r->kinds ? r->kinds : hf_kinds,
+                                    .nkinds = r->kinds ? r->nkinds : hf_nkinds,
                                 });
     if (rv != 0) {
         fprintf(stderr, "holdfast-bench: cannot start the host: %s\n",

@@ -119,6 +119,8 @@ struct hf_bench_rig {
     hf_store st;
     int st_open;
     hf_host *host; /* NULL when stopped */
+    const struct hf_kind *const *kinds; /* NULL: the built-in kinds */
+    size_t nkinds;
 };
 
 /* Checks that base/label does not exist or is empty. Returns 0, or

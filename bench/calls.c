@@ -39,6 +39,7 @@ run_calls(const struct wopts *o, const struct target *t, int durability,
     char tag[16];
     int ok = 0, rv = HF_BENCH_FAIL;
     double duration = wb_duration(o);
+    char base[48];
 
     memset(res, 0, sizeof(*res));
     r.rate = o->rate / nthreads; /* --rate is for all threads together */
@@ -48,14 +49,14 @@ run_calls(const struct wopts *o, const struct target *t, int durability,
     res->clients = (int)o->clients;
     res->window = (int)o->window;
     res->url = t->url;
-    if ((names = wb_make_names(r.nactors, "counter/calls", tag, sizeof(tag))) ==
-        NULL)
+    snprintf(base, sizeof(base), "%.32s/calls", o->kind);
+    if ((names = wb_make_names(r.nactors, base, tag, sizeof(tag))) == NULL)
         return HF_BENCH_FAIL;
     r.names = names;
     printf("%s: %lld connections over %d threads to %s (%s), window %lld, "
-           "%lld actors counter/calls<i>.%s, ",
+           "%lld actors %s<i>.%s, ",
            CALLS, o->clients, nthreads, t->url, t->msgpack ? "msgpack" : "JSON",
-           o->window, o->actors, tag);
+           o->window, o->actors, base, tag);
     if (duration > 0)
         printf("%.1f s\n", duration);
     else
@@ -143,7 +144,8 @@ hf_bench_calls(int argc, char **argv)
                       .window = CALLS_WINDOW,
                       .threads = wb_ncores(),
                       .actors = CALLS_ACTORS,
-                      .url = DEF_URL};
+                      .url = DEF_URL,
+                      .kind = "counter"};
     struct hf_bench_flag f[MAX_FLAGS] = {
         {.name = "clients",
          .metavar = "C",
@@ -174,8 +176,14 @@ hf_bench_calls(int argc, char **argv)
          .max = 1e9,
          .help = "calls per second, all connections together (default 0: "
                  "as fast as the window allows)"},
+        {.name = "kind",
+         .metavar = "NAME",
+         .type = HF_BF_STR,
+         .dst = &o.kind,
+         .help = "the kind called, with incr {} and get -> {value} (default "
+                 "counter; lcounter is its Lua twin in examples/kinds)"},
     };
-    size_t n = 4;
+    size_t n = 5;
 
     wb_span_flags(f, &n, &o, "client threads (default: one per core)",
                   "make N calls in all instead");

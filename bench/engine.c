@@ -43,10 +43,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "actors/kinds.h"
 #include "bench/bench.h"
 #include "client/driver.h"
 #include "core/env.h"
 #include "core/err.h"
+#include "lua/lua.h"
 
 #define SCENARIO      "engine"
 #define STALL_S       30
@@ -63,13 +65,15 @@
 struct opts {
     long long actors, ops, clients, window, workers;
     double duration;
-    const char *durability, *data, *json, *plot;
+    const char *durability, *data, *json, *plot, *kinds_dir, *kind;
     int has_actors, has_ops, has_duration;
+    const struct hf_kind *const *kinds; /* --kinds: built-ins + Lua */
+    size_t nkinds;
 };
 
-/* "counter/a<i>" for every actor, built once, then read-only. */
+/* "KIND/a<i>" for every actor, built once, then read-only. */
 struct name {
-    char s[24];
+    char s[48];
     size_t len;
 };
 
@@ -558,6 +562,8 @@ run_one(const struct opts *o, uint32_t nactors, int durability,
 
     if (hf_bench_rig_dir(&rig, o->data, dirlabel) != 0)
         return HF_BENCH_FAIL;
+    rig.kinds = o->kinds;
+    rig.nkinds = o->nkinds;
     if (hf_bench_rig_start(&rig, durability, (int)o->workers) != 0)
         goto out;
     res->workers = rig.cfg.workers;
@@ -744,6 +750,18 @@ hf_bench_engine(int argc, char **argv)
          .type = HF_BF_STR,
          .dst = &o.json,
          .help = "also write the results as JSON"},
+        {.name = "kinds",
+         .metavar = "DIR",
+         .type = HF_BF_STR,
+         .dst = &o.kinds_dir,
+         .help = "also serve the Lua kinds of DIR (as --kinds of serve)"},
+        {.name = "kind",
+         .metavar = "NAME",
+         .type = HF_BF_STR,
+         .dst = &o.kind,
+         .help = "the kind called, with incr {} and get -> {value} "
+                 "(default counter; lcounter of examples/kinds is its Lua "
+                 "twin)"},
         {.name = "plot",
          .metavar = "FILE.png",
          .type = HF_BF_STR,
@@ -757,6 +775,7 @@ hf_bench_engine(int argc, char **argv)
     size_t nres = 0;
     struct name *names;
     struct sigaction sa = {.sa_handler = on_sigint};
+    hf_lua *lua = NULL;
 
     rv = hf_bench_flags(SCENARIO, flags, nflags, argc, argv);
     if (rv == 1) {
@@ -769,6 +788,12 @@ hf_bench_engine(int argc, char **argv)
         fprintf(stderr,
                 "holdfast-bench engine: --ops and --duration exclude each "
                 "other\n");
+        return HF_BENCH_USAGE;
+    }
+    if (o.kind == NULL)
+        o.kind = "counter";
+    if (strlen(o.kind) > 32) {
+        fprintf(stderr, "holdfast-bench engine: --kind is too long\n");
         return HF_BENCH_USAGE;
     }
     if (o.durability == NULL)
@@ -796,12 +821,22 @@ hf_bench_engine(int argc, char **argv)
             if (hf_bench_rig_check(o.data, label) != 0)
                 return HF_BENCH_USAGE;
         }
+    if (o.kinds_dir != NULL) {
+        hf_lua_config lc;
+        hf_lua_config_defaults(&lc);
+        snprintf(lc.kinds, sizeof(lc.kinds), "%s", o.kinds_dir);
+        if (hf_lua_open(&lua, &lc, hf_kinds, hf_nkinds, stderr) != 0)
+            return HF_BENCH_USAGE;
+        o.kinds = hf_lua_kinds(lua, &o.nkinds);
+    }
     names = calloc(actors[na - 1], sizeof(*names)); /* the largest */
-    if (names == NULL)
+    if (names == NULL) {
+        hf_lua_close(lua);
         return HF_BENCH_FAIL;
+    }
     for (uint32_t i = 0; i < actors[na - 1]; i++)
-        names[i].len =
-            (size_t)snprintf(names[i].s, sizeof(names[i].s), "counter/a%u", i);
+        names[i].len = (size_t)snprintf(names[i].s, sizeof(names[i].s),
+                                        "%s/a%u", o.kind, i);
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
 
@@ -811,6 +846,7 @@ hf_bench_engine(int argc, char **argv)
                 status = HF_BENCH_FAIL;
         }
     free(names);
+    hf_lua_close(lua);
     if (nres > 0) {
         putchar('\n');
         hf_bench_table(stdout, res, nres);

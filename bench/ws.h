@@ -227,6 +227,7 @@ struct wopts {
     int timeslot;          /* booking: the Lua kind timeslot, not device */
     double rate, duration; /* rate: fanout */
     const char *url, *token, *json, *durability, *plot;
+    const char *kind;      /* calls: the kind called (incr, get) */
     int msgpack, has_ops, has_duration;
 };
 

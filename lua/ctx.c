@@ -8,7 +8,7 @@
  * making ctx, converting the arguments, the handler, converting its
  * result. So a memory error or the budget's error always lands in our
  * lua_pcall, never in an unprotected spot, and nothing C-owned is held
- * across a Lua error (scratch lives in the state: s->buf, s->zone).
+ * across a Lua error (scratch lives in the state: s->buf).
  *
  * The ctx functions act on the context of the call running now (s->c).
  * A ctx kept by the kind past its call is refused, so one actor's ctx
@@ -101,17 +101,25 @@ check_key(lua_State *L, int idx, size_t *len)
     return k;
 }
 
-/* Packs the value at idx into s->buf; a coded error when it cannot. */
+/* Packs the value at idx into s->buf; a coded error when it cannot,
+ * naming it root (or, when key is not NULL, "value for 'key'"). */
 static hf_slice
-pack_arg(lua_State *L, struct lstate *s, int idx, const char *root)
+pack_arg(lua_State *L, struct lstate *s, int idx, const char *root,
+         const char *key)
 {
     msgpack_packer pk;
-    char err[200];
+    char err[200], name[80];
 
     s->buf.len = 0;
     msgpack_packer_init(&pk, &s->buf, hf_buf_mpwrite);
-    if (hf_lua_pack(L, idx, &pk, root, err, sizeof(err)) != 0)
+    if (hf_lua_pack(L, idx, &pk, root, err, sizeof(err)) != 0) {
+        if (key != NULL) { /* the message is rare: format it only now */
+            snprintf(name, sizeof(name), "value for '%.40s'", key);
+            s->buf.len = 0;
+            hf_lua_pack(L, idx, &pk, name, err, sizeof(err));
+        }
         raise_code(L, HF_EBADREQ, err);
+    }
     return (hf_slice){s->buf.data, s->buf.len};
 }
 
@@ -133,7 +141,7 @@ c_get(lua_State *L)
     }
     if (rv != 0)
         return raise_code(L, rv, "cannot read the key");
-    if (hf_lua_push_bytes(L, v.data, v.len, &s->zone) != 0)
+    if (hf_lua_push_bytes(L, v.data, v.len) != 0)
         return raise_code(L, HF_EINTERNAL, "the stored value is not one "
                                            "a Lua kind wrote");
     return 1;
@@ -160,14 +168,12 @@ c_put(lua_State *L)
     hf_ctx *c = check_ctx(L, s);
     size_t kl;
     const char *k = check_key(L, 2, &kl);
-    char root[80];
     hf_slice v;
     int rv;
 
     if (lua_isnoneornil(L, 3))
         return c_del(L); /* put(k, nil) deletes */
-    snprintf(root, sizeof(root), "value for '%.40s'", k);
-    v = pack_arg(L, s, 3, root);
+    v = pack_arg(L, s, 3, "value", k);
     if ((rv = hf_put(c, k, kl, v.data, v.len)) != 0)
         return raise_ctx(L, c, rv, "cannot write the key");
     return 0;
@@ -265,7 +271,7 @@ c_list(lua_State *L)
         lua_setfield(L, -2, "key");
         pos += 4 + kl;
         memcpy(&vl, s->buf.data + pos, 4);
-        if (hf_lua_push_bytes(L, s->buf.data + pos + 4, vl, &s->zone) != 0)
+        if (hf_lua_push_bytes(L, s->buf.data + pos + 4, vl) != 0)
             lua_pushnil(L);
         lua_setfield(L, -2, "value");
         pos += 4 + vl;
@@ -292,7 +298,7 @@ c_emit(lua_State *L)
     struct lstate *s = state_of(L);
     hf_ctx *c = check_ctx(L, s);
     const char *type = check_str(L, 2, "emit: the event type");
-    hf_slice v = pack_arg(L, s, 3, "event data");
+    hf_slice v = pack_arg(L, s, 3, "event data", NULL);
     uint64_t seq;
     int rv;
 
@@ -309,7 +315,7 @@ c_signal(lua_State *L)
     struct lstate *s = state_of(L);
     hf_ctx *c = check_ctx(L, s);
     const char *type = check_str(L, 2, "signal: the type");
-    hf_slice v = pack_arg(L, s, 3, "signal data");
+    hf_slice v = pack_arg(L, s, 3, "signal data", NULL);
     int rv;
 
     hf_pack_raw(hf_pk(c), v);
@@ -325,7 +331,7 @@ c_send(lua_State *L)
     hf_ctx *c = check_ctx(L, s);
     const char *to = check_str(L, 2, "send: the address");
     const char *m = check_str(L, 3, "send: the method");
-    hf_slice v = pack_arg(L, s, 4, "send arguments");
+    hf_slice v = pack_arg(L, s, 4, "send arguments", NULL);
     int rv;
 
     hf_pack_raw(hf_pk(c), v);
@@ -364,7 +370,7 @@ c_set_alarm(lua_State *L)
     if (lua_isnoneornil(L, 4)) {
         rv = hf_del(c, key, kl);
     } else {
-        hf_slice v = pack_arg(L, s, 4, "alarm data");
+        hf_slice v = pack_arg(L, s, 4, "alarm data", NULL);
         rv = hf_put(c, key, kl, v.data, v.len);
     }
     if (rv != 0)
@@ -411,23 +417,6 @@ static const luaL_Reg ctx_fns[] = {
     {NULL, NULL},
 };
 
-void
-hf__lua_ctx_init(struct lstate *s)
-{
-    lua_State *L = s->L;
-
-    lua_createtable(L, 0, 2); /* the metatable */
-    luaL_newlib(L, ctx_fns);
-    lua_setfield(L, -2, "__index");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    s->ctx_mt = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pushboolean(L, 0);
-    s->ctx_cur = luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-/* ---- running a handler ---- */
-
 static const char *
 role_name(unsigned bits)
 {
@@ -444,6 +433,69 @@ role_name(unsigned bits)
     return NULL;
 }
 
+/* The ctx fields, made on first use and kept in the ctx (most handlers
+ * read none of address, name and caller, and a call should not pay for
+ * them). ctx's metatable sends a miss to the table of ctx functions
+ * (a plain lookup, no C call), whose own metatable sends a miss here; so
+ * the table indexed is that one, and the ctx is the current call's. */
+static int
+ctx_field(lua_State *L)
+{
+    struct lstate *s = state_of(L);
+    const char *k, *who, *role;
+    hf_ctx *c = s->c;
+
+    if (c == NULL || lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    k = lua_tostring(L, 2);
+    if (strcmp(k, "address") == 0) {
+        lua_pushstring(L, hf_self(c));
+    } else if (strcmp(k, "name") == 0) {
+        lua_pushstring(L, hf_self_name(c));
+    } else if (strcmp(k, "caller") == 0) {
+        lua_createtable(L, 0, 2);
+        if ((who = hf_caller(c))[0] != '\0') {
+            lua_pushstring(L, who);
+            lua_setfield(L, -2, "sub");
+        }
+        if ((role = role_name(hf_caller_role(c))) != NULL) {
+            lua_pushstring(L, role);
+            lua_setfield(L, -2, "role");
+        }
+    } else {
+        return 0;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ctx_cur); /* keep it there */
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    return 1;
+}
+
+void
+hf__lua_ctx_init(struct lstate *s)
+{
+    lua_State *L = s->L;
+
+    lua_createtable(L, 0, 2); /* ctx's metatable */
+    luaL_newlib(L, ctx_fns);
+    lua_createtable(L, 0, 2); /* the functions' metatable */
+    lua_pushcfunction(L, ctx_field);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    s->ctx_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 0);
+    s->ctx_cur = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* ---- running a handler ---- */
+
 struct call {
     struct lstate *s;
     hf_ctx *c;
@@ -455,28 +507,13 @@ struct call {
     char msg[256];
 };
 
+/* A fresh ctx for the call: an empty table, its fields made on use. */
 static void
-push_ctx(lua_State *L, struct lstate *s, hf_ctx *c)
+push_ctx(lua_State *L, struct lstate *s)
 {
-    const char *self = hf_self(c), *who = hf_caller(c), *role;
-
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ctx_mt);
     lua_setmetatable(L, -2);
-    lua_pushstring(L, self);
-    lua_setfield(L, -2, "address");
-    lua_pushstring(L, hf_self_name(c));
-    lua_setfield(L, -2, "name");
-    lua_createtable(L, 0, 2);
-    if (who[0] != '\0') {
-        lua_pushstring(L, who);
-        lua_setfield(L, -2, "sub");
-    }
-    if ((role = role_name(hf_caller_role(c))) != NULL) {
-        lua_pushstring(L, role);
-        lua_setfield(L, -2, "role");
-    }
-    lua_setfield(L, -2, "caller");
     lua_pushvalue(L, -1);
     lua_rawseti(L, LUA_REGISTRYINDEX, s->ctx_cur);
 }
@@ -492,7 +529,7 @@ entry(lua_State *L)
 
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, k->fref);
-    push_ctx(L, s, k->c);
+    push_ctx(L, s);
     s->c = k->c;
     if (k->alarm == NULL) {
         if (k->args->type == MSGPACK_OBJECT_NIL)
@@ -505,7 +542,7 @@ entry(lua_State *L)
     } else {
         lua_pushstring(L, k->alarm);
         if (k->data.len == 0 ||
-            hf_lua_push_bytes(L, k->data.data, k->data.len, &s->zone) != 0)
+            hf_lua_push_bytes(L, k->data.data, k->data.len) != 0)
             lua_pushnil(L);
         lua_call(L, 3, 1);
     }

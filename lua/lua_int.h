@@ -83,7 +83,6 @@ struct lstate {
     int ctx_cur;          /* registry ref: the current call's ctx, or none */
     hf_ctx *c;            /* the current call's, or NULL */
     hf_buf buf;           /* scratch for packing */
-    msgpack_zone zone;    /* scratch for unpacking */
 };
 
 struct hf_lua {

@@ -277,16 +277,9 @@ setup(lua_State *L)
     lua_setfield(L, base, "os");
     lua_pop(L, 1); /* the real os */
 
-    /* The globals: empty, reading from base, refusing writes. */
-    lua_newtable(L);
-    lua_createtable(L, 0, 3);
+    /* The globals: a read-only proxy of base, like the libraries. */
     lua_pushvalue(L, base);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, sb_readonly);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
+    proxy(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, base, "_G");
     lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
@@ -334,9 +327,7 @@ hf__lua_state_new(hf_lua *reg)
     s->reg = reg;
     s->cap = (size_t)reg->cfg.memory_mb << 20;
     s->budget = (uint64_t)reg->cfg.budget;
-    msgpack_zone_init(&s->zone, 4096);
     if (new_lua(s) == NULL) {
-        msgpack_zone_destroy(&s->zone);
         free(s);
         return NULL;
     }
@@ -363,7 +354,6 @@ hf__lua_state_free(struct lstate *s)
     kds_free(s);
     hf__lua_snap_unref(s->snap);
     hf_buf_free(&s->buf);
-    msgpack_zone_destroy(&s->zone);
     free(s);
 }
 

@@ -178,9 +178,23 @@ int
 hf_lua_pack(lua_State *L, int idx, msgpack_packer *pk, const char *root,
             char *err, size_t errlen)
 {
-    struct path p = {.root = root};
+    struct path p; /* at[] is filled as it goes: no need to clear it */
 
+    p.root = root;
+    p.depth = 0;
     return pack(L, idx, pk, &p, err, errlen);
+}
+
+/* t[k] = v for the table, key and value on top (pops k and v); a key
+ * Lua cannot hold (nil, NaN) drops the entry. Both readers use it. */
+static void
+map_set(lua_State *L)
+{
+    if (lua_isnil(L, -2) || (lua_type(L, -2) == LUA_TNUMBER &&
+                             isnan((double)lua_tonumber(L, -2))))
+        lua_pop(L, 2);
+    else
+        lua_rawset(L, -3);
 }
 
 static int
@@ -244,12 +258,7 @@ push(lua_State *L, const msgpack_object *o, int depth)
             lua_pop(L, 2);
             return HF_EBADREQ;
         }
-        if (lua_isnil(L, -2) ||
-            (lua_type(L, -2) == LUA_TNUMBER &&
-             isnan((double)lua_tonumber(L, -2))))
-            lua_pop(L, 2); /* not a possible Lua key */
-        else
-            lua_rawset(L, -3);
+        map_set(L);
     }
     return 0;
 }
@@ -262,18 +271,96 @@ hf_lua_push(lua_State *L, const msgpack_object *o)
     return push(L, o, 0);
 }
 
-int
-hf_lua_push_bytes(lua_State *L, const void *data, size_t len,
-                  msgpack_zone *zone)
+/* Pushes the object at *pp, read with the core's header reader: no
+ * zone, nothing built but the Lua value. */
+static int
+push_mp(lua_State *L, const unsigned char **pp, const unsigned char *end,
+        int depth)
 {
-    msgpack_object o;
-    size_t off = 0;
-    int rv;
+    hf_mp_hdr h;
+    uint64_t n;
 
-    msgpack_zone_clear(zone);
-    if (len == 0 || hf_unpack_next(data, len, &off, zone, &o) != 0)
+    if (hf_mp_read_hdr(pp, end, &h) != 0)
         return HF_EBADREQ;
-    rv = hf_lua_push(L, &o);
-    msgpack_zone_clear(zone);
-    return rv;
+    switch (h.type) {
+    case MSGPACK_OBJECT_NIL:
+        lua_pushnil(L);
+        return 0;
+    case MSGPACK_OBJECT_BOOLEAN:
+        lua_pushboolean(L, h.n != 0);
+        return 0;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (h.n <= (uint64_t)LUA_MAXINTEGER)
+            lua_pushinteger(L, (lua_Integer)h.n);
+        else
+            lua_pushnumber(L, (lua_Number)h.n);
+        return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        lua_pushinteger(L, (lua_Integer)h.i);
+        return 0;
+    case MSGPACK_OBJECT_FLOAT32: {
+        uint32_t b = hf_get_be32(h.body);
+        float f;
+        memcpy(&f, &b, 4);
+        lua_pushnumber(L, (lua_Number)f);
+        return 0;
+    }
+    case MSGPACK_OBJECT_FLOAT64: {
+        uint64_t b = hf_get_be64(h.body);
+        double d;
+        memcpy(&d, &b, 8);
+        lua_pushnumber(L, (lua_Number)d);
+        return 0;
+    }
+    case MSGPACK_OBJECT_STR:
+    case MSGPACK_OBJECT_BIN:
+        lua_pushlstring(L, h.body, h.len);
+        return 0;
+    case MSGPACK_OBJECT_ARRAY:
+    case MSGPACK_OBJECT_MAP:
+        break;
+    default:
+        return HF_EBADREQ;
+    }
+    if (depth >= HF_LUA_DEPTH || !lua_checkstack(L, 4))
+        return HF_EBADREQ;
+    n = h.n;
+    if (h.type == MSGPACK_OBJECT_ARRAY) {
+        lua_createtable(L, (int)(n > 1024 ? 1024 : n), 0);
+        for (uint64_t i = 0; i < n; i++) {
+            if (push_mp(L, pp, end, depth + 1) != 0) {
+                lua_pop(L, 1);
+                return HF_EBADREQ;
+            }
+            lua_rawseti(L, -2, (lua_Integer)i + 1); /* nil: a hole */
+        }
+        return 0;
+    }
+    lua_createtable(L, 0, (int)(n > 1024 ? 1024 : n));
+    for (uint64_t i = 0; i < n; i++) {
+        if (push_mp(L, pp, end, depth + 1) != 0) {
+            lua_pop(L, 1);
+            return HF_EBADREQ;
+        }
+        if (push_mp(L, pp, end, depth + 1) != 0) {
+            lua_pop(L, 2);
+            return HF_EBADREQ;
+        }
+        map_set(L);
+    }
+    return 0;
+}
+
+int
+hf_lua_push_bytes(lua_State *L, const void *data, size_t len)
+{
+    const unsigned char *p = data, *end = p + len;
+
+    if (!lua_checkstack(L, 4) || push_mp(L, &p, end, 0) != 0)
+        return HF_EBADREQ;
+    if (p != end) { /* more than one object */
+        lua_pop(L, 1);
+        return HF_EBADREQ;
+    }
+    return 0;
 }

@@ -46,9 +46,9 @@ int hf_lua_pack(lua_State *L, int idx, msgpack_packer *pk, const char *root,
  * Lua memory error. */
 int hf_lua_push(lua_State *L, const msgpack_object *o);
 
-/* Pushes the value of the msgpack bytes (one object). zone is scratch,
- * cleared here. Returns 0, or HF_EBADREQ (nothing pushed). */
-int hf_lua_push_bytes(lua_State *L, const void *data, size_t len,
-                      msgpack_zone *zone);
+/* Pushes the value of the msgpack bytes (exactly one object), read with
+ * the core's reader (core/mp.h), same rules. Returns 0, or HF_EBADREQ
+ * (nothing pushed). May raise a Lua memory error. */
+int hf_lua_push_bytes(lua_State *L, const void *data, size_t len);
 
 #endif

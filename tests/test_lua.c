@@ -1,8 +1,9 @@
 /*
  * test_lua.c - Lua kinds (lua/): the ctx binding, values, errors and
  * rollback, the sandbox and its limits, roles, loading and reload, and
- * `holdfast test` itself. Each kind here is a file written into a
- * temporary folder and served by a real host (harness.c).
+ * (`holdfast test` itself is in test_lua_e2e.c). Each kind here is a
+ * file written into a temporary folder and served by a real host
+ * (harness.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "actors/kinds.h"
@@ -426,7 +426,6 @@ test_values_depth_bounded(void **state)
     hf_buf b = {0};
     msgpack_packer pk;
     char err[200];
-    msgpack_zone z;
 
     (void)state;
     msgpack_packer_init(&pk, &b, hf_buf_mpwrite);
@@ -449,10 +448,8 @@ test_values_depth_bounded(void **state)
     for (int i = 0; i < 40; i++)
         msgpack_pack_array(&pk, 1);
     msgpack_pack_nil(&pk);
-    msgpack_zone_init(&z, 1024);
-    assert_int_equal(hf_lua_push_bytes(L, b.data, b.len, &z), HF_EBADREQ);
+    assert_int_equal(hf_lua_push_bytes(L, b.data, b.len), HF_EBADREQ);
     assert_int_equal(lua_gettop(L), 0);
-    msgpack_zone_destroy(&z);
     hf_buf_free(&b);
     lua_close(L);
 }
@@ -819,127 +816,6 @@ test_reload_swaps_keeps_and_removes(void **state)
     kdir_free(&d);
 }
 
-/* ---- holdfast test ---- */
-
-/* Runs `holdfast test --kinds dir file` and returns its exit status, with
- * its output in out. */
-static int
-run_test_cmd(const char *dir, const char *file, char *out, size_t size)
-{
-    char cmd[1200];
-    FILE *p;
-    size_t n;
-    int st;
-
-    snprintf(cmd, sizeof(cmd), "'%s' test --kinds '%s' %s%s%s 2>&1",
-             HF_HOLDFAST_BIN, dir, *file ? "'" : "", file, *file ? "'" : "");
-    assert_non_null(p = popen(cmd, "r"));
-    n = fread(out, 1, size - 1, p);
-    out[n] = '\0';
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static const char auc_kind[] =
-    "return {\n"
-    "  _roles = {close = {'admin'}},\n"
-    "  open = function(ctx, a)\n"
-    "    ctx:set_alarm('close', ctx:now() + 60000, {why = 'time'})\n"
-    "  end,\n"
-    "  bid = function(ctx, a)\n"
-    "    local best = ctx:get('best')\n"
-    "    if best and best.amount >= a.amount then\n"
-    "      error({code = 'conflict', message = 'too low'})\n"
-    "    end\n"
-    "    ctx:put('best', {amount = a.amount, who = ctx.caller.sub})\n"
-    "    return ctx:emit('bid', {amount = a.amount})\n"
-    "  end,\n"
-    "  close = function(ctx) return true end,\n"
-    "  state = function(ctx) return ctx:get('closed') end,\n"
-    "  _alarm = function(ctx, name, data)\n"
-    "    ctx:put('closed', data.why)\n"
-    "    local b = ctx:get('best')\n"
-    "    ctx:send('user/' .. b.who, 'notify',\n"
-    "             {title = 'won', message = 'm', priority = 'low'})\n"
-    "  end,\n"
-    "}\n";
-
-static const char auc_pass[] =
-    "test('bids', function(t)\n"
-    "  t:call('auc/x', 'open')\n"
-    "  t:eq(t:call('auc/x', 'bid', {amount = 5}, {sub = 'kim'}), 1)\n"
-    "  local e = t:call_error('auc/x', 'bid', {amount = 4}, {sub = 'bob'})\n"
-    "  t:eq(e, {code = 'conflict', message = 'too low'})\n"
-    "  t:eq(t:call_error('auc/x', 'close').code, 'forbidden')\n"
-    "  t:ok(t:call('auc/x', 'close', nil, {sub = 'a', role = 'admin'}))\n"
-    "  local ok, err = pcall(t.call, t, 'auc/x', 'bid', {amount = 1})\n"
-    "  t:eq(err.code, 'conflict')\n"
-    "  t:eq(#t:events('auc/x', 0), 1)\n"
-    "end)\n"
-    "test('closes at its time and tells the winner', function(t)\n"
-    "  local n = t:now()\n"
-    "  t:eq(t:call('auc/x', 'state'), nil)\n"
-    "  t:advance(60000)\n"
-    "  t:eq(t:now(), n + 60000)\n"
-    "  t:eq(t:call('auc/x', 'state'), 'time')\n"
-    "  local inbox = t:call('user/kim', 'list', {}, {sub = 'kim'})\n"
-    "  t:eq(inbox.items[1].title, 'won')\n"
-    "end)\n"
-    "test('restart keeps the state', function(t)\n"
-    "  t:restart('auc/x')\n"
-    "  t:eq(t:call('auc/x', 'state'), 'time')\n"
-    "end)\n";
-
-static const char auc_fail[] =
-    "test('passes', function(t) t:ok(true) end)\n"
-    "test('unequal', function(t)\n"
-    "  t:eq({a = {1, 2}}, {a = {1, 3}})\n"
-    "end)\n"
-    "test('uncaught call error', function(t)\n"
-    "  t:call('auc/y', 'nope')\n"
-    "end)\n"
-    "test('not ok', function(t) t:ok(false, 'it was false') end)\n"
-    "test('a call that should fail', function(t)\n"
-    "  t:call_error('auc/y', 'open')\n"
-    "end)\n";
-
-static void
-test_holdfast_test_runner(void **state)
-{
-    struct kdir d;
-    char out[8192], file[400];
-
-    (void)state;
-    kdir_new(&d);
-    kdir_put(&d, "auc.lua", auc_kind);
-    kdir_put(&d, "pass_test.lua", auc_pass);
-    kdir_put(&d, "fail_test.lua", auc_fail);
-    snprintf(file, sizeof(file), "%s/pass_test.lua", d.path);
-    if (run_test_cmd(d.path, file, out, sizeof(out)) != 0)
-        fail_msg("the passing file failed:\n%s", out);
-    assert_string_equal(out, "ok - bids\n"
-                             "ok - closes at its time and tells the winner\n"
-                             "ok - restart keeps the state\n"
-                             "3 passed, 0 failed\n");
-    snprintf(file, sizeof(file), "%s/fail_test.lua", d.path);
-    assert_int_equal(run_test_cmd(d.path, file, out, sizeof(out)), 1);
-    th_has(out, "ok - passes\n");
-    th_has(out, "FAIL - unequal: not equal: {a = {1, 2}} vs {a = {1, 3}} (");
-    th_has(out, "fail_test.lua:3)\n");
-    th_has(out, "FAIL - uncaught call error: not_found: kind 'auc' has no "
-                "method 'nope' (");
-    th_has(out, "fail_test.lua:6)\n");
-    th_has(out, "FAIL - not ok: it was false (");
-    th_has(out, "FAIL - a call that should fail: auc/y.open succeeded (null)");
-    assert_non_null(strstr(out, "1 passed, 4 failed\n"));
-    assert_string_equal(strstr(out, "1 passed, 4 failed\n"),
-                        "1 passed, 4 failed\n");
-    /* no FILES: every *_test.lua of the folder */
-    assert_int_equal(run_test_cmd(d.path, "", out, sizeof(out)), 1);
-    th_has(out, "4 passed, 4 failed\n");
-    kdir_free(&d);
-}
-
 int
 main(void)
 {
@@ -957,7 +833,6 @@ main(void)
         cmocka_unit_test(test_roles_checked),
         cmocka_unit_test(test_load_errors_refuse_start),
         cmocka_unit_test(test_reload_swaps_keeps_and_removes),
-        cmocka_unit_test(test_holdfast_test_runner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * and HTTP, across kill -9 (every acknowledged increment is there after
  * the restart), and across SIGHUP (a broken file keeps the old code and
  * is logged as file:line; a removed file is not_found; a file that does
- * not load refuses the start).
+ * not load refuses the start); and `holdfast test` on a passing and a
+ * failing test file (its lines and exit status).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -243,12 +244,141 @@ test_sighup_reload(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- holdfast test ---- */
+
+static void
+has(const char *out, const char *frag)
+{
+    if (strstr(out, frag) == NULL)
+        fail_msg("'%s' not in:\n%s", frag, out);
+}
+
+/* Runs `holdfast test --kinds dir file` and returns its exit status, with
+ * its output in out. */
+static int
+run_test_cmd(const char *dir, const char *file, char *out, size_t size)
+{
+    char cmd[1200];
+    FILE *p;
+    size_t n;
+    int st;
+
+    snprintf(cmd, sizeof(cmd), "'%s' test --kinds '%s' %s%s%s 2>&1",
+             HF_HOLDFAST_BIN, dir, *file ? "'" : "", file, *file ? "'" : "");
+    assert_non_null(p = popen(cmd, "r"));
+    n = fread(out, 1, size - 1, p);
+    out[n] = '\0';
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char auc_kind[] =
+    "return {\n"
+    "  _roles = {close = {'admin'}},\n"
+    "  open = function(ctx, a)\n"
+    "    ctx:set_alarm('close', ctx:now() + 60000, {why = 'time'})\n"
+    "  end,\n"
+    "  bid = function(ctx, a)\n"
+    "    local best = ctx:get('best')\n"
+    "    if best and best.amount >= a.amount then\n"
+    "      error({code = 'conflict', message = 'too low'})\n"
+    "    end\n"
+    "    ctx:put('best', {amount = a.amount, who = ctx.caller.sub})\n"
+    "    return ctx:emit('bid', {amount = a.amount})\n"
+    "  end,\n"
+    "  close = function(ctx) return true end,\n"
+    "  state = function(ctx) return ctx:get('closed') end,\n"
+    "  _alarm = function(ctx, name, data)\n"
+    "    ctx:put('closed', data.why)\n"
+    "    local b = ctx:get('best')\n"
+    "    ctx:send('user/' .. b.who, 'notify',\n"
+    "             {title = 'won', message = 'm', priority = 'low'})\n"
+    "  end,\n"
+    "}\n";
+
+static const char auc_pass[] =
+    "test('bids', function(t)\n"
+    "  t:call('auc/x', 'open')\n"
+    "  t:eq(t:call('auc/x', 'bid', {amount = 5}, {sub = 'kim'}), 1)\n"
+    "  local e = t:call_error('auc/x', 'bid', {amount = 4}, {sub = 'bob'})\n"
+    "  t:eq(e, {code = 'conflict', message = 'too low'})\n"
+    "  t:eq(t:call_error('auc/x', 'close').code, 'forbidden')\n"
+    "  t:ok(t:call('auc/x', 'close', nil, {sub = 'a', role = 'admin'}))\n"
+    "  local ok, err = pcall(t.call, t, 'auc/x', 'bid', {amount = 1})\n"
+    "  t:eq(err.code, 'conflict')\n"
+    "  t:eq(#t:events('auc/x', 0), 1)\n"
+    "end)\n"
+    "test('closes at its time and tells the winner', function(t)\n"
+    "  local n = t:now()\n"
+    "  t:eq(t:call('auc/x', 'state'), nil)\n"
+    "  t:advance(60000)\n"
+    "  t:eq(t:now(), n + 60000)\n"
+    "  t:eq(t:call('auc/x', 'state'), 'time')\n"
+    "  local inbox = t:call('user/kim', 'list', {}, {sub = 'kim'})\n"
+    "  t:eq(inbox.items[1].title, 'won')\n"
+    "end)\n"
+    "test('restart keeps the state', function(t)\n"
+    "  t:restart('auc/x')\n"
+    "  t:eq(t:call('auc/x', 'state'), 'time')\n"
+    "end)\n";
+
+static const char auc_fail[] =
+    "test('passes', function(t) t:ok(true) end)\n"
+    "test('unequal', function(t)\n"
+    "  t:eq({a = {1, 2}}, {a = {1, 3}})\n"
+    "end)\n"
+    "test('uncaught call error', function(t)\n"
+    "  t:call('auc/y', 'nope')\n"
+    "end)\n"
+    "test('not ok', function(t) t:ok(false, 'it was false') end)\n"
+    "test('a call that should fail', function(t)\n"
+    "  t:call_error('auc/y', 'open')\n"
+    "end)\n";
+
+static void
+test_holdfast_test_runner(void **state)
+{
+    char dir[300], kinds[320], out[8192], file[400], cmd[400];
+
+    (void)state;
+    new_dirs(dir, sizeof(dir), kinds, sizeof(kinds));
+    put_file(kinds, "auc.lua", auc_kind);
+    put_file(kinds, "pass_test.lua", auc_pass);
+    put_file(kinds, "fail_test.lua", auc_fail);
+    snprintf(file, sizeof(file), "%s/pass_test.lua", kinds);
+    if (run_test_cmd(kinds, file, out, sizeof(out)) != 0)
+        fail_msg("the passing file failed:\n%s", out);
+    assert_string_equal(out, "ok - bids\n"
+                             "ok - closes at its time and tells the winner\n"
+                             "ok - restart keeps the state\n"
+                             "3 passed, 0 failed\n");
+    snprintf(file, sizeof(file), "%s/fail_test.lua", kinds);
+    assert_int_equal(run_test_cmd(kinds, file, out, sizeof(out)), 1);
+    has(out, "ok - passes\n");
+    has(out, "FAIL - unequal: not equal: {a = {1, 2}} vs {a = {1, 3}} (");
+    has(out, "fail_test.lua:3)\n");
+    has(out, "FAIL - uncaught call error: not_found: kind 'auc' has no "
+                "method 'nope' (");
+    has(out, "fail_test.lua:6)\n");
+    has(out, "FAIL - not ok: it was false (");
+    has(out, "FAIL - a call that should fail: auc/y.open succeeded (null)");
+    assert_non_null(strstr(out, "1 passed, 4 failed\n"));
+    assert_string_equal(strstr(out, "1 passed, 4 failed\n"),
+                        "1 passed, 4 failed\n");
+    /* no FILES: every *_test.lua of the folder */
+    assert_int_equal(run_test_cmd(kinds, "", out, sizeof(out)), 1);
+    has(out, "4 passed, 4 failed\n");
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counter_survives_kill9),
         cmocka_unit_test(test_sighup_reload),
+        cmocka_unit_test(test_holdfast_test_runner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * cap, both ways.
  *
  * The first byte picks the mode, the rest is its input:
- *  - even: msgpack bytes into Lua (hf_lua_push_bytes), then back out
+ *  - even: msgpack bytes into Lua (hf_lua_push_bytes, and msgpack-c's
+ *    reader then hf_lua_push, which must agree), then back out
  *    (hf_lua_pack). Pushing never leaves the stack unbalanced; when the
  *    value packs again, the bytes are one well-formed object at most 33
  *    levels deep, and pushing and packing those gives the same object
@@ -107,7 +108,7 @@ pack_and_check(lua_State *L)
     FZ_CHECK(hf_mp_check(b1.data, b1.len, HF_LUA_DEPTH + 1, NULL) == b1.len);
     msgpack_zone_init(&z1, 1024);
     msgpack_zone_init(&z2, 1024);
-    FZ_CHECK(hf_lua_push_bytes(L, b1.data, b1.len, &z1) == 0);
+    FZ_CHECK(hf_lua_push_bytes(L, b1.data, b1.len) == 0);
     msgpack_packer_init(&pk, &b2, hf_buf_mpwrite);
     FZ_CHECK(hf_lua_pack(L, -1, &pk, "again", err, sizeof(err)) == 0);
     lua_pop(L, 1);
@@ -121,19 +122,53 @@ pack_and_check(lua_State *L)
     hf_buf_free(&b2);
 }
 
+/* The bytes read by the core's reader (hf_lua_push_bytes) and by
+ * msgpack-c (hf_unpack_next, then hf_lua_push) must give the same value
+ * when both take them. */
 static int
 from_msgpack(lua_State *L)
 {
     struct in *in = lua_touserdata(L, 1);
     msgpack_zone z;
-    int top = lua_gettop(L), rv;
+    msgpack_object o;
+    size_t off = 0;
+    int top = lua_gettop(L), rv, rv2 = -1;
 
-    msgpack_zone_init(&z, 1024);
-    rv = hf_lua_push_bytes(L, in->p, in->n, &z);
-    msgpack_zone_destroy(&z);
+    rv = hf_lua_push_bytes(L, in->p, in->n);
     FZ_CHECK(lua_gettop(L) == top + (rv == 0));
-    if (rv == 0)
-        pack_and_check(L);
+    if (rv != 0)
+        return 0;
+    msgpack_zone_init(&z, 1024);
+    if (hf_unpack_next(in->p, in->n, &off, &z, &o) == 0 && off == in->n)
+        rv2 = hf_lua_push(L, &o);
+    msgpack_zone_destroy(&z);
+    if (rv2 == 0) {
+        hf_buf a = {0}, b = {0};
+        msgpack_packer pa, pb;
+        char err[200];
+        int ra, rb;
+        msgpack_packer_init(&pa, &a, hf_buf_mpwrite);
+        msgpack_packer_init(&pb, &b, hf_buf_mpwrite);
+        ra = hf_lua_pack(L, -2, &pa, "a", err, sizeof(err));
+        rb = hf_lua_pack(L, -1, &pb, "a", err, sizeof(err));
+        FZ_CHECK(ra == rb);
+        if (ra == 0) {
+            msgpack_zone za, zb;
+            msgpack_object oa, ob;
+            size_t x = 0, y = 0;
+            msgpack_zone_init(&za, 1024);
+            msgpack_zone_init(&zb, 1024);
+            FZ_CHECK(hf_unpack_next(a.data, a.len, &x, &za, &oa) == 0);
+            FZ_CHECK(hf_unpack_next(b.data, b.len, &y, &zb, &ob) == 0);
+            FZ_CHECK(same(&oa, &ob));
+            msgpack_zone_destroy(&za);
+            msgpack_zone_destroy(&zb);
+        }
+        hf_buf_free(&a);
+        hf_buf_free(&b);
+        lua_pop(L, 1);
+    }
+    pack_and_check(L);
     return 0;
 }
 
