@@ -31,6 +31,19 @@
  *                    acknowledged - possible only for calls whose answer
  *                    was lost with a dead connection, else FAIL.
  * The devices' names carry a tag new to the run, so they start empty.
+ *
+ * --timeslot runs the same race on the Lua kind timeslot (examples/kinds,
+ * served with --kinds): actor d is timeslot/bk<d>.<tag>, a timeline of S
+ * units of a minute an hour ahead, and a call books units [j, j + L) for
+ * L of 1 or 2, so attempts overlap partly as well as wholly. Each call
+ * books for one of TS_USERS users of its connection, drawn at random, so
+ * that the kind's per-user limit (3 active bookings) seldom decides and
+ * overlaps do. A booking
+ * is remembered once per unit it covers, with its id in place of the
+ * user (ids are unique per actor, so a unit acknowledged to two bookings
+ * is a double booking even for one user), and the read-back (timeslot
+ * list, at most TS_SLOTS_MAX bookings per actor in one answer) marks the
+ * units each booking holds. The verdicts are the same three.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -54,11 +67,18 @@
  * slots answers with 2 MB): one at a time, so the replies stay under the
  * server's --outbuf-max. */
 #define BK_READ_WINDOW 1
+#define TS_SLOTS_MAX   100   /* timeslot list's default page */
+#define TS_UNIT_MS     60000 /* a unit of the timeline */
+#define TS_LEN_SHIFT   24    /* sent_aux = j | L << TS_LEN_SHIFT */
+#define TS_USERS       1000  /* users per connection (the per-user limit) */
 
 /* The run's read-only part (crun.wl_arg). */
 struct bk {
     uint32_t ndev, nslots;
     const struct name *devs;
+    int timeslot;
+    long long t0;                /* timeslot: ms of unit 0 */
+    const char *unit, *holder;   /* for messages: "slot s", "u" */
 };
 
 struct win {
@@ -115,6 +135,78 @@ bk_put(struct caller *c, struct cconn *k, uint32_t s, uint64_t id)
     return d;
 }
 
+/* timeslot.book {start, end, user} of units [j, j + L). */
+static uint32_t
+ts_put(struct caller *c, struct cconn *k, uint32_t s, uint64_t id)
+{
+    const struct bk *b = c->r->wl_arg;
+    uint32_t d = (uint32_t)(wb_rnd(&c->rng) % b->ndev);
+    uint32_t j = (uint32_t)(wb_rnd(&c->rng) % b->nslots);
+    uint32_t len = 1 + (uint32_t)(wb_rnd(&c->rng) % 2);
+    long long start = b->t0 + (long long)j * TS_UNIT_MS;
+    char tmp[NAME_CAP + 200];
+    int n;
+
+    if (j + len > b->nslots)
+        len = 1;
+    k->sent_actor[s] = d;
+    k->sent_aux[s] = j | len << TS_LEN_SHIFT;
+    n = snprintf(tmp, sizeof(tmp),
+                 "%s{\"op\":\"call\",\"id\":%" PRIu64
+                 ",\"to\":\"%s\",\"method\":\"book\",\"args\":{"
+                 "\"start\":%lld,\"end\":%lld,\"user\":\"u%u\"}}",
+                 c->frame.len && !c->r->t->msgpack ? "\n" : "", id,
+                 b->devs[d].s, start, start + (long long)len * TS_UNIT_MS,
+                 k->idx * TS_USERS + (uint32_t)(wb_rnd(&c->rng) % TS_USERS));
+    if (c->r->t->msgpack)
+        hf_json_to_mp(tmp, (size_t)n, &c->frame);
+    else
+        hf_buf_append(&c->frame, tmp, (size_t)n);
+    return d;
+}
+
+static int
+remember(struct bkthr *w, struct win e)
+{
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 65536;
+        struct win *v = realloc(w->v, cap * sizeof(*v));
+        if (v == NULL) {
+            w->oom = 1;
+            return -1;
+        }
+        w->v = v;
+        w->cap = cap;
+    }
+    w->v[w->n++] = e;
+    return 0;
+}
+
+/* A won booking: one win per unit, holder = its id. */
+static int
+ts_reply(struct caller *c, struct cconn *k, uint32_t s, const struct smsg *m)
+{
+    uint32_t j = k->sent_aux[s] & ((1u << TS_LEN_SHIFT) - 1);
+    uint32_t len = k->sent_aux[s] >> TS_LEN_SHIFT;
+    json_t *res;
+    json_int_t id;
+
+    if (!m->ok)
+        return m->err == HF_ECONFLICT ? WR_REFUSED : WR_ERROR;
+    res = wb_result_json(m);
+    id = json_integer_value(json_object_get(res, "id"));
+    json_decref(res);
+    if (id <= 0 || id >= UINT32_MAX)
+        return WR_ERROR;
+    for (uint32_t x = 0; x < len; x++)
+        if (remember(c->wl_state,
+                     (struct win){k->sent_actor[s], j + x, (uint32_t)id}))
+            break;
+    return WR_OK;
+}
+
+static const struct wload ts_load = {.put = ts_put, .reply = ts_reply};
+
 static int
 bk_reply(struct caller *c, struct cconn *k, uint32_t s, const struct smsg *m)
 {
@@ -122,17 +214,7 @@ bk_reply(struct caller *c, struct cconn *k, uint32_t s, const struct smsg *m)
 
     if (!m->ok)
         return m->err == HF_ECONFLICT ? WR_REFUSED : WR_ERROR;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 65536;
-        struct win *v = realloc(w->v, cap * sizeof(*v));
-        if (v == NULL) {
-            w->oom = 1;
-            return WR_OK;
-        }
-        w->v = v;
-        w->cap = cap;
-    }
-    w->v[w->n++] = (struct win){k->sent_actor[s], k->sent_aux[s], k->idx};
+    remember(w, (struct win){k->sent_actor[s], k->sent_aux[s], k->idx});
     return WR_OK;
 }
 
@@ -253,6 +335,47 @@ got_device(void *arg, uint32_t d, const struct smsg *m)
     return 0;
 }
 
+/* timeslot.list: {bookings: [{id, start, end, user}...], more}. Each
+ * booking marks the units it covers with its id. */
+static int
+got_slots(void *arg, uint32_t d, const struct smsg *m)
+{
+    struct readback *rb = arg;
+    const struct bk *b = rb->b;
+    json_t *res = wb_result_json(m), *bs, *x;
+    size_t i;
+
+    if (!json_is_array(bs = json_object_get(res, "bookings")) ||
+        !json_is_false(json_object_get(res, "more"))) {
+        json_decref(res);
+        return -1;
+    }
+    json_array_foreach(bs, i, x)
+    {
+        json_int_t id = json_integer_value(json_object_get(x, "id"));
+        long long s0 = json_integer_value(json_object_get(x, "start")) - b->t0;
+        long long s1 = json_integer_value(json_object_get(x, "end")) - b->t0;
+        const char *user = json_string_value(json_object_get(x, "user"));
+
+        rb->reservations++;
+        if (id <= 0 || id >= UINT32_MAX || user == NULL ||
+            parse_num(user, strlen(user), 'u', UINT32_MAX - 1) < 0 || s0 < 0 ||
+            s1 <= s0 || s0 % TS_UNIT_MS || s1 % TS_UNIT_MS ||
+            s1 / TS_UNIT_MS > b->nslots) {
+            rb->foreign++;
+            continue;
+        }
+        for (long long j = s0 / TS_UNIT_MS; j < s1 / TS_UNIT_MS; j++) {
+            uint32_t *h = &rb->held[(uint64_t)d * b->nslots + (uint64_t)j];
+            if (*h != 0)
+                rb->dup++;
+            *h = (uint32_t)id + 1;
+        }
+    }
+    json_decref(res);
+    return 0;
+}
+
 /* --tamper, for the test suite: cancels the first acknowledged booking
  * (auth off: every caller is admin) through a connection of its own, so
  * that the read-back must find it lost. Proves the verdict can fail. */
@@ -274,10 +397,16 @@ tamper(const struct target *t, const struct bk *b, struct caller **cl, int n)
         return HF_ENOTFOUND;
     if ((rv = wb_dial(BOOKING, t, 0, 1, &ws)) != 0)
         return rv;
-    len = snprintf(tmp, sizeof(tmp),
-                   "{\"op\":\"call\",\"id\":1,\"to\":\"%s\",\"method\":"
-                   "\"cancel\",\"args\":{\"slot\":\"s%u\"}}",
-                   b->devs[e->d].s, e->j);
+    if (b->timeslot)
+        len = snprintf(tmp, sizeof(tmp),
+                       "{\"op\":\"call\",\"id\":1,\"to\":\"%s\",\"method\":"
+                       "\"cancel\",\"args\":{\"id\":%u}}",
+                       b->devs[e->d].s, e->u);
+    else
+        len = snprintf(tmp, sizeof(tmp),
+                       "{\"op\":\"call\",\"id\":1,\"to\":\"%s\",\"method\":"
+                       "\"cancel\",\"args\":{\"slot\":\"s%u\"}}",
+                       b->devs[e->d].s, e->j);
     /* JSON even on a msgpack connection would be refused: convert. */
     if (t->msgpack)
         rv = hf_json_to_mp(tmp, (size_t)len, &frame);
@@ -294,14 +423,18 @@ tamper(const struct target *t, const struct bk *b, struct caller **cl, int n)
             break;
         }
         if (rx.len > 0 && (memmem(rx.data, rx.len, "reply", 5) != NULL)) {
-            if (memmem(rx.data, rx.len, "cancelled", 9) == NULL)
+            /* What only a success answers with: device's state, the
+             * cancelled booking's start. */
+            const char *mark = b->timeslot ? "start" : "cancelled";
+            if (memmem(rx.data, rx.len, mark, strlen(mark)) == NULL)
                 rv = HF_EBADREQ;
             break;
         }
     }
-    printf("%s: --tamper: cancelled %s slot s%u behind the bench's back "
+    printf("%s: --tamper: cancelled %s %s%u behind the bench's back "
            "(%s)\n",
-           BOOKING, b->devs[e->d].s, e->j, rv ? hf_err_name(rv) : "ok");
+           BOOKING, b->devs[e->d].s, b->unit, e->j,
+           rv ? hf_err_name(rv) : "ok");
     hf_ws_close(ws);
     hf_buf_free(&frame);
     hf_buf_free(&rx);
@@ -346,21 +479,23 @@ judge(const struct bk *b, struct caller **cl, int n, uint32_t *held,
             } else if (!twice[cell]) {
                 twice[cell] = 1;
                 if (v->double_bookings++ < SHOW)
-                    printf("verify: FAIL (%s slot s%u acknowledged to u%u "
-                           "and to u%u)\n",
-                           b->devs[e->d].s, e->j, acked[cell] - 1, e->u);
+                    printf("verify: FAIL (%s %s%u acknowledged to %s%u "
+                           "and to %s%u)\n",
+                           b->devs[e->d].s, b->unit, e->j, b->holder,
+                           acked[cell] - 1, b->holder, e->u);
             }
             if (held[cell] != e->u + 1) {
                 if (v->lost_acks++ >= SHOW)
                     ;
                 else if (held[cell] == 0)
-                    printf("verify: FAIL (%s slot s%u acknowledged to u%u, "
+                    printf("verify: FAIL (%s %s%u acknowledged to %s%u, "
                            "held by nobody)\n",
-                           b->devs[e->d].s, e->j, e->u);
+                           b->devs[e->d].s, b->unit, e->j, b->holder, e->u);
                 else
-                    printf("verify: FAIL (%s slot s%u acknowledged to u%u, "
-                           "held by u%u)\n",
-                           b->devs[e->d].s, e->j, e->u, held[cell] - 1);
+                    printf("verify: FAIL (%s %s%u acknowledged to %s%u, "
+                           "held by %s%u)\n",
+                           b->devs[e->d].s, b->unit, e->j, b->holder, e->u,
+                           b->holder, held[cell] - 1);
             }
         }
     }
@@ -375,9 +510,14 @@ static int
 run_booking(const struct wopts *o, const struct target *t, int durability,
             struct hf_bench_result *res)
 {
-    struct bk b = {.ndev = (uint32_t)o->actors, .nslots = (uint32_t)o->slots};
+    struct bk b = {.ndev = (uint32_t)o->actors,
+                   .nslots = (uint32_t)o->slots,
+                   .timeslot = o->timeslot,
+                   .t0 = (hf_now_ms() / TS_UNIT_MS + 60) * TS_UNIT_MS,
+                   .unit = o->timeslot ? "unit " : "slot s",
+                   .holder = o->timeslot ? "booking " : "u"};
     struct crun r = {.cmd = BOOKING,
-                     .wl = &bk_load,
+                     .wl = o->timeslot ? &ts_load : &bk_load,
                      .wl_arg = &b,
                      .t = t,
                      .nactors = b.ndev,
@@ -404,6 +544,12 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
                 BOOKING, (unsigned long long)BK_MAX_CELL);
         return HF_BENCH_USAGE;
     }
+    if (b.timeslot && b.nslots > TS_SLOTS_MAX) {
+        fprintf(stderr,
+                "holdfast-bench %s: --slots is at most %d with --timeslot\n",
+                BOOKING, TS_SLOTS_MAX);
+        return HF_BENCH_USAGE;
+    }
     res->scenario = BOOKING;
     res->actors = o->actors;
     res->durability = durability;
@@ -413,14 +559,17 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
     res->has_bookings = 1;
     if (r.rate > 0)
         r.rate /= nthreads; /* --rate is for all threads together */
-    if ((names = wb_make_names(b.ndev, "device/bk", tag, sizeof(tag))) == NULL)
+    if ((names = wb_make_names(b.ndev, b.timeslot ? "timeslot/bk" : "device/bk",
+                               tag, sizeof(tag))) == NULL)
         return HF_BENCH_FAIL;
     b.devs = names;
     r.names = names;
     printf("%s: %lld users (connections) over %d threads to %s (%s), window "
-           "%lld, %u devices device/bk<i>.%s x %u slots, ",
+           "%lld, %u %s/bk<i>.%s x %u %s, ",
            BOOKING, o->clients, nthreads, t->url,
-           t->msgpack ? "msgpack" : "JSON", o->window, b.ndev, tag, b.nslots);
+           t->msgpack ? "msgpack" : "JSON", o->window, b.ndev,
+           b.timeslot ? "timeslot" : "device", tag, b.nslots,
+           b.timeslot ? "units of a minute" : "slots");
     if (duration > 0)
         printf("%.1f s\n", duration);
     else
@@ -441,10 +590,13 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
     memcpy(res->errs, tot.errs, sizeof(res->errs));
     res->ops = tot.ok + tot.refused + tot.errors + tot.bad_value;
     hf_bench_result_fill(res, tot.lat, &sp.s0.m, &sp.s1.m);
-    printf("%s: %" PRIu64 " reservations acknowledged, %" PRIu64
-           " conflicts (slot already held), %" PRIu64
+    printf("%s: %" PRIu64 " %s acknowledged, %" PRIu64
+           " conflicts (%s), %" PRIu64
            " errors; %.0f decisions/s\n",
-           BOOKING, tot.ok, tot.refused, tot.errors,
+           BOOKING, tot.ok, b.timeslot ? "bookings" : "reservations",
+           tot.refused,
+           b.timeslot ? "overlap or the per-user limit" : "slot already held",
+           tot.errors,
            res->seconds > 0 ? (double)(tot.ok + tot.refused) / res->seconds
                             : 0.0);
 
@@ -460,8 +612,9 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
         ok = 0;
     if ((rb.held = calloc((uint64_t)b.ndev * b.nslots, sizeof(*rb.held))) ==
             NULL ||
-        wb_call_each(BOOKING, t, names, b.ndev, "get", BK_READ_WINDOW,
-                     got_device, &rb) != 0) {
+        wb_call_each(BOOKING, t, names, b.ndev, b.timeslot ? "list" : "get",
+                     BK_READ_WINDOW, b.timeslot ? got_slots : got_device,
+                     &rb) != 0) {
         ok = 0;
     } else {
         judge(&b, cl, nthreads, rb.held, &v);
@@ -482,12 +635,19 @@ run_booking(const struct wopts *o, const struct target *t, int durability,
                    v.phantoms);
             ok = 0;
         }
-        printf("%s: %" PRIu64 " double bookings, %" PRIu64
-               " lost acknowledged bookings (%" PRIu64 " acknowledged, %" PRIu64
-               " of them repeats by the holder; "
-               "the devices hold %" PRIu64 ")\n",
-               BOOKING, v.double_bookings, v.lost_acks, v.wins, v.dup_wins,
-               rb.reservations);
+        if (b.timeslot)
+            printf("%s: %" PRIu64 " doubly booked units, %" PRIu64
+                   " lost acknowledged units (%" PRIu64 " units acknowledged; "
+                   "the timelines hold %" PRIu64 " bookings)\n",
+                   BOOKING, v.double_bookings, v.lost_acks, v.wins,
+                   rb.reservations);
+        else
+            printf("%s: %" PRIu64 " double bookings, %" PRIu64
+                   " lost acknowledged bookings (%" PRIu64
+                   " acknowledged, %" PRIu64 " of them repeats by the holder; "
+                   "the devices hold %" PRIu64 ")\n",
+                   BOOKING, v.double_bookings, v.lost_acks, v.wins, v.dup_wins,
+                   rb.reservations);
     }
     res->verified = ok;
     hf_bench_extra(
@@ -539,6 +699,14 @@ booking_usage(FILE *out, const struct hf_bench_flag *f, size_t n)
           "bookings (every acknowledged slot held by its user) are required, "
           "and no slot\n"
           "may be held without an acknowledgement. Else FAIL, exit 1.\n"
+          "\n"
+          "--timeslot races on the Lua kind timeslot instead (serve with "
+          "--kinds\n"
+          "examples/kinds): timeslot/bk<i>.<tag> are timelines of S units "
+          "of a minute, and\n"
+          "a call books 1 or 2 units at random, so attempts overlap partly "
+          "or wholly.\n"
+          "Read back with timeslot.list, same verdicts.\n"
           "\n"
           "flags:\n",
           out);
@@ -599,9 +767,16 @@ hf_bench_booking(int argc, char **argv)
          .dst = &o.tamper,
          .help = "for tests: cancel one acknowledged booking before the "
                  "check, which must then FAIL"},
+        {.name = "timeslot",
+         .metavar = "",
+         .type = HF_BF_BOOL,
+         .dst = &o.timeslot,
+         .help = "race on the Lua kind timeslot (a server started with "
+                 "--kinds examples/kinds) for ranges of 1 or 2 units of "
+                 "S <= 100: timeslot.book {start, end, user}"},
     };
 
-    size_t n = 6;
+    size_t n = 7;
 
     wb_span_flags(f, &n, &o, "client threads (default: one per core)",
                   "make N reserve calls in all instead");

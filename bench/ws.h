@@ -225,6 +225,7 @@ struct wopts {
     long long window, threads, actors, ops;
     long long slots;       /* booking: per device */
     int tamper;            /* booking: see --tamper */
+    int timeslot;          /* booking: the Lua kind timeslot, not device */
     double rate, duration; /* rate: fanout */
     const char *url, *token, *json, *durability, *plot;
     const char *kind;      /* calls: the kind called (incr, get) */

@@ -22,7 +22,8 @@ cleanup() {
 trap cleanup EXIT
 
 "$BUILD/bin/holdfast" serve --listen 127.0.0.1:0 --data "$TMP/data" \
-    --rate 10000000 --rate-burst 10000000 2>"$TMP/server.log" &
+    --rate 10000000 --rate-burst 10000000 --kinds "$ROOT/examples/kinds" \
+    2>"$TMP/server.log" &
 PID=$!
 PORT=
 for _ in $(seq 400); do
@@ -82,6 +83,13 @@ run booking-msgpack 0 verified=true double_bookings=0 lost_acks=0 -- \
 run booking-tamper 1 verified=false double_bookings=0 lost_acks=1 -- \
     booking --url "$URL" --clients 4 --devices 2 --slots 30 --ops 1500 \
     --tamper
+# The same race on the Lua kind timeslot: 1- and 2-unit ranges overlap.
+run booking-timeslot 0 verified=true double_bookings=0 lost_acks=0 errors=0 -- \
+    booking --url "$URL" --timeslot --clients 6 --devices 3 --slots 40 \
+    --ops 2000
+run booking-timeslot-tamper 1 verified=false double_bookings=0 -- \
+    booking --url "$URL" --timeslot --clients 4 --devices 2 --slots 30 \
+    --ops 1000 --msgpack --tamper
 run fanout 0 verified=true lost=0 reordered=0 -- \
     fanout --url "$URL" --subscribers 20 --publishers 2 --actors 3 --ops 600
 run fanout-msgpack 0 verified=true lost=0 reordered=0 -- \
