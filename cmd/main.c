@@ -14,6 +14,8 @@
  * link stops taking batches, the host finishes and releases everything
  * queued, the gateway and the link stop, then the store commits and
  * closes. Nothing acknowledged is lost, on a clean stop or a crash.
+ * SIGHUP, taken the same way, re-reads the token keys (--jwt-key,
+ * --jwks) and the server goes on.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -99,6 +101,7 @@ serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     rv = hf_lmdb_open(&st, &(struct hf_lmdb_opts){
@@ -141,7 +144,8 @@ serve(int argc, char **argv)
     hf_info("main", "open http://127.0.0.1:%d/ for the demo boards",
             hf_gateway_port(gw));
 
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+        (void)hf_gateway_reload(gw); /* logs what it did */
     /* Stop in dependency order: no new work, replies owed are written,
      * connections close with 1001; then the host finishes and releases
      * what it holds, and the store commits and closes. */
