@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# tests/browser/run.sh BUILD_DIR - the browser client and the demo pages
-# (web/) in a real browser against a real holdfast server.
+# tests/browser/run.sh BUILD_DIR [TEST] - the browser client and the demo
+# pages (web/) in a real browser against a real holdfast server. TEST is a
+# file of tests/browser/ (default browser.test.mjs; cors.test.mjs: a page
+# on another origin).
 #
 # Installs what it needs when it is missing: Debian's chromium (apt-get, as
 # root or through passwordless sudo, like scripts/deps.sh) and the npm
@@ -61,4 +63,4 @@ export HF_PLAYWRIGHT="$CACHE/node_modules/playwright-core/index.mjs"
 export HF_CHROMIUM="$CHROMIUM"
 rm -rf "$HF_TMP"
 mkdir -p "$HF_TMP" "$HF_SHOTS"
-node "$ROOT/tests/browser/browser.test.mjs"
+node "$ROOT/tests/browser/${2:-browser.test.mjs}"
