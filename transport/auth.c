@@ -53,6 +53,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/oom.h"
 
@@ -393,11 +394,13 @@ pick_key(const struct cfg *c, const struct keys *k, jwt_alg_t alg,
     return jk->pem;
 }
 
-/* The header's alg and kid, or HF_EUNAUTH with *why. */
+/* The header's alg and kid (NULL when absent), or HF_EUNAUTH with *why.
+ * libjwt 1.10 takes a typ only when it is "JWT": said here, by name. */
 static int
 header(json_t *h, jwt_alg_t *alg, const char **kid, const char **why)
 {
     json_t *a = json_object_get(h, "alg"), *k = json_object_get(h, "kid");
+    json_t *typ = json_object_get(h, "typ");
 
     if (!json_is_object(h) || !json_is_string(a))
         return *why = "the token's header names no algorithm (alg)",
@@ -406,11 +409,18 @@ header(json_t *h, jwt_alg_t *alg, const char **kid, const char **why)
     if (*alg == JWT_ALG_NONE)
         return *why = "alg none is never accepted: sign the token",
                HF_EUNAUTH;
-    if (k != NULL && (!json_is_string(k) || json_string_length(k) == 0 ||
-                      json_string_length(k) > HF_JWK_KID_MAX))
+    if (typ != NULL && (!json_is_string(typ) ||
+                        strcasecmp(json_string_value(typ), "JWT") != 0))
+        return *why = "the token's typ must be JWT, or absent", HF_EUNAUTH;
+    *kid = json_is_string(k) ? json_string_value(k) : NULL;
+    /* A kid only picks a public key: an HS token's is not read. */
+    if (k != NULL && *alg != JWT_ALG_HS256 && *alg != JWT_ALG_HS384 &&
+        *alg != JWT_ALG_HS512 &&
+        (*kid == NULL || json_string_length(k) == 0 ||
+         json_string_length(k) > HF_JWK_KID_MAX || strlen(*kid) !=
+         json_string_length(k)))
         return *why = "the token's kid must be a string of 1..128 bytes",
                HF_EUNAUTH;
-    *kid = k != NULL ? json_string_value(k) : NULL;
     return 0;
 }
 
