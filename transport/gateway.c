@@ -37,7 +37,8 @@
  * rather than leave it to hang in the backlog (and poll() to report it
  * again at once, forever).
  *
- * The gateway's other files: see gw_int.h.
+ * The acceptor thread's body is accept.c; the gateway's other files: see
+ * gw_int.h.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -366,7 +367,7 @@ metrics_write(FILE *out)
     hf_metrics_counter(out, "holdfast_bad_messages_total",
             "Client messages refused as malformed.", HF_GW_GET(bad_messages));
     hf_metrics_counter(out, "holdfast_rate_limited_total",
-            "Client messages refused by the rate limit.",
+            "Client messages and HTTP requests refused by the rate limit.",
             HF_GW_GET(rate_limited));
     hf_metrics_counter(out, "holdfast_slow_consumers_total",
             "Connections closed for not reading (1013).",

@@ -2,16 +2,20 @@
  * gw_int.h - the gateway's insides, shared by its files (not a public
  * header: transport/gateway.h is).
  *
- * The gateway is five files around one set of structures:
+ * The gateway is these files around one set of structures:
  *   gateway.c  the lws callback, the heartbeat, threads, accept, lifecycle
  *   conn.c     connections: their table, output queues, WebSocket writes
  *   session.c  what a client asks: auth, ACL, subscriptions, forwarding
  *   relay.c    what the host answers: replies, events, fan-out
  *   http.c     the HTTP endpoints
+ *   access.c   CORS origins, public addresses, the token bucket (and the
+ *              HTTP buckets' table, shared by the gateway threads)
+ *   accept.c   the acceptor thread
  *
  * Threads: everything declared here belongs to one gateway thread (struct
  * gw) and is touched only by it, except the fields of struct gw marked
- * "mu" (locked) and the atomics; see gateway.c's design notes.
+ * "mu" (locked), struct hf_gateway's "rl_mu" ones and auth (an hf_auth,
+ * safe from any thread), and the atomics; see gateway.c's design notes.
  */
 #ifndef HF_TRANSPORT_GW_INT_H
 #define HF_TRANSPORT_GW_INT_H

@@ -18,6 +18,11 @@
  * hold, and the token's expiry (checked once a second by the heartbeat
  * and before every message) ends them all, each with an "unsubscribed"
  * message and a presence leave sent to the host.
+ *
+ * Without a token. A connection that has not authenticated runs as the
+ * gateway's public principal (access.c): it reaches the --public
+ * addresses only, may subscribe there without presence and may not
+ * signal; the host keeps its calls to the methods kinds mark pub.
  */
 #include <time.h>
 #include <stdio.h>
