@@ -284,6 +284,12 @@ test_cors_preflight_allow_origin_and_websocket_origin(void **state)
      * one, the server's own and none at all are let in. */
     assert_null(cli_open_ex(&s, 0, NULL, "Origin: https://evil.example\r\n",
                             &st));
+    {
+        /* An origin too long to read is not taken for none. */
+        char lng[400];
+        snprintf(lng, sizeof(lng), "Origin: https://%0300d.example\r\n", 0);
+        assert_null(cli_open_ex(&s, 0, NULL, lng, &st));
+    }
     c = cli_open_ex(&s, 0, NULL, "Origin: https://app.example\r\n", &st);
     assert_non_null(c);
     cli_close(c);

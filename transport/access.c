@@ -179,8 +179,13 @@ gw_origin(const hf_gateway *g, struct lws *wsi, char *origin, size_t n,
     *any = 0;
     origin[0] = '\0';
     if (g->cfg.cors_origin[0] == '\0' ||
-        lws_hdr_copy(wsi, origin, (int)n, WSI_TOKEN_ORIGIN) <= 0)
+        lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
         return GW_ORIGIN_NONE;
+    /* One too long to copy is no listed one (and must not pass as none). */
+    if (lws_hdr_copy(wsi, origin, (int)n, WSI_TOKEN_ORIGIN) <= 0) {
+        origin[0] = '\0';
+        return GW_ORIGIN_REFUSED;
+    }
     if (origin_listed(g, origin, any))
         return GW_ORIGIN_OK;
     /* The server's own pages: Origin "scheme://" + the request's Host. */
