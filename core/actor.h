@@ -47,7 +47,7 @@ enum hf_role {
     HF_ROLE_DEVICE  = 1 << 2,
     HF_ROLE_SERVICE = 1 << 3,
     HF_ROLE_ACTOR   = 1 << 4,
-    HF_ROLE_PUBLIC  = 1 << 5,
+    HF_ROLE_PUBLIC  = 1 << 6,
 };
 #define HF_ROLE_ANY 0 /* in a method table: no role required */
 

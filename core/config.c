@@ -68,46 +68,6 @@ const struct hf_opt hf_config_opts[] = {
 const size_t hf_config_nopts =
     sizeof(hf_config_opts) / sizeof(hf_config_opts[0]);
 
-/* Appends the items of v (separated by sep) to the list field p. */
-static int
-list_add(char *p, size_t size, const char *v, const char *sep)
-{
-    size_t len = strlen(p);
-
-    while (*v != '\0') {
-        size_t n = strcspn(v, sep);
-        while (n > 0 && v[0] == ' ')
-            v++, n--;
-        while (n > 0 && v[n - 1] == ' ')
-            n--;
-        if (n > 0) {
-            if (len + (len > 0) + n >= size)
-                return HF_ETOOLARGE;
-            if (len > 0)
-                p[len++] = '\n';
-            memcpy(p + len, v, n);
-            p[len += n] = '\0';
-        }
-        v += strcspn(v, sep);
-        v += *v != '\0';
-    }
-    return 0;
-}
-
-size_t
-hf_opt_list_next(const char **pos, const char **item)
-{
-    const char *s = *pos;
-    size_t n;
-
-    while (*s == '\n')
-        s++;
-    n = strcspn(s, "\n");
-    *item = s;
-    *pos = s + n;
-    return n;
-}
-
 static int
 set(void *base, const struct hf_opt *o, const char *v)
 {
@@ -137,10 +97,20 @@ set(void *base, const struct hf_opt *o, const char *v)
         else
             return HF_EBADREQ;
         return 0;
-    case HF_OPT_LIST: /* one item (a flag); the caller clears first */
-        if (strchr(v, '\n') != NULL)
-            return HF_EBADREQ;
-        return list_add(p, o->size, v, "\n");
+    case HF_OPT_LIST: {
+        size_t have = strlen(p), add = strlen(v);
+        if (add == 0) { /* the default: an empty list */
+            p[0] = '\0';
+            return 0;
+        }
+        if (have + 1 + add >= o->size)
+            return HF_ETOOLARGE;
+        if (have > 0)
+            p[have++] = '\n';
+        for (size_t i = 0; i <= add; i++) /* whitespace separates items */
+            p[have + i] = (v[i] == ' ' || v[i] == '\t') ? '\n' : v[i];
+        return 0;
+    }
     case HF_OPT_ENUM:
         for (int i = 0; o->names[i] != NULL; i++)
             if (strcmp(v, o->names[i]) == 0) {
@@ -156,12 +126,8 @@ void
 hf_opts_defaults(const hf_optset *sets, size_t nsets)
 {
     for (size_t s = 0; s < nsets; s++)
-        for (size_t i = 0; i < sets[s].n; i++) {
-            const struct hf_opt *o = &sets[s].opts[i];
-            if (o->type == HF_OPT_LIST)
-                ((char *)sets[s].base + o->off)[0] = '\0';
-            (void)set(sets[s].base, o, o->def);
-        }
+        for (size_t i = 0; i < sets[s].n; i++)
+            (void)set(sets[s].base, &sets[s].opts[i], sets[s].opts[i].def);
 }
 
 static void
@@ -184,14 +150,6 @@ hf_opts_env(const hf_optset *sets, size_t nsets, FILE *err)
             envname(&sets[s].opts[i], name, sizeof(name));
             if ((v = getenv(name)) == NULL)
                 continue;
-            if (sets[s].opts[i].type == HF_OPT_LIST) {
-                char *p = (char *)sets[s].base + sets[s].opts[i].off;
-                p[0] = '\0';
-                if (list_add(p, sets[s].opts[i].size, v, ",\n") == 0)
-                    continue;
-                fprintf(err, "holdfast: bad value for %s: '%s'\n", name, v);
-                return HF_EBADREQ;
-            }
             if (set(sets[s].base, &sets[s].opts[i], v) != 0) {
                 fprintf(err, "holdfast: bad value for %s: '%s'\n", name, v);
                 return HF_EBADREQ;
@@ -204,9 +162,6 @@ int
 hf_opts_args(const hf_optset *sets, size_t nsets, int argc, char **argv,
              int *argi, FILE *err)
 {
-    const struct hf_opt *lists[32]; /* list options seen on the line */
-    size_t nlists = 0;
-
     while (*argi < argc && strncmp(argv[*argi], "--", 2) == 0) {
         const char *a = argv[*argi] + 2, *eq = strchr(a, '='), *v;
         size_t nl = eq ? (size_t)(eq - a) : strlen(a);
@@ -234,15 +189,6 @@ hf_opts_args(const hf_optset *sets, size_t nsets, int argc, char **argv,
             fprintf(err, "holdfast: --%s needs a value\n", o->name);
             return HF_EBADREQ;
         }
-        if (o->type == HF_OPT_LIST) {
-            size_t k = 0;
-            while (k < nlists && lists[k] != o)
-                k++;
-            if (k == nlists && nlists < sizeof(lists) / sizeof(lists[0])) {
-                lists[nlists++] = o; /* the first: replaces the env's */
-                ((char *)base + o->off)[0] = '\0';
-            }
-        }
         if (set(base, o, v) != 0) {
             fprintf(err, "holdfast: bad value for --%s: '%s'\n", o->name, v);
             return HF_EBADREQ;
@@ -250,6 +196,25 @@ hf_opts_args(const hf_optset *sets, size_t nsets, int argc, char **argv,
         ++*argi;
     }
     return 0;
+}
+
+int
+hf_opt_list_next(const char *list, size_t *pos, const char **item,
+                 size_t *len)
+{
+    const char *s = list + *pos, *e;
+
+    while (*s == '\n')
+        s++;
+    if (*s == '\0')
+        return 0;
+    e = strchr(s, '\n');
+    if (e == NULL)
+        e = s + strlen(s);
+    *item = s;
+    *len = (size_t)(e - s);
+    *pos = (size_t)(e - list);
+    return 1;
 }
 
 void

@@ -26,10 +26,9 @@ enum hf_opt_type {
     HF_OPT_STR,  /* char[size], NUL-terminated */
     HF_OPT_BOOL, /* int 0/1; "--flag" alone means true */
     HF_OPT_ENUM, /* int: the index of the value in names */
-    HF_OPT_LIST  /* char[size]: repeatable; items kept one per line. A
-                    flag given again adds an item (the first one on the
-                    command line replaces the environment's); the
-                    environment variable lists items separated by commas */
+    HF_OPT_LIST  /* char[size]: a repeatable flag; each use adds one item
+                  * (items are kept one per line; the environment
+                  * variable gives several, separated by whitespace) */
 };
 
 struct hf_opt {
@@ -60,10 +59,10 @@ int hf_opts_env(const hf_optset *sets, size_t nsets, FILE *err);
  * is left there. 0, or HF_EBADREQ after printing what was wrong to err. */
 int hf_opts_args(const hf_optset *sets, size_t nsets, int argc, char **argv,
                  int *argi, FILE *err);
-/* Walks an HF_OPT_LIST field: start with *pos = the field; each call
- * gives the next item (*item, its length returned, not NUL-terminated),
- * 0 at the end. */
-size_t hf_opt_list_next(const char **pos, const char **item);
+/* The items of an HF_OPT_LIST field: call with *pos = 0; returns 1 with
+ * the next item at *item (len bytes, not NUL-terminated), 0 at the end. */
+int hf_opt_list_next(const char *list, size_t *pos, const char **item,
+                     size_t *len);
 
 /* One line per option: flag, environment variable, default, help. */
 void hf_opts_usage(const hf_optset *sets, size_t nsets, FILE *out);

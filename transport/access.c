@@ -153,10 +153,10 @@ gw_http_rate(hf_gateway *g, struct lws *wsi, const hf_principal *p,
 static int
 origin_listed(const hf_gateway *g, const char *origin, int *any)
 {
-    const char *pos = g->cfg.cors_origin, *it;
-    size_t n, olen = strlen(origin);
+    const char *it;
+    size_t pos = 0, n, olen = strlen(origin);
 
-    while ((n = hf_opt_list_next(&pos, &it)) > 0) {
+    while (hf_opt_list_next(g->cfg.cors_origin, &pos, &it, &n)) {
         if (n == 1 && it[0] == '*')
             return *any = 1;
         /* Origins are compared as browsers send them, but without a
@@ -263,13 +263,13 @@ gw_cors_preflight(struct gw *gw, struct lws *wsi)
 int
 gw_access_open(hf_gateway *g, char *why, size_t n)
 {
-    const char *pos = g->cfg.public_, *it;
-    size_t len;
+    const char *it;
+    size_t pos = 0, len;
     hf_principal *p = &g->pub;
 
     memset(p, 0, sizeof(*p)); /* nacl 0: nothing is public */
     p->role = HF_ROLE_PUBLIC;
-    while ((len = hf_opt_list_next(&pos, &it)) > 0) {
+    while (hf_opt_list_next(g->cfg.public_, &pos, &it, &len)) {
         if (p->nacl == HF_AUTH_ACL_MAX || len > HF_ADDR_MAX) {
             snprintf(why, n, "--public: at most %d patterns of %d bytes",
                      HF_AUTH_ACL_MAX, HF_ADDR_MAX);
