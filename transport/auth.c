@@ -12,13 +12,16 @@
  * 2. Signature. The header is decoded here first, and its algorithm picks
  *    the key by family (HS: the secret; RS, ES: a public key, by kid from
  *    the JWKS), which must then allow that algorithm by its own type
- *    (transport/jwk.h). Only then does jwt_decode() verify, with exactly
- *    that key; libjwt verifies whatever algorithm the header names (and
- *    skips verification entirely for an empty key, which never reaches
- *    it), so choosing the key here is what pins the algorithm: an RSA
- *    public key is never handed over as an HMAC secret, "none" never gets
- *    that far. The signature's length must be the one its algorithm and
- *    key make, and the algorithm libjwt found must be the one picked.
+ *    (transport/jwk.h). The signature's length must be the one its
+ *    algorithm and key make. An HS token is then verified by jwt_decode()
+ *    with the secret; libjwt verifies whatever algorithm the header names
+ *    (and skips verification entirely for an empty key, which never
+ *    reaches it), so choosing the key here is what pins the algorithm, and
+ *    the algorithm libjwt found must be the one picked. An RS or ES token
+ *    is verified with the public key OpenSSL parsed once (hf_jwk_verify:
+ *    libjwt 1.10 would parse it from PEM for every token). Either way an
+ *    RSA public key is never used as an HMAC secret and "none" never gets
+ *    that far.
  * 3. Claims, by their JSON types. jwt_get_grant_int() reads a string "exp"
  *    as 0, which would make an expiry vanish, so the claims are taken as
  *    one JSON object and every field is checked for its exact type, size
@@ -334,26 +337,25 @@ sig_chars(size_t len)
 }
 
 /* Gate 2's key: what verifies a token of algorithm alg with kid (NULL:
- * none), and how long its signature is. NULL with *why when there is
- * none or it may not verify alg. */
-static const void *
+ * none) — the secret (*secret) for HS, else a public key (returned) —
+ * and how many bytes its signature has. 0, or HF_EUNAUTH with *why when
+ * there is none or it may not verify alg. */
+static int
 pick_key(const struct cfg *c, const struct keys *k, jwt_alg_t alg,
-         const char *kid, size_t *klen, size_t *sig, const char **why)
+         const char *kid, const struct hf_jwk **jk, size_t *sig,
+         const char **why)
 {
-    const struct hf_jwk *jk;
-
+    *jk = NULL;
     switch (alg) {
     case JWT_ALG_HS256:
     case JWT_ALG_HS384:
     case JWT_ALG_HS512:
-        if (c->secret[0] == '\0') {
-            *why = "HS256/384/512 tokens are not accepted here: the server "
-                   "verifies RS/ES tokens with its public keys";
-            return NULL;
-        }
-        *klen = strlen(c->secret);
+        if (c->secret[0] == '\0')
+            return *why = "HS256/384/512 tokens are not accepted here: the "
+                          "server verifies RS/ES tokens with its public keys",
+                   HF_EUNAUTH;
         *sig = alg == JWT_ALG_HS256 ? 32 : alg == JWT_ALG_HS384 ? 48 : 64;
-        return c->secret;
+        return 0;
     case JWT_ALG_RS256:
     case JWT_ALG_RS384:
     case JWT_ALG_RS512:
@@ -361,37 +363,33 @@ pick_key(const struct cfg *c, const struct keys *k, jwt_alg_t alg,
     case JWT_ALG_ES384:
         break;
     default:
-        *why = "unsupported algorithm: use HS256/384/512, RS256/384/512, "
-               "ES256 or ES384";
-        return NULL;
+        return *why = "unsupported algorithm: use HS256/384/512, "
+                      "RS256/384/512, ES256 or ES384",
+               HF_EUNAUTH;
     }
-    if (k == NULL || (k->pem == NULL && k->jwks == NULL)) {
-        *why = "RS/ES tokens are not accepted here: the server verifies "
-               "HS tokens with its secret";
-        return NULL;
-    }
+    if (k == NULL || (k->pem == NULL && k->jwks == NULL))
+        return *why = "RS/ES tokens are not accepted here: the server "
+                      "verifies HS tokens with its secret",
+               HF_EUNAUTH;
     if (kid != NULL && k->jwks != NULL)
-        jk = hf_jwk_find(k->jwks, kid);
+        *jk = hf_jwk_find(k->jwks, kid);
     else if (k->pem != NULL)
-        jk = hf_jwk_find(k->pem, NULL);
+        *jk = hf_jwk_find(k->pem, NULL);
     else
-        jk = hf_jwk_find(k->jwks, NULL);
-    if (jk == NULL) {
-        *why = kid != NULL ? "unknown kid: no key of the server's JWKS has "
-                             "the token's kid"
-                           : "the token has no kid, and the server's JWKS "
-                             "holds several keys";
-        return NULL;
-    }
-    if (!hf_jwk_allows(jk, alg)) {
-        *why = "wrong algorithm for the key: the key's type (or its JWK "
-               "alg) allows another (RSA: RS256/384/512; P-256: ES256; "
-               "P-384: ES384)";
-        return NULL;
-    }
-    *klen = jk->pem_len;
-    *sig = jk->sig_len;
-    return jk->pem;
+        *jk = hf_jwk_find(k->jwks, NULL);
+    if (*jk == NULL)
+        return *why = kid != NULL ? "unknown kid: no key of the server's "
+                                    "JWKS has the token's kid"
+                                  : "the token has no kid, and the server's "
+                                    "JWKS holds several keys",
+               HF_EUNAUTH;
+    if (!hf_jwk_allows(*jk, alg))
+        return *why = "wrong algorithm for the key: the key's type (or its "
+                      "JWK alg) allows another (RSA: RS256/384/512; P-256: "
+                      "ES256; P-384: ES384)",
+               HF_EUNAUTH;
+    *sig = (*jk)->sig_len;
+    return 0;
 }
 
 /* The header's alg and kid (NULL when absent), or HF_EUNAUTH with *why.
@@ -429,12 +427,12 @@ verify(const struct cfg *c, const struct keys *k, const char *token,
        size_t token_len, int64_t now_s, hf_principal *p, const char **why)
 {
     char buf[HF_AUTH_TOKEN_MAX + 1];
-    size_t seg[3], klen = 0, sig = 0;
+    size_t seg[3], sig = 0;
     jwt_t *jwt = NULL;
     json_t *h = NULL, *g = NULL;
     jwt_alg_t alg = JWT_ALG_INVAL;
     const char *kid = NULL;
-    const void *key;
+    const struct hf_jwk *jk;
     int dup = 0, rc = HF_EUNAUTH;
 
     *why = "missing token";
@@ -457,15 +455,28 @@ verify(const struct cfg *c, const struct keys *k, const char *token,
     }
     if (header(h, &alg, &kid, why) != 0)
         goto done;
-    if ((key = pick_key(c, k, alg, kid, &klen, &sig, why)) == NULL)
+    if (pick_key(c, k, alg, kid, &jk, &sig, why) != 0)
         goto done;
     *why = "bad signature";
-    if (seg[2] != sig_chars(sig) || klen == 0 || klen > INT_MAX)
+    if (seg[2] != sig_chars(sig))
         goto done;
-    /* An empty key would make jwt_decode skip the signature check: klen
-     * is never 0 here. */
-    if (jwt_decode(&jwt, buf, key, (int)klen) != 0 || jwt_get_alg(jwt) != alg)
-        goto done;
+    if (jk == NULL) {
+        /* HS: libjwt, with the secret (never empty here: an empty key
+         * would make jwt_decode skip the check). */
+        size_t klen = strlen(c->secret);
+        if (klen == 0 || klen > INT_MAX ||
+            jwt_decode(&jwt, buf, (const unsigned char *)c->secret,
+                       (int)klen) != 0 ||
+            jwt_get_alg(jwt) != alg)
+            goto done;
+    } else {
+        /* RS, ES: the key parsed once (transport/jwk.c tells why). */
+        unsigned char raw[HF_AUTH_TOKEN_MAX];
+        long rl = hf_b64url_decode(buf + seg[0] + seg[1] + 2, seg[2], raw);
+        if (rl < 0 || !hf_jwk_verify(jk, alg, buf, seg[0] + 1 + seg[1], raw,
+                                     (size_t)rl))
+            goto done;
+    }
     g = segment_json(buf + seg[0] + 1, seg[1], &dup);
     if (g == NULL) {
         *why = dup ? "a claim is repeated"

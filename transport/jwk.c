@@ -3,12 +3,17 @@
  *
  * Design notes. Every key, whatever file it came from, goes through one
  * path (add_key): an OpenSSL EVP_PKEY is checked for what holdfast
- * verifies with it, and written out as the SubjectPublicKeyInfo PEM that
- * libjwt 1.10's jwt_decode() takes for RS and ES tokens. Verifying with
- * that PEM rather than with OpenSSL directly keeps libjwt as the one JWT
- * implementation (it also converts ES signatures from JOSE's raw r||s).
- * The algorithms a key may verify are fixed here, by its type, so no
- * token can ask for an RSA public key to be used as an HMAC secret.
+ * verifies with it and kept. The algorithms a key may verify are fixed
+ * here, by its type, so no token can ask for an RSA public key to be used
+ * as an HMAC secret.
+ *
+ * Signatures are checked here with that EVP_PKEY (EVP_DigestVerify), not
+ * by libjwt: libjwt 1.10 takes RS and ES keys only as PEM text and parses
+ * it again for every token, which through OpenSSL 3's decoders cost about
+ * 1 ms of a gateway thread per RS256 token and 2 ms per ES256 one (against
+ * 19 us for HS256). Parsed once, a verification is the public-key
+ * operation alone. The one conversion JOSE needs is an ES signature's raw
+ * r||s into the DER ECDSA-Sig-Value OpenSSL verifies.
  */
 #include "transport/jwk.h"
 
@@ -16,6 +21,7 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
@@ -92,17 +98,14 @@ curve_of(EVP_PKEY *pk, int *bits)
     return NULL;
 }
 
-/* Checks pk for what holdfast verifies with it and appends it to s as
- * PEM. Takes pk's reference either way. */
+/* Checks pk for what holdfast verifies with it and appends it to s.
+ * Takes pk's reference either way. */
 static int
 add_key(hf_jwk_set *s, const char *kid, EVP_PKEY *pk, jwt_alg_t alg,
         char *why, size_t n)
 {
     struct hf_jwk k = {.alg = alg};
     EVP_PKEY_CTX *cx = NULL;
-    BIO *b = NULL;
-    char *data;
-    long len;
     int rv = -1, bits;
 
     snprintf(k.kid, sizeof(k.kid), "%s", kid);
@@ -136,19 +139,11 @@ add_key(hf_jwk_set *s, const char *kid, EVP_PKEY *pk, jwt_alg_t alg,
         fail(why, n, "key '%s': not a valid public key", kid);
         goto done;
     }
-    if ((b = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_PUBKEY(b, pk) ||
-        (len = BIO_get_mem_data(b, &data)) <= 0) {
-        fail(why, n, "key '%s': cannot be written as PEM", kid);
-        goto done;
-    }
-    k.pem = hf_xmalloc((size_t)len + 1);
-    memcpy(k.pem, data, (size_t)len);
-    k.pem[len] = '\0';
-    k.pem_len = (size_t)len;
+    k.pkey = pk;
+    pk = NULL; /* the set's now */
     HF_VEC_PUSH(s->keys, s->n, s->cap, 4, k);
     rv = 0;
 done:
-    BIO_free(b);
     EVP_PKEY_CTX_free(cx);
     EVP_PKEY_free(pk);
     return rv;
@@ -395,13 +390,54 @@ hf_jwk_allows(const struct hf_jwk *k, jwt_alg_t alg)
     return fits && (k->alg == JWT_ALG_NONE || k->alg == alg);
 }
 
+int
+hf_jwk_verify(const struct hf_jwk *k, jwt_alg_t alg, const void *data,
+              size_t len, const unsigned char *sig, size_t siglen)
+{
+    const EVP_MD *md = alg == JWT_ALG_RS256 || alg == JWT_ALG_ES256
+                           ? EVP_sha256()
+                       : alg == JWT_ALG_RS384 || alg == JWT_ALG_ES384
+                           ? EVP_sha384()
+                           : EVP_sha512();
+    EVP_MD_CTX *mc = EVP_MD_CTX_new();
+    unsigned char *der = NULL;
+    ECDSA_SIG *es = NULL;
+    int ok = 0, dlen;
+
+    if (mc == NULL || siglen != k->sig_len)
+        goto done;
+    if (!k->rsa) {
+        /* JOSE: r || s, each the field's size; OpenSSL: DER. */
+        size_t h = siglen / 2;
+        BIGNUM *r = BN_bin2bn(sig, (int)h, NULL);
+        BIGNUM *sv = BN_bin2bn(sig + h, (int)h, NULL);
+        if ((es = ECDSA_SIG_new()) == NULL || r == NULL || sv == NULL ||
+            !ECDSA_SIG_set0(es, r, sv)) {
+            BN_free(r);
+            BN_free(sv);
+            goto done;
+        }
+        if ((dlen = i2d_ECDSA_SIG(es, &der)) <= 0)
+            goto done;
+        sig = der;
+        siglen = (size_t)dlen;
+    }
+    ok = EVP_DigestVerifyInit(mc, NULL, md, NULL, k->pkey) == 1 &&
+         EVP_DigestVerify(mc, sig, siglen, data, len) == 1;
+done:
+    OPENSSL_free(der);
+    ECDSA_SIG_free(es);
+    EVP_MD_CTX_free(mc);
+    return ok;
+}
+
 void
 hf_jwk_set_free(hf_jwk_set *s)
 {
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->n; i++)
-        free(s->keys[i].pem);
+        EVP_PKEY_free(s->keys[i].pkey);
     free(s->keys);
     free(s);
 }

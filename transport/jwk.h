@@ -5,11 +5,11 @@
  * A key set is a list of RSA and EC public keys, each with its kid (the
  * JWKS "kid", "" for a PEM file), the algorithms it may verify (pinned by
  * its type: RSA -> RS256/384/512; EC P-256 -> ES256; EC P-384 -> ES384;
- * narrowed to one by a JWK's "alg"), and its SubjectPublicKeyInfo PEM,
- * which is what libjwt 1.10 verifies RS and ES signatures with. A JWK
- * (RSA n/e, EC crv/x/y) becomes an OpenSSL key through EVP_PKEY_fromdata
- * and is checked (an EC point must lie on its curve; RSA moduli are at
- * least 2048 bits), then written out as PEM.
+ * narrowed to one by a JWK's "alg"), and the OpenSSL key itself, parsed
+ * once. A JWK (RSA n/e, EC crv/x/y) becomes an OpenSSL key through
+ * EVP_PKEY_fromdata and is checked (an EC point must lie on its curve;
+ * RSA moduli are at least 2048 bits). hf_jwk_verify checks a signature
+ * with it (see jwk.c for why not libjwt).
  *
  * A JWKS entry that is not for signatures ("use" other than "sig") or of
  * a type holdfast does not verify (oct, OKP, P-521) is skipped with a
@@ -39,8 +39,7 @@ struct hf_jwk {
     jwt_alg_t ec_alg;             /* EC: ES256 or ES384 (by curve) */
     size_t sig_len;               /* signature bytes: RSA modulus bytes,
                                      EC 2 x field bytes */
-    char *pem;                    /* SubjectPublicKeyInfo PEM */
-    size_t pem_len;
+    void *pkey;                   /* EVP_PKEY, read-only once loaded */
 };
 
 typedef struct hf_jwk_set hf_jwk_set;
@@ -63,6 +62,12 @@ size_t hf_jwk_count(const hf_jwk_set *s);
 
 /* May key verify alg? Its type and its own alg decide. */
 int hf_jwk_allows(const struct hf_jwk *k, jwt_alg_t alg);
+
+/* Does sig (siglen bytes, as JOSE has it: PKCS#1 v1.5 for RS, raw r||s
+ * for ES) sign data (len bytes) under k with alg? 1 or 0. The caller has
+ * checked hf_jwk_allows(k, alg). Safe from any thread at once. */
+int hf_jwk_verify(const struct hf_jwk *k, jwt_alg_t alg, const void *data,
+                  size_t len, const unsigned char *sig, size_t siglen);
 
 /* NULL is fine. */
 void hf_jwk_set_free(hf_jwk_set *s);
