@@ -21,6 +21,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -656,6 +657,62 @@ test_reload_swaps_keys_and_keeps_the_old_on_failure(void **state)
     key_free(&k2);
 }
 
+/* Checks from several threads while the keys are reloaded under them:
+ * every check holds the generation it started with (TSan, ASan). */
+struct hammer {
+    hf_auth *a;
+    const char *tok[2];
+    int bad;
+};
+
+static void *
+hammer(void *arg)
+{
+    struct hammer *h = arg;
+    hf_principal p;
+    const char *why;
+
+    for (int i = 0; i < 200; i++)
+        for (int t = 0; t < 2; t++)
+            if (hf_auth_check(h->a, h->tok[t], strlen(h->tok[t]), NOW, &p,
+                              &why) != 0)
+                h->bad++;
+    return NULL;
+}
+
+static void
+test_checks_run_alongside_reloads(void **state)
+{
+    struct key r, e;
+    struct hammer h[3];
+    pthread_t th[3];
+    hf_auth *a;
+    char why[256];
+    (void)state;
+
+    key_new(&r, "RSA", "r1");
+    key_new(&e, "P-256", "e1");
+    a = open_auth(&(struct hf_auth_opts){
+        .jwks_file = put_jwks("hammer.json", (struct key *[]){&r, &e, NULL})});
+    char *t1 = sign(&r, NULL, JWT_ALG_RS256, "r1", CLAIMS);
+    char *t2 = sign(&e, NULL, JWT_ALG_ES256, "e1", CLAIMS);
+    for (int i = 0; i < 3; i++) {
+        h[i] = (struct hammer){.a = a, .tok = {t1, t2}};
+        assert_int_equal(pthread_create(&th[i], NULL, hammer, &h[i]), 0);
+    }
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(hf_auth_reload(a, why, sizeof(why)), 0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(h[i].bad, 0);
+    }
+    hf_auth_close(a);
+    free(t1);
+    free(t2);
+    key_free(&r);
+    key_free(&e);
+}
+
 /* ------------------------------------------------------------------ */
 /* the real server                                                     */
 
@@ -755,6 +812,7 @@ main(void)
         cmocka_unit_test(test_role_claim_from_a_dotted_path),
         cmocka_unit_test(test_key_files_that_do_not_parse_are_refused),
         cmocka_unit_test(test_reload_swaps_keys_and_keeps_the_old_on_failure),
+        cmocka_unit_test(test_checks_run_alongside_reloads),
         cmocka_unit_test(test_server_rereads_its_jwks_on_sighup),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
