@@ -62,7 +62,7 @@ get(hf_ctx *c, const msgpack_object *args)
 
 static const struct hf_method methods[] = {
     {.name = "incr", .fn = incr, .roles = HF_ROLE_ANY},
-    {.name = "get", .fn = get, .roles = HF_ROLE_ANY},
+    {.name = "get", .fn = get, .roles = HF_ROLE_ANY, .pub = 1},
 };
 
 const struct hf_kind hf_kind_counter = {

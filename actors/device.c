@@ -797,7 +797,7 @@ static const struct hf_method methods[] = {
     {.name = "report", .fn = do_report, .roles = HF_ROLE_DEVICE},
     {.name = "heartbeat", .fn = do_heartbeat, .roles = HF_ROLE_DEVICE},
     {.name = "configure", .fn = do_configure, .roles = HF_ROLE_ADMIN},
-    {.name = "get", .fn = do_get, .roles = HF_ROLE_ANY},
+    {.name = "get", .fn = do_get, .roles = HF_ROLE_ANY, .pub = 1},
 };
 
 const struct hf_kind hf_kind_device = {

@@ -674,7 +674,7 @@ static const struct hf_method methods[] = {
     {.name = "configure", .fn = configure, .roles = HF_ROLE_ADMIN},
     {.name = "vote", .fn = vote, .roles = HF_ROLE_ANY},
     {.name = "unvote", .fn = unvote, .roles = HF_ROLE_ANY},
-    {.name = "tally", .fn = tally, .roles = HF_ROLE_ANY},
+    {.name = "tally", .fn = tally, .roles = HF_ROLE_ANY, .pub = 1},
     {.name = "close", .fn = close_poll, .roles = HF_ROLE_ADMIN},
     {.name = "add_option", .fn = add_option, .roles = HF_ROLE_ANY},
 };

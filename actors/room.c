@@ -577,7 +577,7 @@ out:
 
 static const struct hf_method methods[] = {
     {.name = "send", .fn = send_msg, .roles = HF_ROLE_ANY},
-    {.name = "history", .fn = history, .roles = HF_ROLE_ANY},
+    {.name = "history", .fn = history, .roles = HF_ROLE_ANY, .pub = 1},
     {.name = "read", .fn = read_mark, .roles = HF_ROLE_ANY},
     {.name = "unread", .fn = unread, .roles = HF_ROLE_ANY},
     {.name = "delete", .fn = delete_msg, .roles = HF_ROLE_ANY},

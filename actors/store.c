@@ -864,7 +864,7 @@ static const struct hf_method methods[] = {
     {.name = "set_status", .fn = do_set_status, .roles = STAFF},
     {.name = "move", .fn = do_move, .roles = STAFF},
     {.name = "cancel", .fn = do_cancel, .roles = HF_ROLE_ANY},
-    {.name = "list", .fn = do_list, .roles = HF_ROLE_ANY},
+    {.name = "list", .fn = do_list, .roles = HF_ROLE_ANY, .pub = 1},
     {.name = "configure", .fn = do_configure, .roles = STAFF},
 };
 

@@ -15,7 +15,8 @@
  * link stops taking batches, the host finishes and releases everything
  * queued, the gateway and the link stop, then the store commits and
  * closes. Nothing acknowledged is lost, on a clean stop or a crash.
- * SIGHUP, taken the same way, reloads the Lua kinds (lua/lua.h).
+ * SIGHUP, taken the same way, reloads the Lua kinds (lua/lua.h) and
+ * re-reads the token keys (--jwt-key, --jwks); the server goes on.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -188,8 +189,10 @@ serve(int argc, char **argv)
     hf_info("main", "open %s://127.0.0.1:%d/ for the demo boards",
             gc->tls_cert[0] ? "https" : "http", hf_gateway_port(gw));
 
-    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
         hf_lua_reload(lua, host);
+        (void)hf_gateway_reload(gw); /* logs what it did */
+    }
     /* Stop in dependency order: no new work, replies owed are written,
      * connections close with 1001; then the host finishes and releases
      * what it holds, and the store commits and closes. */

@@ -36,7 +36,11 @@
 typedef struct hf_ctx hf_ctx;
 
 /* Caller roles (DESIGN §6), a bit mask. HF_ROLE_ACTOR is another actor
- * calling through hf_send. An admin passes every role check. */
+ * calling through hf_send. An admin passes every role check.
+ * HF_ROLE_PUBLIC is a caller without a token that the gateway admitted to
+ * an address matching --public: it has no other role and no subject, and
+ * may call only the methods marked pub (and the "info" built-in); anything
+ * else is refused with HF_EUNAUTH. No token can carry it. */
 enum hf_role {
     HF_ROLE_USER    = 1 << 0,
     HF_ROLE_ADMIN   = 1 << 1,
@@ -48,6 +52,7 @@ enum hf_role {
      * address called (so the token was minted to reach it). A method
      * listing it lets such callers in whatever their role. */
     HF_ROLE_GRANTED = 1 << 5,
+    HF_ROLE_PUBLIC  = 1 << 6,
 };
 #define HF_ROLE_ANY 0 /* in a method table: no role required */
 
@@ -59,6 +64,7 @@ struct hf_method {
     const char *name;
     hf_method_fn fn;
     unsigned roles; /* HF_ROLE_* bits allowed; HF_ROLE_ANY = anyone */
+    int pub;        /* 1: a read that HF_ROLE_PUBLIC callers may make too */
 };
 
 struct hf_kind {

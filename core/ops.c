@@ -153,6 +153,12 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
 
     for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
         if (hf_slice_is(e->method, builtins[i].name)) {
+            /* A public caller may read counts, not who is here. */
+            if ((e->role & HF_ROLE_PUBLIC) && !hf_slice_is(e->method, "info")) {
+                reply_err(w, m->sink, e, HF_EUNAUTH,
+                          "sign in: presence is not public");
+                return;
+            }
             msgpack_packer pk;
             w->tmp.len = 0;
             msgpack_packer_init(&pk, &w->tmp, hf_buf_mpwrite);
@@ -168,6 +174,12 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
                  (int)(e->method.len > 64 ? 64 : e->method.len),
                  (const char *)e->method.data);
         reply_err(w, m->sink, e, rv = HF_ENOTFOUND, c->errmsg);
+        goto outbox_drop;
+    }
+    if ((e->role & HF_ROLE_PUBLIC) && !meth->pub) {
+        snprintf(c->errmsg, sizeof(c->errmsg),
+                 "sign in: method '%s' is not public", meth->name);
+        reply_err(w, m->sink, e, rv = HF_EUNAUTH, c->errmsg);
         goto outbox_drop;
     }
     if (meth->roles != HF_ROLE_ANY &&

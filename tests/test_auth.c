@@ -331,16 +331,21 @@ test_alg_none_refused(void **state)
     assert_int_equal(p.role, 0);
 }
 
+/* HS384 and HS512 are verified with the same secret (issue 14). */
 static void
-test_hs512_signed_with_secret_refused(void **state)
+test_hs384_hs512_signed_with_secret_accepted(void **state)
 {
     const char *claims = "{\"sub\":\"kim\",\"role\":\"admin\"}";
     hf_principal p;
 
     char *tok = sign_claims(claims, JWT_ALG_HS512, SECRET);
-    assert_int_equal(verify(tok, &p), HF_EUNAUTH);
+    assert_int_equal(verify(tok, &p), 0);
+    assert_int_equal(p.role, HF_ROLE_ADMIN);
     free(tok);
     tok = sign_claims(claims, JWT_ALG_HS384, SECRET);
+    assert_int_equal(verify(tok, &p), 0);
+    free(tok);
+    tok = sign_claims(claims, JWT_ALG_HS384, "another-secret");
     assert_int_equal(verify(tok, &p), HF_EUNAUTH);
     free(tok);
     /* The same claims with HS256 pass: only the algorithm differs. */
@@ -499,10 +504,15 @@ test_unknown_role_unauthorized(void **state)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(mint_verify("kim", bad[i], 0, NULL, &p), HF_EUNAUTH);
-    assert_int_equal(mint_verify("kim", NULL, 0, NULL, &p), HF_EUNAUTH);
     assert_int_equal(verify_claims("{\"sub\":\"kim\",\"role\":2}"), HF_EUNAUTH);
-    assert_int_equal(verify_claims("{\"sub\":\"kim\",\"role\":[\"admin\"]}"),
+    assert_int_equal(verify_claims("{\"sub\":\"kim\",\"role\":[\"root\"]}"),
                      HF_EUNAUTH);
+    /* No role is a user (issue 14); an array adds each known role. */
+    assert_int_equal(mint_verify("kim", NULL, 0, NULL, &p), 0);
+    assert_int_equal(p.role, HF_ROLE_USER);
+    assert_int_equal(verify_claims("{\"sub\":\"kim\",\"role\":[\"admin\","
+                                   "\"x\"]}"),
+                     0);
 }
 
 static void
@@ -990,7 +1000,7 @@ main(void)
         cmocka_unit_test(test_exp_not_an_integer_unauthorized),
         cmocka_unit_test(test_nbf_in_future_unauthorized),
         cmocka_unit_test(test_alg_none_refused),
-        cmocka_unit_test(test_hs512_signed_with_secret_refused),
+        cmocka_unit_test(test_hs384_hs512_signed_with_secret_accepted),
         cmocka_unit_test(test_tampered_payload_unauthorized),
         cmocka_unit_test(test_garbage_token_unauthorized),
         cmocka_unit_test(test_header_or_payload_not_json_unauthorized),

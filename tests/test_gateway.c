@@ -580,7 +580,7 @@ test_garbage_streak_is_closed_with_1008(void **state)
 static void
 test_auth_rejects_missing_forged_and_expired_tokens(void **state)
 {
-    const char *flags[] = {"--jwt-secret", SECRET, NULL};
+    const char *flags[] = {"--jwt-secret", SECRET, "--jwt-leeway-s", "0", NULL};
     struct srv s;
     struct cli *c;
     char q[1200];

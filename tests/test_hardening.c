@@ -512,7 +512,7 @@ test_auth_as_another_principal_drops_what_it_may_not_see(void **state)
 static void
 test_subscriptions_end_when_the_token_expires(void **state)
 {
-    const char *flags[] = {"--jwt-secret", SECRET, NULL};
+    const char *flags[] = {"--jwt-secret", SECRET, "--jwt-leeway-s", "0", NULL};
     struct srv s;
     struct cli *c;
     char *tok;

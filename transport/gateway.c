@@ -37,7 +37,8 @@
  * rather than leave it to hang in the backlog (and poll() to report it
  * again at once, forever).
  *
- * The gateway's other files: see gw_int.h.
+ * The acceptor thread's body is accept.c; the gateway's other files: see
+ * gw_int.h.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -143,26 +144,29 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
         /* Refuse the upgrade itself, with an HTTP status the client can
-         * read, for a wrong path, while draining, or for a token that is
+         * read, for a wrong path, while draining, for a browser page of
+         * an origin --cors-origin does not list, or for a token that is
          * present but bad. (No token at all is allowed: an "auth" message
          * may follow.) Nonzero: lws sends nothing more and goes on. */
-        char buf[2048];
+        char buf[HF_AUTH_TOKEN_MAX + 1];
         const char *tok;
         hf_principal p;
-        const hf_gateway_config *cfg = &gw->g->cfg;
-        int status = 0;
+        int status = 0, any;
         const char *why = NULL;
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
             strcmp(uri, "/v1/ws") != 0)
             status = 404, why = "the WebSocket endpoint is /v1/ws";
         else if (gw->local_draining)
             status = 503, why = "server is shutting down";
-        else if (cfg->jwt_secret[0] &&
+        else if (gw_origin(gw->g, wsi, buf, sizeof(buf), &any) ==
+                 GW_ORIGIN_REFUSED)
+            status = 403, why = "this page's origin is not allowed "
+                                "(--cors-origin)";
+        else if (gw->g->auth != NULL &&
                  gw_request_token(wsi, buf, sizeof(buf), &tok) &&
-                 hf_auth_verify(cfg->jwt_secret, tok, strlen(tok),
-                                (int64_t)time(NULL), gw_auth_flags(cfg),
-                                &p) != 0)
-            status = 401, why = "invalid or expired token";
+                 hf_auth_check(gw->g->auth, tok, strlen(tok),
+                               (int64_t)time(NULL), &p, &why) != 0)
+            status = 401;
         if (status == 0)
             return 0;
         return lws_return_http_status(wsi, (unsigned)status, why) ? -1 : 1;
@@ -170,12 +174,13 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
     case LWS_CALLBACK_ESTABLISHED: {
         const struct lws_protocols *pr = lws_get_protocol(wsi);
+        const char *why;
         c = gw_conn_new(gw, wsi, C_WS);
         *pss = c;
         c->fmt = (pr && pr->id == 1) ? HF_WIRE_MSGPACK : HF_WIRE_JSON;
         HF_GW_ADD(connections, 1);
         HF_GW_INC(connections_total);
-        if (gw_authenticate(gw, c, wsi, 0) != 0) {
+        if (gw_authenticate(gw, c, wsi, 0, &why) != 0) {
             /* A token was given and it is bad: refuse the connection. */
             c->close_code = 1008;
             gw_want_write(c);
@@ -362,7 +367,7 @@ metrics_write(FILE *out)
     hf_metrics_counter(out, "holdfast_bad_messages_total",
             "Client messages refused as malformed.", HF_GW_GET(bad_messages));
     hf_metrics_counter(out, "holdfast_rate_limited_total",
-            "Client messages refused by the rate limit.",
+            "Client messages and HTTP requests refused by the rate limit.",
             HF_GW_GET(rate_limited));
     hf_metrics_counter(out, "holdfast_slow_consumers_total",
             "Connections closed for not reading (1013).",
@@ -394,10 +399,32 @@ const struct hf_opt hf_gateway_config_opts[] = {
      .max = 256, .def = "0", .help = "gateway threads (0 = cores)"},
     {.name = "jwt-secret", .type = HF_OPT_STR, .off = F(jwt_secret),
      .size = S(jwt_secret), .def = "",
-     .help = "HS256 secret; empty = auth off, loopback only"},
+     .help = "HS256/384/512 secret; no secret, key or JWKS: auth off"},
+    {.name = "jwt-key", .type = HF_OPT_STR, .off = F(jwt_key),
+     .size = S(jwt_key), .def = "",
+     .help = "PEM public key file: RS256/384/512, ES256/384 tokens"},
+    {.name = "jwks", .type = HF_OPT_STR, .off = F(jwks), .size = S(jwks),
+     .def = "", .help = "JWKS file: RS/ES tokens by kid; re-read on SIGHUP"},
+    {.name = "jwt-issuer", .type = HF_OPT_STR, .off = F(jwt_issuer),
+     .size = S(jwt_issuer), .def = "", .help = "tokens must have this iss"},
+    {.name = "jwt-audience", .type = HF_OPT_STR, .off = F(jwt_audience),
+     .size = S(jwt_audience), .def = "",
+     .help = "tokens' aud must hold this"},
+    {.name = "jwt-role-claim", .type = HF_OPT_STR, .off = F(jwt_role_claim),
+     .size = S(jwt_role_claim), .def = "role",
+     .help = "claim holding the role (dotted path for nested ones)"},
+    {.name = "jwt-leeway-s", .type = HF_OPT_INT, .off = F(jwt_leeway_s),
+     .min = 0, .max = 3600, .def = "30",
+     .help = "clock skew allowed on exp and nbf, seconds"},
     {.name = "jwt-allow-no-exp", .type = HF_OPT_BOOL, .off = F(jwt_allow_no_exp),
      .def = "false",
      .help = "accept tokens without an exp claim (valid until revoked)"},
+    {.name = "public", .type = HF_OPT_LIST, .off = F(public_),
+     .size = S(public_), .def = "",
+     .help = "address pattern readable without a token (repeatable)"},
+    {.name = "cors-origin", .type = HF_OPT_LIST, .off = F(cors_origin),
+     .size = S(cors_origin), .def = "",
+     .help = "browser origin allowed to call in, or * (repeatable)"},
     {.name = "frame-max", .type = HF_OPT_INT, .off = F(frame_max), .min = 256,
      .max = 64 << 20, .def = "65536",
      .help = "largest frame a client may send (bytes); larger: close 1009"},
@@ -457,82 +484,6 @@ hf_gateway_config_finish(hf_gateway_config *cfg)
         cfg->gateways = hf_config_cores();
 }
 
-/* accept() failed for want of descriptors: the connection waiting in the
- * backlog is taken with the reserve descriptor and closed at once, so its
- * client is refused now rather than left to time out, and the listening
- * socket stops being readable. Logged at most every 10 s. */
-static void
-shed(hf_gateway *g, int err)
-{
-    uint64_t now = (uint64_t)lws_now_usecs() * 1000u;
-    struct rlimit rl = {0};
-    int fd;
-
-    if (g->spare >= 0) {
-        close(g->spare);
-        g->spare = -1;
-    }
-    fd = accept4(g->lfd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd >= 0) {
-        close(fd);
-        g->shed++;
-        HF_GW_INC(connections_refused);
-    }
-    g->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (g->shed_logged_ns == 0 || now - g->shed_logged_ns >= 10000000000u) {
-        getrlimit(RLIMIT_NOFILE, &rl);
-        hf_warn("gateway",
-                "accept: %s (RLIMIT_NOFILE %llu): refusing new connections "
-                "until some close (%llu refused so far)",
-                strerror(err), (unsigned long long)rl.rlim_cur,
-                (unsigned long long)g->shed);
-        g->shed_logged_ns = now;
-    }
-    if (fd < 0)
-        usleep(10000); /* not even the reserve helped: do not spin */
-}
-
-static void *
-acceptor(void *arg)
-{
-    hf_gateway *g = arg;
-    struct pollfd pf[2] = {{.fd = g->lfd, .events = POLLIN},
-                           {.fd = g->wake[0], .events = POLLIN}};
-
-    while (!atomic_load(&g->stop_accept)) {
-        int fd, one = 1, live = 0;
-        struct gw *gw;
-
-        if (poll(pf, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (pf[1].revents)
-            break;
-        if (!(pf[0].revents & POLLIN))
-            continue;
-        fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                shed(g, errno);
-            continue;
-        }
-        for (int i = 0; i < g->nw; i++)
-            live += atomic_load(&g->gws[i].live);
-        if (live >= g->cfg.max_conns) {
-            HF_GW_INC(connections_refused);
-            close(fd);
-            continue;
-        }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        gw = &g->gws[g->next++ % (unsigned)g->nw];
-        atomic_fetch_add(&gw->live, 1);
-        pthread_mutex_lock(&gw->mu);
-        HF_VEC_PUSH(gw->fds, gw->nfds, gw->capfds, 64, fd);
-        pthread_mutex_unlock(&gw->mu);
-        lws_cancel_service(gw->ctx);
-    }
-    return NULL;
-}
-
 static void
 lws_log(int level, const char *line)
 {
@@ -566,10 +517,10 @@ listen_on(hf_gateway *g)
     }
     memcpy(host, g->cfg.listen, (size_t)(colon - g->cfg.listen));
     host[colon - g->cfg.listen] = '\0';
-    if (g->cfg.jwt_secret[0] == '\0' && !is_loopback(host)) {
+    if (g->auth == NULL && !is_loopback(host)) {
         hf_warn("gateway",
-                "auth is off (no --jwt-secret): binding 127.0.0.1 "
-                "instead of %s",
+                "auth is off (no --jwt-secret, --jwt-key or --jwks): "
+                "binding 127.0.0.1 instead of %s",
                 host);
         strcpy(host, "127.0.0.1");
     }
@@ -596,7 +547,7 @@ listen_on(hf_gateway *g)
     g->port = ntohs(sa.sin_port);
     hf_info("gateway", "listening on %s://%s:%d (WebSocket /v1/ws)%s",
             g->cfg.tls_cert[0] ? "https" : "http", host, g->port,
-            g->cfg.jwt_secret[0] ? "" : "; auth is OFF: loopback only");
+            g->auth != NULL ? "" : "; auth is OFF: loopback only");
     return 0;
 }
 
@@ -633,6 +584,33 @@ raise_nofile(const hf_gateway_config *cfg)
     else if (was < rl.rlim_cur)
         hf_info("gateway", "RLIMIT_NOFILE raised from %llu to %llu",
                 (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+}
+
+/* The token verifier and the access rules, from the options. */
+static int
+open_auth(hf_gateway *g)
+{
+    const hf_gateway_config *c = &g->cfg;
+    char why[512];
+
+    if (hf_auth_open(&g->auth,
+                     &(struct hf_auth_opts){
+                         .secret = c->jwt_secret,
+                         .key_file = c->jwt_key,
+                         .jwks_file = c->jwks,
+                         .issuer = c->jwt_issuer,
+                         .audience = c->jwt_audience,
+                         .role_claim = c->jwt_role_claim,
+                         .leeway_s = c->jwt_leeway_s,
+                         .flags = c->jwt_allow_no_exp ? HF_AUTH_ALLOW_NO_EXP
+                                                      : 0,
+                     },
+                     why, sizeof(why)) != 0 ||
+        gw_access_open(g, why, sizeof(why)) != 0) {
+        hf_error("gateway", "%s", why);
+        return HF_EBADREQ;
+    }
+    return 0;
 }
 
 static int
@@ -702,7 +680,8 @@ hf_gateway_start(hf_gateway **out, const hf_gateway_config *cfg,
     g->anon.sub[0] = '\0';
     lws_set_log_level(LLL_ERR, lws_log);
     raise_nofile(cfg);
-    if ((rv = gw_tls_check(cfg)) != 0 || (rv = listen_on(g)) != 0)
+    if ((rv = gw_tls_check(cfg)) != 0 || (rv = open_auth(g)) != 0 ||
+        (rv = listen_on(g)) != 0)
         goto fail;
     if (pipe2(g->wake, O_CLOEXEC) != 0) {
         rv = HF_EINTERNAL;
@@ -713,7 +692,7 @@ hf_gateway_start(hf_gateway **out, const hf_gateway_config *cfg,
     for (int i = 0; i < g->nw; i++)
         if ((rv = gw_open(g, &g->gws[i], i, base)) != 0)
             goto fail;
-    if (pthread_create(&g->acc, NULL, acceptor, g) != 0) {
+    if (pthread_create(&g->acc, NULL, gw_acceptor, g) != 0) {
         rv = HF_EINTERNAL;
         goto fail;
     }
@@ -723,6 +702,21 @@ hf_gateway_start(hf_gateway **out, const hf_gateway_config *cfg,
 fail:
     hf_gateway_stop(g);
     return rv;
+}
+
+int
+hf_gateway_reload(hf_gateway *g)
+{
+    char why[512];
+
+    if (g->auth == NULL)
+        return 0;
+    if (hf_auth_reload(g->auth, why, sizeof(why)) != 0) {
+        hf_error("gateway", "keys not reloaded, the old ones stay: %s", why);
+        return -1;
+    }
+    hf_info("gateway", "token keys reloaded");
+    return 0;
 }
 
 int
@@ -845,5 +839,7 @@ hf_gateway_stop(hf_gateway *g)
         close(g->wake[1]);
     if (g->spare >= 0)
         close(g->spare);
+    gw_access_close(g);
+    hf_auth_close(g->auth);
     free(g);
 }

@@ -23,8 +23,18 @@ typedef struct hf_gateway hf_gateway;
 typedef struct hf_gateway_config {
     char listen[128];     /* --listen host:port */
     int gateways;         /* --gateways, 0 = number of cores */
-    char jwt_secret[256]; /* --jwt-secret (HS256); empty = auth off */
+    char jwt_secret[256]; /* --jwt-secret (HS256/384/512) */
+    char jwt_key[512];    /* --jwt-key: PEM public key (RS, ES) */
+    char jwks[512];       /* --jwks: JWKS file (RS, ES by kid) */
+    /* Auth is off when none of the three is set. */
+    char jwt_issuer[256];     /* --jwt-issuer: required iss */
+    char jwt_audience[256];   /* --jwt-audience: required in aud */
+    char jwt_role_claim[128]; /* --jwt-role-claim: claim (path) of role */
+    int jwt_leeway_s;         /* --jwt-leeway-s: clock skew on exp, nbf */
     int jwt_allow_no_exp; /* --jwt-allow-no-exp: tokens without exp */
+    char public_[4096];   /* --public: address patterns open without a
+                             token (list, core/config.h) */
+    char cors_origin[4096]; /* --cors-origin: origins served (list) */
     int frame_max;        /* --frame-max: largest client frame, bytes */
     int rate;             /* --rate: messages per second per connection */
     int rate_burst;       /* --rate-burst: bucket size */
@@ -53,9 +63,15 @@ void hf_gateway_config_finish(hf_gateway_config *cfg);
 /* Binds cfg->listen (falling back to loopback when auth is off and the
  * address is not a loopback one: the server says so), starts the threads
  * and connects to the host's nng endpoint at "<nng_base>-host".
- * Returns 0, HF_EUNAVAIL (cannot bind) or HF_EINTERNAL. */
+ * Returns 0, HF_EUNAVAIL (cannot bind), HF_EBADREQ (a key file or an
+ * option is unusable: logged with the reason) or HF_EINTERNAL. */
 int hf_gateway_start(hf_gateway **out, const hf_gateway_config *cfg,
                      const char *nng_base);
+
+/* Re-reads the --jwt-key and --jwks files (SIGHUP), from the thread
+ * that started the gateway. A file that does not load leaves the keys in
+ * use and is logged with the reason. 0 or -1. */
+int hf_gateway_reload(hf_gateway *g);
 
 /* The port actually bound (useful with port 0). */
 int hf_gateway_port(const hf_gateway *g);

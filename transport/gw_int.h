@@ -2,16 +2,20 @@
  * gw_int.h - the gateway's insides, shared by its files (not a public
  * header: transport/gateway.h is).
  *
- * The gateway is five files around one set of structures:
+ * The gateway is these files around one set of structures:
  *   gateway.c  the lws callback, the heartbeat, threads, accept, lifecycle
  *   conn.c     connections: their table, output queues, WebSocket writes
  *   session.c  what a client asks: auth, ACL, subscriptions, forwarding
  *   relay.c    what the host answers: replies, events, fan-out
  *   http.c     the HTTP endpoints
+ *   access.c   CORS origins, public addresses, the token bucket (and the
+ *              HTTP buckets' table, shared by the gateway threads)
+ *   accept.c   the acceptor thread
  *
  * Threads: everything declared here belongs to one gateway thread (struct
  * gw) and is touched only by it, except the fields of struct gw marked
- * "mu" (locked) and the atomics; see gateway.c's design notes.
+ * "mu" (locked), struct hf_gateway's "rl_mu" ones and auth (an hf_auth,
+ * safe from any thread), and the atomics; see gateway.c's design notes.
  */
 #ifndef HF_TRANSPORT_GW_INT_H
 #define HF_TRANSPORT_GW_INT_H
@@ -97,6 +101,7 @@ struct http_req {
     uint32_t started;  /* gw->tick when the headers were complete */
     char target[HF_ADDR_MAX + 1];
     char method[65];
+    int retry_after; /* a 429's Retry-After, seconds */
     char idem[1024];
     uint64_t after;
     unsigned limit;
@@ -187,6 +192,11 @@ struct hf_gateway {
     unsigned next;
     char web_root[512];
     hf_principal anon; /* shared by every connection when auth is off */
+    hf_auth *auth;     /* NULL: auth is off */
+    hf_principal pub;  /* callers without a token: --public (access.c) */
+    pthread_mutex_t rl_mu;
+    hf_htab rl; /* rl_mu: HTTP rate buckets (access.c) */
+    int rl_open;
 };
 
 /* The gateway's counters (core/metrics.h tells how metrics work); its
@@ -244,7 +254,10 @@ int gw_on_frame(struct gw *gw, struct conn *c, const void *data, size_t len,
                 int binary);
 int gw_request_token(struct lws *wsi, char *buf, size_t len, const char **tok);
 int gw_authenticate(struct gw *gw, struct conn *c, struct lws *wsi,
-                    int required);
+                    int required, const char **why);
+/* The principal a request of c runs as: its token's, the shared one when
+ * auth is off, or the public one (g->pub) while it has no token. */
+const hf_principal *gw_principal(const struct conn *c);
 
 /* relay.c */
 void gw_topic_del(struct gw *gw, const char *addr, size_t alen, struct conn *c);
@@ -252,6 +265,35 @@ struct pend *gw_pend_add(struct gw *gw, struct conn *c, int op, hf_slice id,
                          hf_slice addr);
 void gw_on_batch(struct gw *gw, nng_msg *m);
 void gw_from_host(void *arg, nng_msg *m);
+
+/* accept.c: the acceptor thread's body (arg: the hf_gateway). */
+void *gw_acceptor(void *arg);
+
+/* access.c */
+enum { GW_ORIGIN_NONE, GW_ORIGIN_OK, GW_ORIGIN_SAME, GW_ORIGIN_REFUSED };
+/* One token from a bucket refilled at rate a second, holding at most
+ * burst: 1, or 0 with *retry_s (may be NULL) the seconds until one. */
+int gw_bucket_take(double *tokens, uint64_t *last_us, uint64_t now_us,
+                   int rate, int burst, int *retry_s);
+/* The HTTP bucket of p's subject (of the client's address when p is NULL
+ * or has none): 0, or HF_ERATELIMIT with *retry_s. Any gateway thread. */
+int gw_http_rate(hf_gateway *g, struct lws *wsi, const hf_principal *p,
+                 int *retry_s);
+/* The request's Origin (into origin, n bytes) against --cors-origin:
+ * GW_ORIGIN_NONE when there is no Origin or no list; *any for "*". */
+int gw_origin(const hf_gateway *g, struct lws *wsi, char *origin, size_t n,
+              int *any);
+/* Adds the CORS headers an answer to this request carries (none unless
+ * its origin is listed). 0, or -1 when they do not fit. */
+int gw_cors_headers(const hf_gateway *g, struct lws *wsi, unsigned char **p,
+                    unsigned char *end);
+/* Answers a preflight (OPTIONS): 204 for an allowed origin, else 403.
+ * Returns as an lws callback. */
+int gw_cors_preflight(struct gw *gw, struct lws *wsi);
+/* Parses --public into g->pub; sets up the HTTP rate table. 0, or -1 with
+ * why. */
+int gw_access_open(hf_gateway *g, char *why, size_t n);
+void gw_access_close(hf_gateway *g);
 
 /* http.c */
 /* Was the connection answered and condemned (see http_respond)? */

@@ -85,8 +85,16 @@ gw_http_respond(struct conn *c, int status, const char *ctype, const void *body,
     if (buf != NULL) {
         start = p = buf + LWS_PRE;
         end = buf + need;
+        char ra[16];
+        int ralen = snprintf(ra, sizeof(ra), "%d", c->h->retry_after);
         if (lws_add_http_common_headers(wsi, (unsigned)status, ctype, len, &p,
                                         end) ||
+            gw_cors_headers(c->gw->g, wsi, &p, end) ||
+            (c->h->retry_after > 0 &&
+             lws_add_http_header_by_name(wsi,
+                                         (const unsigned char *)"retry-after:",
+                                         (const unsigned char *)ra, ralen, &p,
+                                         end)) ||
             (c->h->close_after &&
              lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
                                           (const unsigned char *)"close", 5, &p,
@@ -337,6 +345,10 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
     int status;
 
     HF_GW_INC(http_requests);
+    /* A browser's preflight carries no token: answered here (access.c). */
+    if (gw->g->cfg.cors_origin[0] &&
+        lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0)
+        return gw_cors_preflight(gw, wsi);
     if (strncmp(uri, "/v1/call/", 9) != 0 && strcmp(uri, "/v1/publish") != 0 &&
         strncmp(uri, "/v1/events/", 11) != 0 && strcmp(uri, "/healthz") != 0 &&
         strcmp(uri, "/metrics") != 0) {
@@ -363,6 +375,10 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
      * for one of 100 MB: answer it, and end the connection. */
     c->h->close_after = post && clen < 0;
     c->h->had_body = c->h->awaiting_body = clen > 0;
+    if (strncmp(uri, "/v1/", 4) != 0 &&
+        gw_http_rate(gw->g, wsi, NULL, &c->h->retry_after) != 0) {
+        return gw_http_error(c, HF_ERATELIMIT, "slow down");
+    }
     if (strcmp(uri, "/healthz") == 0) {
         return gw_http_respond(c, 200, "application/json", "{\"ok\":true}", 11);
     }
@@ -379,9 +395,15 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
         free(text);
         return status;
     }
-    if (gw_authenticate(gw, c, wsi, 1) != 0) {
-        return gw_http_error(c, HF_EUNAUTH,
-                             "missing, invalid or expired token");
+    if (gw_authenticate(gw, c, wsi, 1, &why) != 0) {
+        /* A refused token costs its address a request too. */
+        if (gw_http_rate(gw->g, wsi, NULL, &c->h->retry_after) != 0)
+            return gw_http_error(c, HF_ERATELIMIT, "slow down");
+        return gw_http_error(c, HF_EUNAUTH, why);
+    }
+    if (gw_http_rate(gw->g, wsi, c->authed ? c->who : NULL,
+                     &c->h->retry_after) != 0) {
+        return gw_http_error(c, HF_ERATELIMIT, "slow down");
     }
     if (strncmp(uri, "/v1/call/", 9) == 0 || strcmp(uri, "/v1/publish") == 0) {
         int klen = lws_hdr_custom_length(wsi, "idempotency-key:", 16);

@@ -18,6 +18,11 @@
  * hold, and the token's expiry (checked once a second by the heartbeat
  * and before every message) ends them all, each with an "unsubscribed"
  * message and a presence leave sent to the host.
+ *
+ * Without a token. A connection that has not authenticated runs as the
+ * gateway's public principal (access.c): it reaches the --public
+ * addresses only, may subscribe there without presence and may not
+ * signal; the host keeps its calls to the methods kinds mark pub.
  */
 #include <time.h>
 #include <stdio.h>
@@ -44,16 +49,10 @@ gw_send_req(struct gw *gw)
     gw->req.len = 0;
 }
 
-static const hf_principal *
-principal(struct conn *c)
+const hf_principal *
+gw_principal(const struct conn *c)
 {
-    return c->who;
-}
-
-unsigned
-gw_auth_flags(const hf_gateway_config *cfg)
-{
-    return cfg->jwt_allow_no_exp ? HF_AUTH_ALLOW_NO_EXP : 0;
+    return c->authed ? c->who : &c->gw->g->pub;
 }
 
 struct csub *
@@ -164,7 +163,8 @@ int
 gw_expired(const struct conn *c)
 {
     return c->who != NULL && c->who->exp > 0 &&
-           c->who->exp <= (int64_t)time(NULL);
+           c->who->exp <=
+               (int64_t)time(NULL) - hf_auth_leeway(c->gw->g->auth);
 }
 
 void
@@ -179,11 +179,27 @@ gw_expire(struct gw *gw, struct conn *c)
 int
 gw_admit(struct conn *c, hf_slice addr, const char **why)
 {
-    const hf_principal *p = principal(c);
+    const hf_principal *p = gw_principal(c);
 
-    if (!c->authed || p == NULL) {
+    if (!c->authed && c->who != NULL && gw_expired(c)) {
+        *why = "token expired: send a new auth";
+        return HF_EUNAUTH;
+    }
+    if (!c->authed && p->nacl == 0) {
         *why = "authenticate first: an auth message or ?token=";
         return HF_EUNAUTH;
+    }
+    if (!c->authed) {
+        /* A caller without a token reaches the --public addresses. */
+        if (hf_addr_check(addr.data, addr.len, NULL) != 0) {
+            *why = "bad address: kind/name";
+            return HF_EBADREQ;
+        }
+        if (hf_auth_allows(p, addr.data, addr.len) != 0) {
+            *why = "sign in: this address is not public";
+            return HF_EUNAUTH;
+        }
+        return 0;
     }
     if (gw_expired(c)) {
         gw_expire(c->gw, c);
@@ -206,7 +222,7 @@ void
 gw_forward(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice to,
            hf_slice method, hf_slice args, hf_slice key, const hf_wire_msg *m)
 {
-    const hf_principal *p = principal(c);
+    const hf_principal *p = gw_principal(c);
     hf_env e = {.op = op,
                 .conn = c->id,
                 .has_conn = 1,
@@ -226,8 +242,10 @@ gw_forward(struct gw *gw, struct conn *c, int op, hf_slice id, hf_slice to,
             e.picture = (hf_slice){p->picture, strlen(p->picture)};
         }
         /* gw_admit passed: a token with an acl claim names this address
-         * in it (core/actor.h, HF_ROLE_GRANTED). */
-        if (p->nacl > 0)
+         * in it (core/actor.h, HF_ROLE_GRANTED). The tokenless public
+         * principal has an acl too (the --public patterns) but no token:
+         * never granted. */
+        if (c->authed && p->nacl > 0)
             e.role |= HF_ROLE_GRANTED;
     }
     if (m != NULL && m->has_since) {
@@ -244,22 +262,16 @@ static int
 take_token(struct conn *c)
 {
     const hf_gateway_config *cfg = &c->gw->g->cfg;
-    uint64_t now = (uint64_t)lws_now_usecs();
 
-    c->tokens += (double)(now - c->tok_ns) * cfg->rate / 1e6;
-    if (c->tokens > cfg->rate_burst)
-        c->tokens = cfg->rate_burst;
-    c->tok_ns = now;
-    if (c->tokens < 1.0)
-        return 0;
-    c->tokens -= 1.0;
-    return 1;
+    return gw_bucket_take(&c->tokens, &c->tok_ns, (uint64_t)lws_now_usecs(),
+                          cfg->rate, cfg->rate_burst, NULL);
 }
 
 static void
 do_auth(struct conn *c, const hf_wire_msg *m)
 {
-    const hf_gateway_config *cfg = &c->gw->g->cfg;
+    hf_auth *auth = c->gw->g->auth;
+    const char *why;
     hf_principal p;
     msgpack_zone z;
     msgpack_object res;
@@ -267,13 +279,13 @@ do_auth(struct conn *c, const hf_wire_msg *m)
     msgpack_packer pk;
     size_t off = 0;
 
-    if (cfg->jwt_secret[0] == '\0') {
+    if (auth == NULL) {
         gw_reply_err(c, m->id, HF_EBADREQ, "auth is off on this server");
         return;
     }
-    if (hf_auth_verify(cfg->jwt_secret, m->token.data, m->token.len,
-                       (int64_t)time(NULL), gw_auth_flags(cfg), &p) != 0) {
-        gw_reply_err(c, m->id, HF_EUNAUTH, "invalid or expired token");
+    if (hf_auth_check(auth, m->token.data, m->token.len, (int64_t)time(NULL),
+                      &p, &why) != 0) {
+        gw_reply_err(c, m->id, HF_EUNAUTH, why);
         return;
     }
     if (c->who == NULL || c->who == &c->gw->g->anon)
@@ -345,6 +357,15 @@ on_message(struct gw *gw, struct conn *c, const hf_wire_msg *m)
         gw_reply_err(c, m->id, err, why);
         return 0;
     }
+    /* Without a token, a public address may be watched, not written to
+     * or announced in. */
+    if (!c->authed && (m->op == HF_W_SIGNAL ||
+                       (m->op == HF_W_SUB && m->args.len > 0))) {
+        if (m->op != HF_W_SIGNAL)
+            gw_reply_err(c, m->id, HF_EUNAUTH,
+                         "sign in to subscribe with presence");
+        return 0;
+    }
     switch (m->op) {
     case HF_W_CALL:
         gw_forward(gw, c, HF_OP_CALL, m->id, m->to, m->method, m->args, m->key,
@@ -400,7 +421,7 @@ gw_on_frame(struct gw *gw, struct conn *c, const void *data, size_t len,
 int
 gw_request_token(struct lws *wsi, char *buf, size_t len, const char **tok)
 {
-    char hdr[2048];
+    char hdr[HF_AUTH_TOKEN_MAX + 16];
     const char *v;
 
     if ((v = lws_get_urlarg_by_name(wsi, "token=", buf, (int)len)) != NULL &&
@@ -417,17 +438,20 @@ gw_request_token(struct lws *wsi, char *buf, size_t len, const char **tok)
     return 0;
 }
 
-/* Authenticates a connection from its request. 0, or HF_EUNAUTH when a
- * token was given and is bad (or none was given for HTTP with auth on). */
+/* Authenticates a connection from its request. 0, or HF_EUNAUTH with
+ * *why when a token was given and is bad, or none was given, required is
+ * set and nothing is public. Without a token c stays unauthenticated: it
+ * reaches the public addresses only (gw_admit). */
 int
-gw_authenticate(struct gw *gw, struct conn *c, struct lws *wsi, int required)
+gw_authenticate(struct gw *gw, struct conn *c, struct lws *wsi, int required,
+                const char **why)
 {
-    const hf_gateway_config *cfg = &gw->g->cfg;
-    char buf[2048];
+    char buf[HF_AUTH_TOKEN_MAX + 1];
     const char *tok;
     hf_principal p;
 
-    if (cfg->jwt_secret[0] == '\0') {
+    *why = "send a token: Authorization: Bearer or ?token=";
+    if (gw->g->auth == NULL) {
         /* Auth off: the shared anonymous principal (read-only; a
          * principal is ~5 KB, too much to copy per connection). */
         c->who = &gw->g->anon;
@@ -435,9 +459,9 @@ gw_authenticate(struct gw *gw, struct conn *c, struct lws *wsi, int required)
         return 0;
     }
     if (!gw_request_token(wsi, buf, sizeof(buf), &tok))
-        return required ? HF_EUNAUTH : 0;
-    if (hf_auth_verify(cfg->jwt_secret, tok, strlen(tok), (int64_t)time(NULL),
-                       gw_auth_flags(cfg), &p) != 0)
+        return required && gw->g->pub.nacl == 0 ? HF_EUNAUTH : 0;
+    if (hf_auth_check(gw->g->auth, tok, strlen(tok), (int64_t)time(NULL), &p,
+                      why) != 0)
         return HF_EUNAUTH;
     c->who = hf_xcalloc(1, sizeof(*c->who));
     *c->who = p;

@@ -17,8 +17,8 @@
  *
  * Properties, beyond no crash and no sanitizer report:
  *  - a refused token leaves the deny-all principal (all zero);
- *  - an accepted one has a subject of 1..HF_AUTH_SUB_MAX bytes, exactly
- *    one role bit, an exp after now (or none), at most HF_AUTH_ACL_MAX
+ *  - an accepted one has a subject of 1..HF_AUTH_SUB_MAX bytes, at least
+ *    one role bit (a role array may give several), an exp after now (or none), at most HF_AUTH_ACL_MAX
  *    NUL-terminated patterns; signed tokens (mode 1) are accepted exactly
  *    when their header says HS256 and their claims are what auth.h lists,
  *    with the claims' values;
@@ -108,7 +108,7 @@ check_accepted(const hf_principal *p)
     unsigned r = p->role;
 
     FZ_CHECK(sl > 0 && sl <= HF_AUTH_SUB_MAX);
-    FZ_CHECK(r != 0 && (r & ~all_roles) == 0 && (r & (r - 1)) == 0);
+    FZ_CHECK(r != 0 && (r & ~all_roles) == 0);
     FZ_CHECK(p->exp == 0 || p->exp > NOW_S);
     FZ_CHECK(p->nacl >= -1 && p->nacl <= HF_AUTH_ACL_MAX);
     for (int i = 0; i < p->nacl; i++)
@@ -234,7 +234,9 @@ valid(const uint8_t *h, size_t hl, const uint8_t *c, size_t cl,
     json_t *g = json_loadb((const char *)c, cl, 0, NULL);
     json_t *alg = hj ? json_object_get(hj, "alg") : NULL, *acl;
     json_t *typ = hj ? json_object_get(hj, "typ") : NULL;
-    const char *sub = NULL, *role = NULL;
+    json_t *role;
+    const char *sub = NULL;
+    unsigned bits = 0;
     int64_t exp, nbf;
     int ok = 0;
 
@@ -248,15 +250,24 @@ valid(const uint8_t *h, size_t hl, const uint8_t *c, size_t cl,
     }
     if (typ != NULL && strcasecmp(json_string_value(typ), "JWT") != 0)
         goto done;
-    if (!str_claim(g, "sub", HF_AUTH_SUB_MAX, &sub) ||
-        !str_claim(g, "role", 64, &role) || hf_auth_role_bit(role) == 0)
+    if (!str_claim(g, "sub", HF_AUTH_SUB_MAX, &sub))
+        goto done;
+    /* role: absent = user; a name; an array whose known names count. */
+    role = json_object_get(g, "role");
+    if (role == NULL)
+        bits = HF_ROLE_USER;
+    else if (json_is_string(role))
+        bits = hf_auth_role_bit(json_string_value(role));
+    for (size_t i = 0; json_is_array(role) && i < json_array_size(role); i++)
+        bits |= hf_auth_role_bit(json_string_value(json_array_get(role, i)));
+    if (bits == 0)
         goto done;
     if (!time_claim(g, "exp", &exp) || (json_object_get(g, "exp") && exp <= NOW_S))
         goto done;
     if (!time_claim(g, "nbf", &nbf) || nbf > NOW_S)
         goto done;
     memcpy(want->sub, sub, strlen(sub));
-    want->role = hf_auth_role_bit(role);
+    want->role = bits;
     want->exp = exp;
     want->nacl = -1;
     if ((acl = json_object_get(g, "acl")) != NULL) {
