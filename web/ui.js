@@ -196,18 +196,27 @@ export function connectOptions() {
 }
 
 /**
- * The subject (`sub`) of the page's token, read without checking it (the
- * server checks it; this only decides what the page shows and sends).
- * Empty when there is no token: auth is off and callers are anonymous.
- * @returns {string}
+ * The claims of the page's token (`sub`, `role`, `name`, `picture`…), read
+ * without checking it (the server checks it; this only decides what the
+ * page shows and sends). `{}` when there is no token: auth is off and
+ * callers are anonymous.
+ * @returns {Record<string, any>}
  */
-export function tokenSubject() {
+export function tokenClaims() {
   const t = connectOptions().token;
-  if (!t) return '';
+  if (!t) return {};
   try {
     const b64 = t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    return JSON.parse(atob(b64.padEnd(b64.length + ((4 - (b64.length % 4)) % 4), '='))).sub || '';
+    const bytes = Uint8Array.from(atob(b64.padEnd(b64.length + ((4 - (b64.length % 4)) % 4), '=')), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims && typeof claims === 'object' ? claims : {};
   } catch (_) {
-    return '';
+    return {};
   }
+}
+
+/** The subject (`sub`) of the page's token; empty without one. @returns {string} */
+export function tokenSubject() {
+  const sub = tokenClaims().sub;
+  return typeof sub === 'string' ? sub : '';
 }
