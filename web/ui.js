@@ -135,6 +135,20 @@ export function slug(name) {
 /** "14:05" from ms since the epoch. @param {number} ms @returns {string} */
 export const hhmm = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
+/**
+ * "14:05" (24-hour) at a fixed offset from UTC, whatever the browser's
+ * own zone: a store's local time (`utc_offset_min`, docs/kinds/store.md).
+ * @param {number} ms since the epoch @param {number} offsetMin minutes east of UTC
+ * @returns {string}
+ */
+export const hhmmAt = (ms, offsetMin = 0) => new Date(ms + offsetMin * 60000).toISOString().slice(11, 16);
+
+/** "UTC+09:00", "UTC-03:30" from minutes east of UTC. @param {number} min @returns {string} */
+export function utcOffsetLabel(min) {
+  const a = Math.abs(min), two = (n) => String(n).padStart(2, '0');
+  return `UTC${min < 0 ? '-' : '+'}${two(Math.floor(a / 60))}:${two(a % 60)}`;
+}
+
 /** "3 min ago" from ms since the epoch. @param {number} ms @returns {string} */
 export function ago(ms) {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
@@ -182,18 +196,27 @@ export function connectOptions() {
 }
 
 /**
- * The subject (`sub`) of the page's token, read without checking it (the
- * server checks it; this only decides what the page shows and sends).
- * Empty when there is no token: auth is off and callers are anonymous.
- * @returns {string}
+ * The claims of the page's token (`sub`, `role`, `name`, `picture`…), read
+ * without checking it (the server checks it; this only decides what the
+ * page shows and sends). `{}` when there is no token: auth is off and
+ * callers are anonymous.
+ * @returns {Record<string, any>}
  */
-export function tokenSubject() {
+export function tokenClaims() {
   const t = connectOptions().token;
-  if (!t) return '';
+  if (!t) return {};
   try {
     const b64 = t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    return JSON.parse(atob(b64.padEnd(b64.length + ((4 - (b64.length % 4)) % 4), '='))).sub || '';
+    const bytes = Uint8Array.from(atob(b64.padEnd(b64.length + ((4 - (b64.length % 4)) % 4), '=')), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims && typeof claims === 'object' ? claims : {};
   } catch (_) {
-    return '';
+    return {};
   }
+}
+
+/** The subject (`sub`) of the page's token; empty without one. @returns {string} */
+export function tokenSubject() {
+  const sub = tokenClaims().sub;
+  return typeof sub === 'string' ? sub : '';
 }

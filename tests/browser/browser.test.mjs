@@ -10,6 +10,7 @@
 // same port and data dir mid-session; the WebSocket is refused and the
 // pages fall back to polling.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -25,12 +26,12 @@ const log = (...a) => console.log(`[${((Date.now() - T0) / 1000).toFixed(1).padS
 let server = null; // { proc, port, exited }
 let serverRuns = 0;
 
-/** Starts holdfast on `port` (0: any) with the shared data dir. */
-function startServer(port = 0, extra = []) {
+/** Starts holdfast on `port` (0: any) with the shared data dir (or `data`). */
+function startServer(port = 0, extra = [], data = DATA) {
   return new Promise((resolve, reject) => {
     const logFile = path.join(TMP, `server-${++serverRuns}.log`);
     const out = fs.openSync(logFile, 'w');
-    const proc = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data', DATA, '--web-root', WEB, ...extra],
+    const proc = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data', data, '--web-root', WEB, ...extra],
       { stdio: ['ignore', out, out] });
     const s = { proc, port: 0, logFile, exited: new Promise((r) => proc.on('exit', (code, sig) => r({ code, sig }))) };
     const deadline = Date.now() + 10000;
@@ -50,10 +51,11 @@ async function stopServer(s, signal) {
   return s.exited;
 }
 
-/** POST /v1/call over HTTP, as "another client". */
-async function httpCall(port, address, method, args = {}, key) {
+/** POST /v1/call over HTTP, as "another client" (with `token`: signed in). */
+async function httpCall(port, address, method, args = {}, key, token) {
   const headers = { 'content-type': 'application/json' };
   if (key) headers['idempotency-key'] = key;
+  if (token) headers.authorization = `Bearer ${token}`;
   const r = await fetch(`http://127.0.0.1:${port}/v1/call/${address}/${method}`, { method: 'POST', headers, body: JSON.stringify(args) });
   const body = await r.json();
   if (!body.ok) { const e = new Error(`${address} ${method}: ${body.error.code}: ${body.error.message}`); e.code = body.error.code; throw e; }
@@ -74,19 +76,32 @@ const DESK = { viewport: { width: 1280, height: 860 } };
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const pageErrors = [];
 
-/** A page in its own context (own localStorage), `name` remembered for askName. */
-async function open(url, opts = {}, name) {
-  const ctx = await browser.newContext(Object.assign({ timezoneId: 'Asia/Seoul', locale: 'en-US' }, opts));
+/** A page in its own context (own localStorage), `name` remembered for
+ * askName; on `port` (default: the test server's). `opts.hidden`: the page
+ * starts as a background tab (document.visibilityState 'hidden') until
+ * `show(page)`. */
+async function open(url, opts = {}, name, port = server.port) {
+  const { hidden, refuseWs, ...ctxOpts } = opts;
+  const ctx = await browser.newContext(Object.assign({ timezoneId: 'Asia/Seoul', locale: 'en-US' }, ctxOpts));
   if (name) await ctx.addInitScript((n) => localStorage.setItem('holdfast.name', n), name);
-  if (opts.refuseWs) await ctx.routeWebSocket(/\/v1\/ws/, (ws) => ws.close({ code: 1011, reason: 'refused by test' }));
+  if (hidden) {
+    await ctx.addInitScript(() => {
+      window.__hidden = true;
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (window.__hidden ? 'hidden' : 'visible') });
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => window.__hidden });
+    });
+  }
+  if (refuseWs) await ctx.routeWebSocket(/\/v1\/ws/, (ws) => ws.close({ code: 1011, reason: 'refused by test' }));
   const page = await ctx.newPage();
   page.on('pageerror', (e) => pageErrors.push(`${url}: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource|WebSocket connection/.test(m.text())) pageErrors.push(`${url}: console: ${m.text()}`); });
-  await page.goto(`http://127.0.0.1:${server.port}${url}`);
+  await page.goto(`http://127.0.0.1:${port}${url}`);
   await page.evaluate(() => { window.__sameDocument = true; }); // gone if the page ever reloads
   return page;
 }
 
+/** Brings a page opened with `hidden` to the foreground. */
+const show = (page) => page.evaluate(() => { window.__hidden = false; document.dispatchEvent(new Event('visibilitychange')); });
 const until = (page, fn, arg, timeout = 15000) => page.waitForFunction(fn, arg, { timeout, polling: 100 });
 const live = (page) => until(page, () => window.hf && window.hf.state === 'open');
 async function notReloaded(page) {
@@ -281,6 +296,48 @@ test('waiting room: server killed and restarted mid-session; the board resumes a
   for (const p of [board, staff, guest]) await p.context().close();
 });
 
+test('waiting room: staff set the store to UTC+05:45; the board shows the store\'s day and times, not the browser\'s', async () => {
+  // The browsers are in Asia/Seoul (UTC+09:00): a time shown at :45 past
+  // another hour than Seoul's can only be the store's.
+  const S = 'store/bt-tz';
+  const at = (ms, off) => new Date(ms + off * 60000).toISOString().slice(11, 16);
+  const dayAt = (ms, off) => Number(new Date(ms + off * 60000).toISOString().slice(0, 10).replace(/-/g, ''));
+  const tzBoard = await open('/waiting/board.html?store=bt-tz', TV);
+  const tzStaff = await open('/waiting/staff.html?store=bt-tz', DESK);
+  await Promise.all([live(tzBoard), live(tzStaff)]);
+  const early = await httpCall(server.port, S, 'register', { name: 'Early', party: 2 });
+  const list0 = await httpCall(server.port, S, 'list');
+  const created = list0.tickets.find((t) => t.ticket === early.ticket).created_at;
+  assert(list0.utc_offset_min === 0, `a new store is on UTC (got ${list0.utc_offset_min})`);
+  const since = (t) => document.querySelector(`#waiting tr[data-ticket="${t[0]}"] td.since`)?.textContent === t[1];
+  await until(tzBoard, since, [early.ticket, at(created, 0)]);
+  await until(tzBoard, (d) => document.querySelector('#day').dataset.day === d, String(list0.day));
+  // staff pick UTC+05:45 in the console and set it
+  const t1 = Date.now();
+  await tzStaff.selectOption('#tz-offset', '345');
+  await tzStaff.click('#store-time button[type=submit]');
+  // the board hears `configured` and redraws in the store's new local time
+  await until(tzBoard, () => document.querySelector('#tz').textContent === 'UTC+05:45');
+  const list1 = await httpCall(server.port, S, 'list');
+  const t2 = Date.now();
+  assert(list1.utc_offset_min === 345, `configured (got ${list1.utc_offset_min})`);
+  assert([dayAt(t1, 345), dayAt(t2, 345)].includes(list1.day), `the store's day is today at UTC+05:45 (got ${list1.day})`);
+  log(`store day ${list0.day} at UTC, ${list1.day} at UTC+05:45; ticket ${early.ticket} joined ${at(created, 0)} UTC = ${at(created, 345)} store time`);
+  await until(tzBoard, (d) => document.querySelector('#day').dataset.day === d[0] && document.querySelector('#day').textContent.includes(d[1]),
+    [String(list1.day), String(list1.day % 100)]);
+  await until(tzBoard, since, [early.ticket, at(created, 345)]);
+  const now = Date.now(); // this minute or the next one (it may turn meanwhile)
+  await until(tzBoard, (want) => want.includes(document.querySelector('#store-clock').textContent), [at(now, 345), at(now + 60000, 345)]);
+  await until(tzStaff, () => document.querySelector('#store-now').textContent.includes('UTC+05:45') && document.querySelector('#tz-offset').value === '345');
+  // a ticket taken now is numbered in the store's day
+  const late = await httpCall(server.port, S, 'register', { name: 'Late', party: 1 });
+  assert(late.ticket.startsWith(`${list1.day}-`), `ticket ${late.ticket} is of the store's day ${list1.day}`);
+  await until(tzBoard, (t) => !!document.querySelector(`#waiting tr[data-ticket="${t}"]`), late.ticket);
+  for (const p of [tzBoard, tzStaff]) await notReloaded(p);
+  await shot(tzBoard, 'waiting-board-local-time');
+  for (const p of [tzBoard, tzStaff]) await p.context().close();
+});
+
 test('device board: reserve a slot, admin approves, live online/in-use status', async () => {
   const q = '?devices=bt-ps5,bt-switch';
   const kim = await open(`/devices/${q}&day=1`, DESK); // tomorrow: every slot is in the future
@@ -334,13 +391,15 @@ test('chat: presence, typing indicator, messages and read receipts between two p
   await lee.press('#text', 'Enter');
   await until(kim, () => [...document.querySelectorAll('.msg .bubble')].some((b) => b.textContent === 'anyone up for lunch?'));
   await until(kim, () => document.querySelector('#typing').textContent === '');
-  // Kim has seen it: Lee's page shows the receipt (anonymous: a "seen" signal)
-  await until(lee, () => /Seen by Kim/.test(document.querySelector('.msg.mine .seen')?.textContent || ''));
+  // the sender's name on the message (anonymous: it travels in client_id)
+  await until(kim, () => [...document.querySelectorAll('.msg:not(.mine)')].pop()?.querySelector('.by .name')?.textContent === 'Lee');
+  // Kim has seen it: Lee's tick reaches "read" (anonymous: a "seen" signal)
+  await until(lee, () => { const t = [...document.querySelectorAll('.msg.mine .tick')].pop(); return t?.dataset.tick === 'read' && /Read by Kim/.test(t.textContent); });
   assert((await kim.evaluate(() => window.app.readMode)) === 'signal', 'anonymous receipts use signals');
   await kim.type('#text', 'yes! ramen at 12:30?', { delay: 10 });
   await kim.press('#text', 'Enter');
   await until(lee, () => [...document.querySelectorAll('.msg:not(.mine) .bubble')].some((b) => b.textContent === 'yes! ramen at 12:30?'));
-  await until(kim, () => /Seen by Lee/.test(document.querySelector('.msg.mine .seen')?.textContent || ''));
+  await until(kim, () => { const t = [...document.querySelectorAll('.msg.mine .tick')].pop(); return t?.dataset.tick === 'read' && /Read by Lee/.test(t.textContent); });
   await lee.type('#text', 'see you there', { delay: 10 });
   await lee.press('#text', 'Enter');
   await kim.type('#text', 'bring', { delay: 10 }); // Lee sees Kim typing in the screenshot
@@ -350,6 +409,69 @@ test('chat: presence, typing indicator, messages and read receipts between two p
   assert(server_.messages.every((m) => m.client_id.includes('~')), 'the display name travels in client_id');
   await shot(lee, 'chat');
   for (const p of [kim, lee]) await p.context().close();
+});
+
+// Tokens for a server with auth on (HS256, as transport/auth.c checks them).
+const SECRET = 'browser-test-secret-0123456789abcdef';
+function mint(claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const head = b64({ alg: 'HS256', typ: 'JWT' }), body = b64(claims);
+  return `${head}.${body}.${crypto.createHmac('sha256', SECRET).update(`${head}.${body}`).digest('base64url')}`;
+}
+
+test('chat signed in: names from the token and from a profile, a picture, ticks sent → delivered → read', async () => {
+  const authed = await startServer(0, ['--jwt-secret', SECRET], `${DATA}-auth`);
+  const pages = [];
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const pic = `http://127.0.0.1:${authed.port}/favicon.svg`;
+    const kimTok = mint({ sub: 'kim', role: 'user', exp, name: 'Kim Minji', picture: pic });
+    const leeTok = mint({ sub: 'lee', role: 'user', exp }); // no display claims: Lee names herself
+    // waits until the tick under the page's newest own message is `state` (and its text matches `text`)
+    const tickIs = (page, state, text = '') => until(page, ([st, tx]) => {
+      const t = [...document.querySelectorAll('.msg.mine .tick')].pop();
+      return t?.dataset.tick === st && t.textContent.includes(tx);
+    }, [state, text]);
+    const kim = await open(`/chat/?room=bt-auth&token=${kimTok}`, PHONE, null, authed.port);
+    pages.push(kim);
+    await live(kim);
+    assert((await kim.evaluate(() => window.app.name)) === 'Kim Minji', 'the name comes from the token, nobody asked');
+    // alone in the room: stored (sent), and no other member has it yet
+    await kim.type('#text', 'anyone here?', { delay: 10 });
+    await kim.press('#text', 'Enter');
+    await tickIs(kim, 'sent');
+    // Lee's phone opens in the background: her app has the message (delivered), she has not seen it
+    const lee = await open(`/chat/?room=bt-auth&token=${leeTok}`, Object.assign({ hidden: true }, PHONE), 'Lee', authed.port);
+    pages.push(lee);
+    await live(lee);
+    await tickIs(kim, 'delivered');
+    await until(lee, (p) => { const m = [...document.querySelectorAll('.msg:not(.mine)')].pop();
+      return m?.querySelector('.by .name')?.textContent === 'Kim Minji' && m.querySelector('.by img')?.getAttribute('src') === p; }, pic);
+    // Lee sets her profile in the room
+    await lee.click('#me');
+    await lee.fill('#p-name', 'Lee Jiwoo');
+    await lee.click('#p-save');
+    await until(kim, () => window.app.profiles.get('lee')?.name === 'Lee Jiwoo');
+    // she opens the chat: read, and Kim's tick says by whom
+    await show(lee);
+    await tickIs(kim, 'read', 'Read by Lee Jiwoo');
+    // Lee answers: Kim sees the name of her profile; Kim's page is open, so it is read at once
+    await lee.type('#text', 'hi Kim!', { delay: 10 });
+    await lee.press('#text', 'Enter');
+    await until(kim, () => [...document.querySelectorAll('.msg:not(.mine)')].pop()?.querySelector('.by .name')?.textContent === 'Lee Jiwoo');
+    await tickIs(lee, 'read', 'Read by Kim Minji');
+    // the room stored each author's display name with the message
+    const hist = await httpCall(authed.port, 'room/bt-auth', 'history', { limit: 10 }, undefined, kimTok);
+    const byId = hist.messages.map((m) => [m.author, m.name, m.picture ?? null, m.body]);
+    assert(JSON.stringify(byId) === JSON.stringify([['lee', 'Lee Jiwoo', null, 'hi Kim!'], ['kim', 'Kim Minji', pic, 'anyone here?']]),
+      `history carries the names: ${JSON.stringify(byId)}`);
+    for (const p of pages) await notReloaded(p);
+    await shot(kim, 'chat-signed-in');
+  } finally {
+    for (const p of pages) await p.context().close();
+    const r = await stopServer(authed, 'SIGTERM');
+    assert(r.code === 0, `auth server exit ${r.code} ${r.sig || ''}`);
+  }
 });
 
 let voteBoard;
@@ -363,14 +485,26 @@ test('lunch vote: configure, vote from a phone, the board bars move live', async
   const kim = await open('/vote/?poll=bt-lunch', PHONE, 'Kim');
   await Promise.all([live(voteBoard), live(kim)]);
   await kim.waitForSelector('#bars .opt[data-option="Ramen"]');
+  // the board announces each new first place, as the poll's vote_update names it
+  const news = (want) => until(voteBoard, ([leader, text]) => {
+    const n = document.querySelector('#news');
+    return !n.hidden && n.dataset.leader === leader && n.textContent.includes(text);
+  }, want);
   await kim.click('#bars .opt[data-option="Ramen"]');
   await until(voteBoard, () => document.querySelector('#bars [data-option="Ramen"]').dataset.count === '1');
+  await news(['Ramen', 'Ramen takes the lead!']);
   await kim.click('#bars .opt[data-option="Pho"]'); // changes her mind: the vote moves
   await until(voteBoard, () => document.querySelector('#bars [data-option="Pho"]').dataset.count === '1' &&
     document.querySelector('#bars [data-option="Ramen"]').dataset.count === '0');
-  for (const [voter, option] of [['lee', 'Ramen'], ['park', 'Ramen'], ['choi', 'Bibimbap'], ['jung', 'Ramen'], ['han', 'Tacos']])
+  await news(['Pho', 'Pho takes the lead!']);
+  await httpCall(server.port, 'poll/bt-lunch', 'vote', { option: 'Ramen', voter: 'lee' }); // 1–1: nobody leads
+  await news(['', 'A tie for first place!']);
+  assert((await voteBoard.$$('#bars .opt.lead')).length === 0, 'no bar is highlighted as leading in a tie');
+  for (const [voter, option] of [['park', 'Ramen'], ['choi', 'Bibimbap'], ['jung', 'Ramen'], ['han', 'Tacos']])
     await httpCall(server.port, 'poll/bt-lunch', 'vote', { option, voter });
   await until(voteBoard, () => document.querySelector('#bars [data-option="Ramen"]').dataset.count === '3');
+  await news(['Ramen', 'Ramen takes the lead!']);
+  await until(voteBoard, () => document.querySelector('#bars .opt.lead')?.dataset.option === 'Ramen');
   await until(kim, () => document.querySelector('#total').textContent.startsWith('6 votes'));
   await notReloaded(voteBoard);
   await shot(kim, 'vote');

@@ -15,6 +15,10 @@ export class Queue {
     this.called = [];
     /** @type {string[]} finished today (seated / no_show / cancelled), newest first */
     this.done = [];
+    /** the store's offset from UTC in minutes (`configure`); its local time is UTC + this */
+    this.utcOffsetMin = 0;
+    /** the store's day as YYYYMMDD (the date in its ticket ids), null until known */
+    this.day = null;
   }
 
   /** Replaces everything with a `list` result (`all: true` adds `done`). */
@@ -23,6 +27,8 @@ export class Queue {
     this.order = [];
     this.called = [];
     this.done = [];
+    this.utcOffsetMin = list.utc_offset_min || 0;
+    this.day = list.day ?? null;
     for (const t of list.tickets) {
       this.tickets.set(t.ticket, t);
       if (t.status === 'waiting') this.order.push(t.ticket);
@@ -54,6 +60,10 @@ export class Queue {
     case 'order_changed':
       this.order = d.order.slice();
       break;
+    case 'configured': // staff set the store's UTC offset
+      this.utcOffsetMin = d.utc_offset_min;
+      this.day = d.day;
+      break;
     default:
       return false;
     }
@@ -71,9 +81,29 @@ export class Queue {
   /** @returns {object[]} finished tickets, newest first */
   finished() { return this.done.map((id) => this.tickets.get(id)).filter(Boolean); }
 
+  /**
+   * The store's day now, as YYYYMMDD: today at its offset, or the day the
+   * store reported if that is later (a store's day never goes back, so
+   * after a smaller offset it keeps the later date until midnight).
+   * @param {number} [now] ms since the epoch
+   */
+  today(now = Date.now()) {
+    const local = Number(new Date(now + this.utcOffsetMin * 60000).toISOString().slice(0, 10).replace(/-/g, ''));
+    return Math.max(local, this.day || 0);
+  }
+
   /** 1-based position of a waiting ticket, or null. @param {string} id */
   positionOf(id) {
     const i = this.order.indexOf(id);
     return i < 0 ? null : i + 1;
   }
+}
+
+/**
+ * "Tue 8 Dec" from a store day (YYYYMMDD), in the page's language.
+ * @param {number} day @returns {string}
+ */
+export function dayLabel(day) {
+  const y = Math.floor(day / 10000), m = Math.floor(day / 100) % 100, d = day % 100;
+  return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString([], { timeZone: 'UTC', weekday: 'short', day: 'numeric', month: 'short' });
 }
