@@ -75,6 +75,7 @@ serve(int argc, char **argv)
     hf_lmdb_config *sc = &s.store;
     hf_gateway_config *gc = &s.gw;
     hf_store st;
+    struct hf_lmdb_opts so;
     hf_host *host = NULL;
     hf_nhost *link = NULL;
     hf_gateway *gw = NULL;
@@ -101,12 +102,9 @@ serve(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    rv = hf_lmdb_open(&st, &(struct hf_lmdb_opts){
-                               .dir = sc->data,
-                               .nreaders = cfg->workers + 2,
-                               .durability = sc->durability,
-                               .map_size = (size_t)sc->map_size_mb << 20,
-                           });
+    so = hf_lmdb_config_opts_of(sc);
+    so.nreaders = cfg->workers + 2;
+    rv = hf_lmdb_open(&st, &so);
     if (rv != 0) {
         hf_error("main", "cannot open the data directory %s: %s", sc->data,
                  hf_err_name(rv));
