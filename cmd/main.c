@@ -6,6 +6,8 @@
  *   holdfast serve [options]   run the server (see --help for options)
  *   holdfast call ADDRESS METHOD ['JSON']   one call over WebSocket
  *   holdfast tail ADDRESS [--since N]       print an actor's events
+ *   holdfast inspect DATA_DIR [ADDRESS]      offline look at the data
+ *   holdfast recover --data DIR --truncate-at SEG:OFF   cut a damaged log
  *   holdfast version
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread and taken by
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "actors/kinds.h"
+#include "cmd/admin.h"
 #include "cmd/client.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -65,6 +68,7 @@ usage(FILE *out)
     hf_opts_usage(s.sets, 3, out);
     fprintf(out, "\n");
     hf_cmd_client_usage(out);
+    hf_cmd_admin_usage(out);
 }
 
 static int
@@ -163,6 +167,10 @@ main(int argc, char **argv)
         return hf_cmd_call(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "tail") == 0)
         return hf_cmd_tail(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "inspect") == 0)
+        return hf_cmd_inspect(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "recover") == 0)
+        return hf_cmd_recover(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "version") == 0) {
         printf("holdfast %s\n", HF_VERSION);
         return 0;
