@@ -122,6 +122,9 @@ int hf__lmdb_write_status(int rc);
 /* The writer thread (writer.c): owns every write txn until close, or,
  * with the WAL, every log append. */
 void *hf__lmdb_writer(void *p);
+/* Counts a durable group commit of nb batches begun at t0 (writer.c). */
+void hf__lmdb_count_commit(uint64_t nb, uint64_t nops, uint64_t nh,
+                           uint64_t t0);
 /* Doubles the map (writer.c). Returns 0 or an LMDB/errno code. */
 int hf__lmdb_grow(struct lmdb *s);
 /* Puts or deletes one key (writer.c). Returns 0 or an LMDB/errno code. */

@@ -94,23 +94,26 @@ struct hf_wal {
 /* ------------------------------------------------------------------ */
 /* Faults                                                              */
 
+static const char *fault_want;
+static long fault_skip, fault_hits;
+static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
+
+static void
+fault_init(void)
+{
+    const char *s = getenv("HOLDFAST_FAULT_SKIP");
+
+    fault_want = getenv("HOLDFAST_FAULT");
+    fault_skip = s ? strtol(s, NULL, 10) : 0;
+}
+
 void
 hf_fault(const char *point)
 {
-    static const char *want;
-    static long skip;
-    static int init;
-    static long hits;
-
-    if (!init) { /* racy but idempotent: every thread computes the same */
-        const char *s = getenv("HOLDFAST_FAULT_SKIP");
-        want = getenv("HOLDFAST_FAULT");
-        skip = s ? strtol(s, NULL, 10) : 0;
-        init = 1;
-    }
-    if (want == NULL || strcmp(want, point) != 0)
+    pthread_once(&fault_once, fault_init);
+    if (fault_want == NULL || strcmp(fault_want, point) != 0)
         return;
-    if (__atomic_fetch_add(&hits, 1, __ATOMIC_RELAXED) < skip)
+    if (__atomic_fetch_add(&fault_hits, 1, __ATOMIC_RELAXED) < fault_skip)
         return;
     fprintf(stderr, "holdfast: HOLDFAST_FAULT=%s: exiting here\n", point);
     _exit(86);

@@ -158,13 +158,7 @@ hf__wal_group(struct lmdb *s, hf_wbatch *head, const char **step)
     }
     hf_hist_add(&hf_lmdb_metrics.wal_sync_us_hist,
                 (hf_mono_ns() - t0) / 1000);
-    /* A group commit, as the LMDB path counts one. */
-    HF_LMDB_INC(commits);
-    HF_LMDB_ADD(commit_batches, nb);
-    HF_LMDB_ADD(commit_ops, nops);
-    HF_LMDB_ADD(commit_handlers, nh);
-    hf_hist_add(&hf_lmdb_metrics.commit_handlers_hist, nh);
-    hf_hist_add(&hf_lmdb_metrics.commit_us_hist, (hf_mono_ns() - t0) / 1000);
+    hf__lmdb_count_commit(nb, nops, nh, t0); /* as the LMDB path does */
     s->next_lsn = lsn;
 
     pthread_rwlock_wrlock(&s->mt_rw);

@@ -445,13 +445,19 @@ commit(struct lmdb *s, hf_wbatch *head, struct scratch *sc, struct failure *f)
             return HF_ESTORAGE; /* the map is full and cannot grow */
         }
     }
+    hf__lmdb_count_commit(nb, nops, nh, t0);
+    return 0;
+}
+
+void
+hf__lmdb_count_commit(uint64_t nb, uint64_t nops, uint64_t nh, uint64_t t0)
+{
     HF_LMDB_INC(commits);
     HF_LMDB_ADD(commit_batches, nb);
     HF_LMDB_ADD(commit_ops, nops);
     HF_LMDB_ADD(commit_handlers, nh);
     hf_hist_add(&hf_lmdb_metrics.commit_handlers_hist, nh);
     hf_hist_add(&hf_lmdb_metrics.commit_us_hist, (hf_mono_ns() - t0) / 1000);
-    return 0;
 }
 
 static int
