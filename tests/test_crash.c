@@ -81,10 +81,15 @@ book(struct srv *s, int max, unsigned seed)
                      "\"method\":\"reserve\",\"args\":{\"slot\":\"s%d\","
                      "\"user\":\"u%d\"}}",
                      i, dev[i], slot[i], user[i]);
-            cli_send(c, buf);
+            /* Not cli_send: the server may die under us. */
+            if (hf_ws_send(c->ws, 1, buf, strlen(buf)) != 0) {
+                c->closed = 1;
+                break;
+            }
         }
         (void)id;
-        for (int got = 0; got < INFLIGHT && (r = cli_next(c, WAIT)); ) {
+        for (int got = 0; !c->closed && got < INFLIGHT &&
+                          (r = cli_next(c, WAIT)); ) {
             json_t *jid = json_object_get(r, "id");
             int i = (int)json_integer_value(jid);
             if (jid && i >= 1 && i <= INFLIGHT) {
