@@ -256,6 +256,23 @@ sync_dir(int dirfd, const char *dir)
     return 0;
 }
 
+/*
+ * Drops fd's pages from the page cache. Why: the kernel may cache a file
+ * written in large chunks (the zero fill) as large folios, and then
+ * writes a whole folio back for each small dirty record: measured here
+ * (Linux 6.18, ext4), 1 MiB to the disk for each fdatasync of a 300-byte
+ * append, against 4 KiB once the pages are dropped and come back one by
+ * one as records are written.
+ */
+static void
+drop_cache(int fd)
+{
+    int rc = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+
+    if (rc != 0)
+        hf_debug(MOD, "posix_fadvise: %s", strerror(rc));
+}
+
 /* Writes n zero bytes into fd from 0 and syncs. Returns 0 or errno. */
 static int
 zero_fill(int fd, size_t n)
@@ -272,7 +289,10 @@ zero_fill(int fd, size_t n)
             return w < 0 ? errno : ENOSPC;
         off += (size_t)w;
     }
-    return fdatasync(fd) != 0 ? errno : 0;
+    if (fdatasync(fd) != 0)
+        return errno;
+    drop_cache(fd);
+    return 0;
 }
 
 static int
@@ -330,6 +350,7 @@ opened:
         hf_error(MOD, "open %s: %s", path, strerror(rc));
         return rc;
     }
+    drop_cache(fd); /* a recycled segment's too: see drop_cache */
     w->top = no;
     w->spare_fd = fd;
     w->spare_size = size;
