@@ -103,7 +103,7 @@ int hf_wal_truncate_at(const char *dir, uint64_t seg, uint64_t off);
  * Points: wal-append (written, not synced), wal-sync (synced, not
  * released), ckpt-mid (checkpoint txn half applied), ckpt-recycle
  * (checkpoint synced, segments not yet recycled), replay-mid (recovery
- * half done). */
+ * under way: a record applied, the replay not committed). */
 void hf_fault(const char *point);
 
 #endif
