@@ -415,9 +415,11 @@ hf_cmd_inspect(int argc, char **argv)
     }
     HF_JSON_PUTS(&w, "{\"data\":");
     hf_json_str(&w, dir, strlen(dir));
-    HF_JSON_PUTS(&w, lv ? ",\"live\":true,\"as_of\":\"the server's last "
-                          "checkpoint\""
-                        : ",\"live\":false");
+    if (lv) /* two statements: HF_JSON_PUTS takes the size of a literal */
+        HF_JSON_PUTS(&w, ",\"live\":true,\"as_of\":\"the server's last "
+                         "checkpoint\"");
+    else
+        HF_JSON_PUTS(&w, ",\"live\":false");
     if (addr == NULL) {
         HF_JSON_PUTS(&w, ",\"actors_by_kind\":");
         kinds(&r, &w);

@@ -432,6 +432,44 @@ test_mid_log_damage_is_refused_then_recovered(void **state)
     unlink(log);
 }
 
+/* `holdfast inspect` offline on a crashed directory: it replays the log,
+ * then lists the devices and shows one device's state and events. */
+static void
+test_inspect_after_a_crash(void **state)
+{
+    struct srv s = {0};
+    char dir[256], cmd[900], out[300];
+    json_t *j, *k;
+    int d = 0;
+    (void)state;
+
+    booked_then_killed(&s, dir, 400, 5);
+    snprintf(out, sizeof(out), "%s.json", dir);
+    snprintf(cmd, sizeof(cmd), "%s inspect %s >%s 2>/dev/null",
+             HF_HOLDFAST_BIN, dir, out);
+    assert_int_equal(system(cmd), 0);
+    assert_non_null(j = json_load_file(out, 0, NULL));
+    assert_true(json_is_false(json_object_get(j, "live")));
+    k = json_object_get(json_object_get(j, "actors_by_kind"), "device");
+    assert_true(json_integer_value(k) > 0);
+    assert_true(json_integer_value(json_object_get(
+                    json_object_get(j, "wal"), "checkpoint_lsn")) > 0);
+    json_decref(j);
+    while (d < NDEV - 1 && acked[d][0] == 0 && acked[d][1] == 0)
+        d++;
+    snprintf(cmd, sizeof(cmd), "%s inspect %s device/d%d >%s 2>/dev/null",
+             HF_HOLDFAST_BIN, dir, d, out);
+    assert_int_equal(system(cmd), 0);
+    assert_non_null(j = json_load_file(out, 0, NULL));
+    assert_true(json_object_size(json_object_get(j, "state")) > 0);
+    assert_true(json_array_size(json_object_get(j, "recent_events")) > 0);
+    json_decref(j);
+    unlink(out);
+    srv_start_in(&s, dir, flags_nockpt);
+    verify(&s);
+    srv_free(&s);
+}
+
 /*
  * Cycles on one data directory, every acknowledged booking kept across
  * them: each cycle starts the server, books, and crashes it at a fault
@@ -512,6 +550,7 @@ main(void)
         cmocka_unit_test(test_torn_tail_is_truncated),
         cmocka_unit_test(test_bit_flipped_tail_is_truncated),
         cmocka_unit_test(test_mid_log_damage_is_refused_then_recovered),
+        cmocka_unit_test(test_inspect_after_a_crash),
         cmocka_unit_test(test_crash_cycles),
     };
 
