@@ -2,9 +2,12 @@
  * lmdb.h - the LMDB implementation of the store interface (core/storage.h).
  *
  * One LMDB environment in a data directory, one named database per
- * HF_DB_* value ("kv", "log", "meta", "alarms", "idem", "outbox"), a fixed
- * set of readers and a single writer thread that group-commits every batch
- * submitted since its previous commit.
+ * HF_DB_* value ("kv", "log", "meta", "alarms", "idem", "outbox", and
+ * "wal" for the log's applied LSN), a fixed set of readers and a single
+ * writer thread that group-commits every batch submitted since its
+ * previous commit: by default to the write-ahead log in DIR/wal, from
+ * which a checkpointer thread updates LMDB in bulk (storage/walstore.c);
+ * with no_wal straight into LMDB.
  *
  * Thread-safety, beyond what core/storage.h states for the ops table:
  *   - hf_lmdb_open and the store's close are not thread-safe: call them from
