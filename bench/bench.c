@@ -370,17 +370,25 @@ hf_bench_rig_dir(struct hf_bench_rig *r, const char *base, const char *label)
 int
 hf_bench_rig_start(struct hf_bench_rig *r, int durability, int workers)
 {
+    hf_lmdb_config sc;
+    hf_optset set = hf_lmdb_config_set(&sc);
+    struct hf_lmdb_opts o;
     int rv;
 
     hf_config_defaults(&r->cfg);
     r->cfg.workers = workers;
     hf_config_finish(&r->cfg);
-    rv = hf_lmdb_open(&r->st, &(struct hf_lmdb_opts){
-                                  .dir = r->dir,
-                                  .nreaders = r->cfg.workers + 2,
-                                  .durability = durability,
-                                  .map_size = MAP_SIZE,
-                              });
+    /* The storage options as a server takes them from HOLDFAST_* (e.g.
+     * HOLDFAST_WAL=false to measure without the write-ahead log). */
+    hf_lmdb_config_defaults(&sc);
+    if (hf_opts_env(&set, 1, stderr) != 0)
+        return HF_EBADREQ;
+    o = hf_lmdb_config_opts_of(&sc);
+    o.dir = r->dir;
+    o.nreaders = r->cfg.workers + 2;
+    o.durability = durability;
+    o.map_size = MAP_SIZE;
+    rv = hf_lmdb_open(&r->st, &o);
     if (rv != 0) {
         fprintf(stderr, "holdfast-bench: cannot open a store in %s: %s\n",
                 r->dir, hf_err_name(rv));

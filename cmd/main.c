@@ -7,6 +7,8 @@
  *   holdfast call ADDRESS METHOD ['JSON']   one call over WebSocket
  *   holdfast tail ADDRESS [--since N]       print an actor's events
  *   holdfast test [--kinds DIR] [FILES...]  run Lua kinds' test files
+ *   holdfast inspect DATA_DIR [ADDRESS]      offline look at the data
+ *   holdfast recover --data DIR --truncate-at SEG:OFF   cut a damaged log
  *   holdfast version
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread and taken by
@@ -23,6 +25,7 @@
 #include <string.h>
 
 #include "actors/kinds.h"
+#include "cmd/admin.h"
 #include "cmd/client.h"
 #include "cmd/luatest.h"
 #include "core/config.h"
@@ -80,6 +83,7 @@ usage(FILE *out)
     hf_opts_usage(s.sets, NSETS, out);
     fprintf(out, "\n");
     hf_cmd_client_usage(out);
+    hf_cmd_admin_usage(out);
 }
 
 static int
@@ -90,6 +94,7 @@ serve(int argc, char **argv)
     hf_lmdb_config *sc = &s.store;
     hf_gateway_config *gc = &s.gw;
     hf_store st;
+    struct hf_lmdb_opts so;
     hf_host *host = NULL;
     hf_nhost *link = NULL;
     hf_gateway *gw = NULL;
@@ -127,12 +132,9 @@ serve(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    rv = hf_lmdb_open(&st, &(struct hf_lmdb_opts){
-                               .dir = sc->data,
-                               .nreaders = cfg->workers + 2,
-                               .durability = sc->durability,
-                               .map_size = (size_t)sc->map_size_mb << 20,
-                           });
+    so = hf_lmdb_config_opts_of(sc);
+    so.nreaders = cfg->workers + 2;
+    rv = hf_lmdb_open(&st, &so);
     if (rv != 0) {
         hf_error("main", "cannot open the data directory %s: %s", sc->data,
                  hf_err_name(rv));
@@ -220,6 +222,10 @@ main(int argc, char **argv)
         return hf_cmd_tail(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "test") == 0)
         return hf_cmd_test(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "inspect") == 0)
+        return hf_cmd_inspect(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "recover") == 0)
+        return hf_cmd_recover(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "version") == 0) {
         printf("holdfast %s\n", HF_VERSION);
         return 0;

@@ -16,9 +16,10 @@
  *   HF_DB_FEED    webhook feed           be64 endpoint addr \0 be64 seq -> ""
  *
  * Writes travel as hf_wbatch: one worker's writes from one loop pass. The
- * store's single writer thread puts every batch submitted since its last
- * commit into one transaction (group commit), commits it (one fsync in
- * sync mode) and then hands each batch back through the done callback,
+ * store's single writer thread makes every batch submitted since its
+ * last commit durable at once (group commit: one write-ahead log append
+ * and one fsync in sync mode, or one LMDB transaction without the log)
+ * and then hands each batch back through the done callback,
  * with wb->status set: 0 when the commit holding it is durable, or
  * HF_ESTORAGE / HF_EINTERNAL when it failed and none of it was written.
  */

@@ -95,6 +95,11 @@ rd_begin(void *self, int r)
         hf_error(MOD, "rd_begin: mdb_txn_renew: %s", mdb_strerror(rc));
         return HF_EINTERNAL;
     }
+    /* After the renew: LMDB's snapshot holds no LSN above this one (a
+     * checkpoint applies only logged LSNs), so the memtables' versions up
+     * to it and LMDB agree. */
+    if (s->wal)
+        s->rd[r].snap = atomic_load(&s->logged);
     s->rd[r].begun = 1;
     return 0;
 }
@@ -121,6 +126,8 @@ get(void *self, int r, int dbi, hf_slice key, hf_slice *val)
 
     if (r < 0 || r >= s->nrd || dbi < 0 || dbi >= HF_DB_COUNT_)
         return HF_EINTERNAL;
+    if (s->wal && (rc = hf__wal_get(s, s->rd[r].snap, dbi, key, val)) != 1)
+        return rc;
     rc = mdb_get(s->rd[r].txn, s->dbi[dbi], &k, &v);
     if (rc == MDB_NOTFOUND || rc == MDB_BAD_VALSIZE)
         return HF_ENOTFOUND; /* an empty or overlong key is never stored */
@@ -137,8 +144,8 @@ get(void *self, int r, int dbi, hf_slice key, hf_slice *val)
  * Positions c on the first key of the range, walking forward from lo or
  * backward from below hi. Returns 0, MDB_NOTFOUND or an error.
  */
-static int
-scan_first(MDB_cursor *c, hf_slice lo, hf_slice hi, int reverse, MDB_val *k,
+int
+hf__lmdb_scan_first(MDB_cursor *c, hf_slice lo, hf_slice hi, int reverse, MDB_val *k,
            MDB_val *v)
 {
     int rc;
@@ -179,11 +186,14 @@ scan(void *self, int r, int dbi, hf_slice lo, hf_slice hi, int reverse,
     if (r < 0 || r >= s->nrd || dbi < 0 || dbi >= HF_DB_COUNT_)
         return HF_EINTERNAL;
     txn = s->rd[r].txn;
+    if (s->wal)
+        return hf__wal_scan(s, txn, s->rd[r].snap, dbi, lo, hi, reverse, fn,
+                            arg);
     if ((rc = mdb_cursor_open(txn, s->dbi[dbi], &c)) != 0) {
         hf_error(MOD, "scan: mdb_cursor_open: %s", mdb_strerror(rc));
         return HF_EINTERNAL;
     }
-    for (rc = scan_first(c, lo, hi, reverse, &k, &v); rc == 0;
+    for (rc = hf__lmdb_scan_first(c, lo, hi, reverse, &k, &v); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, reverse ? MDB_PREV : MDB_NEXT)) {
         /* Stop at the far bound, compared as LMDB orders keys. */
         if (!reverse && hi.len && mdb_cmp(txn, s->dbi[dbi], &k, &hiv) >= 0)
@@ -255,7 +265,8 @@ struct hf_lmdb_metrics hf_lmdb_metrics;
 static void
 metrics_write(FILE *out)
 {
-    hf_metrics_counter(out, "holdfast_commits_total", "LMDB write transactions.",
+    hf_metrics_counter(out, "holdfast_commits_total",
+            "Group commits (log appends, or LMDB txns without the log).",
             HF_LMDB_GET(commits));
     hf_metrics_counter(out, "holdfast_commit_failures_total", "Failed commits.",
             HF_LMDB_GET(commit_failures));
@@ -267,12 +278,14 @@ metrics_write(FILE *out)
          &hf_lmdb_metrics.commit_handlers_hist);
     hf_metrics_hist(out, "holdfast_commit_latency_us", "Group commit latency.",
          &hf_lmdb_metrics.commit_us_hist);
+    hf__wal_metrics(out);
 }
 
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
 
 static const char *const durabilities[] = {"sync", "none", NULL};
+static const char *const wal_syncs[] = {"fdatasync", "dsync", NULL};
 
 #define F(f) offsetof(hf_lmdb_config, f)
 #define S(f) sizeof(((hf_lmdb_config *)0)->f)
@@ -286,6 +299,26 @@ const struct hf_opt hf_lmdb_config_opts[] = {
     {.name = "map-size-mb", .type = HF_OPT_INT, .off = F(map_size_mb),
      .min = 1, .max = INT_MAX, .def = "1024",
      .help = "initial LMDB map size; it grows when full"},
+    {.name = "wal", .type = HF_OPT_BOOL, .off = F(wal), .def = "true",
+     .help = "acknowledge on a write-ahead log append, checkpoint into LMDB "
+             "in bulk"},
+    {.name = "wal-sync", .type = HF_OPT_ENUM, .off = F(wal_sync),
+     .names = wal_syncs, .def = "fdatasync",
+     .help = "how a log write is made durable: fdatasync, or dsync "
+             "(O_DSYNC writes)"},
+    {.name = "wal-segment-mb", .type = HF_OPT_INT, .off = F(wal_segment_mb),
+     .min = 1, .max = 4096, .def = "16",
+     .help = "log segment size, reserved ahead"},
+    {.name = "checkpoint-mb", .type = HF_OPT_INT, .off = F(checkpoint_mb),
+     .min = 1, .max = 65536, .def = "64",
+     .help = "checkpoint into LMDB after this much log"},
+    {.name = "checkpoint-ms", .type = HF_OPT_INT, .off = F(checkpoint_ms),
+     .min = 1, .max = 3600000, .def = "1000",
+     .help = "... or this long after the first write since the last"},
+    {.name = "wal-mem-mb", .type = HF_OPT_INT, .off = F(wal_mem_mb),
+     .min = 1, .max = 1 << 20, .def = "256",
+     .help = "writes not yet checkpointed held in memory before writes "
+             "answer overloaded"},
 };
 const size_t hf_lmdb_config_nopts =
     sizeof(hf_lmdb_config_opts) / sizeof(hf_lmdb_config_opts[0]);
@@ -294,6 +327,22 @@ hf_optset
 hf_lmdb_config_set(hf_lmdb_config *cfg)
 {
     return (hf_optset){hf_lmdb_config_opts, hf_lmdb_config_nopts, cfg};
+}
+
+struct hf_lmdb_opts
+hf_lmdb_config_opts_of(const hf_lmdb_config *cfg)
+{
+    return (struct hf_lmdb_opts){
+        .dir = cfg->data,
+        .durability = cfg->durability,
+        .map_size = (size_t)cfg->map_size_mb << 20,
+        .no_wal = !cfg->wal,
+        .wal_dsync = cfg->wal_sync == 1,
+        .wal_segment = (size_t)cfg->wal_segment_mb << 20,
+        .ckpt_bytes = (size_t)cfg->checkpoint_mb << 20,
+        .ckpt_ms = cfg->checkpoint_ms,
+        .mem_max = (size_t)cfg->wal_mem_mb << 20,
+    };
 }
 
 void
@@ -314,6 +363,7 @@ destroy(struct lmdb *s)
 {
     if (s == NULL)
         return;
+    hf__wal_stop(s); /* before the environment: it checkpoints into it */
     if (s->rd) {
         for (int r = 0; r < s->nrd; r++)
             if (s->rd[r].txn)
@@ -500,7 +550,7 @@ hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o)
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto fail;
     step = "mdb_env_set_maxdbs";
-    if ((rc = mdb_env_set_maxdbs(s->env, HF_DB_COUNT_)) != 0)
+    if ((rc = mdb_env_set_maxdbs(s->env, HF_DB_COUNT_ + 1)) != 0)
         goto fail;
     step = "mdb_env_set_maxreaders";
     if ((rc = mdb_env_set_maxreaders(s->env,
@@ -533,6 +583,12 @@ hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o)
         goto fail;
     atomic_store(&s->mapsize, info.me_mapsize);
 
+    if (!o->no_wal && (st = hf__wal_start(s, o->dir, o)) != 0) {
+        hf_error(MOD, "open %s: the write-ahead log could not start", o->dir);
+        lmdb_close(s);
+        return st;
+    }
+
     step = "creating the readers";
     for (int r = 0; r < s->nrd; r++) {
         if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rd[r].txn)) != 0)
@@ -550,9 +606,10 @@ hf_lmdb_open(hf_store *out, const struct hf_lmdb_opts *o)
                 "DURABILITY IS OFF (--durability none): commits are not "
                 "fsynced and acknowledged writes CAN BE LOST on a crash; use "
                 "only for throwaway benchmarks");
-    hf_info(MOD, "opened %s: map %zu bytes, %d readers, durability %s", o->dir,
-            info.me_mapsize, s->nrd,
-            o->durability == HF_DURABLE_NONE ? "none" : "sync");
+    hf_info(MOD, "opened %s: map %zu bytes, %d readers, durability %s, %s",
+            o->dir, info.me_mapsize, s->nrd,
+            o->durability == HF_DURABLE_NONE ? "none" : "sync",
+            s->wal ? "write-ahead log on" : "no write-ahead log");
     out->ops = &lmdb_ops;
     out->self = s;
     return 0;

@@ -2,9 +2,12 @@
  * lmdb.h - the LMDB implementation of the store interface (core/storage.h).
  *
  * One LMDB environment in a data directory, one named database per
- * HF_DB_* value ("kv", "log", "meta", "alarms", "idem", "outbox"), a fixed
- * set of readers and a single writer thread that group-commits every batch
- * submitted since its previous commit.
+ * HF_DB_* value ("kv", "log", "meta", "alarms", "idem", "outbox", and
+ * "wal" for the log's applied LSN), a fixed set of readers and a single
+ * writer thread that group-commits every batch submitted since its
+ * previous commit: by default to the write-ahead log in DIR/wal, from
+ * which a checkpointer thread updates LMDB in bulk (storage/walstore.c);
+ * with no_wal straight into LMDB.
  *
  * Thread-safety, beyond what core/storage.h states for the ops table:
  *   - hf_lmdb_open and the store's close are not thread-safe: call them from
@@ -57,6 +60,13 @@ struct hf_lmdb_opts {
     int durability;   /* HF_DURABLE_SYNC or HF_DURABLE_NONE (core/storage.h) */
     size_t map_size;  /* initial map size in bytes; 0 = LMDB's default. An
                          existing environment keeps its larger size. */
+    /* The write-ahead log (DESIGN §4.5); zero fields take the defaults. */
+    int no_wal;         /* 1: commit every group straight into LMDB */
+    int wal_dsync;      /* 1: O_DSYNC writes instead of fdatasync */
+    size_t wal_segment; /* bytes per log segment (16 MiB) */
+    size_t ckpt_bytes;  /* checkpoint after this much log (64 MiB) ... */
+    int ckpt_ms;        /* ... or this long after a first write (1000) */
+    size_t mem_max;     /* memtable bound before backpressure (256 MiB) */
 };
 
 /*
@@ -71,6 +81,11 @@ struct hf_lmdb_opts {
  * also records the holder's PID) from open to close: one store per
  * directory, whatever the process. A process that forks while a store is
  * open shares the lock with its child until the child execs or exits.
+ *
+ * Unless o->no_wal, the write-ahead log in o->dir/wal is replayed into
+ * LMDB first (its time is logged), and a damaged log (a bad record with
+ * valid ones after it) fails the open with HF_EINTERNAL, naming the
+ * segment and offset; see hf_wal_truncate_at (storage/wal.h).
  *
  * Returns 0; HF_ECONFLICT when another store, in this process or another,
  * holds the directory (the log names its PID); HF_ESTORAGE when the disk
@@ -96,7 +111,16 @@ typedef struct hf_lmdb_config {
     char data[512];  /* --data: the data directory */
     int durability;  /* --durability sync|none */
     int map_size_mb; /* --map-size-mb: initial map size */
+    int wal;           /* --wal: the write-ahead log on (default) or off */
+    int wal_sync;      /* --wal-sync fdatasync|dsync */
+    int wal_segment_mb;
+    int checkpoint_mb;
+    int checkpoint_ms;
+    int wal_mem_mb;
 } hf_lmdb_config;
+
+/* The store's open options from the configuration (nreaders left 0). */
+struct hf_lmdb_opts hf_lmdb_config_opts_of(const hf_lmdb_config *cfg);
 
 extern const struct hf_opt hf_lmdb_config_opts[];
 extern const size_t hf_lmdb_config_nopts;
@@ -109,7 +133,8 @@ void hf_lmdb_config_defaults(hf_lmdb_config *cfg);
 /* The storage layer's counters (core/metrics.h tells how metrics work);
  * written to /metrics once a store has been opened. */
 struct hf_lmdb_metrics {
-    atomic_uint_least64_t commits;         /* LMDB write transactions */
+    atomic_uint_least64_t commits;         /* group commits (log appends, or
+                                              LMDB txns without the log) */
     atomic_uint_least64_t commit_failures;
     atomic_uint_least64_t commit_batches;  /* worker batches committed */
     atomic_uint_least64_t commit_ops;      /* write operations */
@@ -117,6 +142,16 @@ struct hf_lmdb_metrics {
     atomic_uint_least64_t map_grows;
     hf_hist commit_handlers_hist; /* handlers per commit */
     hf_hist commit_us_hist;       /* commit latency, microseconds */
+    /* The write-ahead log. */
+    atomic_uint_least64_t wal_bytes, wal_records, wal_groups;
+    atomic_uint_least64_t wal_backpressure; /* groups refused: memory */
+    atomic_uint_least64_t checkpoints, ckpt_failures;
+    atomic_uint_least64_t replay_ms;  /* the last replay at open */
+    atomic_uint_least64_t applied_bytes; /* wal_bytes a checkpoint holds */
+    atomic_uint_least64_t ckpt_end_ns;   /* when the last one ended */
+    hf_hist wal_sync_us_hist;  /* log write + sync, microseconds */
+    hf_hist wal_group_hist;    /* records (batches) per log write */
+    hf_hist ckpt_us_hist;      /* checkpoint duration, microseconds */
 };
 
 extern struct hf_lmdb_metrics hf_lmdb_metrics;

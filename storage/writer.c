@@ -45,6 +45,8 @@
  * backpressure keeps the queue far below that. Worker indexes are capped
  * at HF_LMDB_MAX_WORKERS so the fence table is a fixed array.
  */
+#include <time.h>
+
 #include "storage/lmdb_int.h"
 
 /* ------------------------------------------------------------------ */
@@ -96,6 +98,15 @@ apply_one(struct lmdb *s, MDB_txn *txn, int dbi, int kind, const void *k,
     f->step = "mdb_del";
     rc = mdb_del(txn, s->dbi[dbi], &mk, NULL);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+hf__lmdb_apply_one(struct lmdb *s, MDB_txn *txn, int dbi, int kind,
+                   const void *k, size_t kl, const void *v, size_t vl)
+{
+    struct failure f;
+
+    return apply_one(s, txn, dbi, kind, k, kl, v, vl, &f);
 }
 
 /* (dbi, key in LMDB's order: memcmp, then the shorter first, then group
@@ -347,8 +358,8 @@ apply(struct lmdb *s, MDB_txn *txn, hf_wbatch *head, struct scratch *sc,
  * own is aborted, and holding rw for writing means no reader is begun.
  * Returns 0, or an LMDB/errno code (E2BIG past the cap).
  */
-static int
-grow(struct lmdb *s)
+int
+hf__lmdb_grow(struct lmdb *s)
 {
     size_t old = atomic_load(&s->mapsize), want;
     int rc;
@@ -427,20 +438,26 @@ commit(struct lmdb *s, hf_wbatch *head, struct scratch *sc, struct failure *f)
         f->rc = rc;
         if (rc != MDB_MAP_FULL)
             return hf__lmdb_write_status(rc);
-        if ((rc = grow(s)) != 0) {
+        if ((rc = hf__lmdb_grow(s)) != 0) {
             f->step = rc == E2BIG ? "map growth (cap reached)"
                                   : "mdb_env_set_mapsize";
             f->rc = rc == E2BIG ? MDB_MAP_FULL : rc;
             return HF_ESTORAGE; /* the map is full and cannot grow */
         }
     }
+    hf__lmdb_count_commit(nb, nops, nh, t0);
+    return 0;
+}
+
+void
+hf__lmdb_count_commit(uint64_t nb, uint64_t nops, uint64_t nh, uint64_t t0)
+{
     HF_LMDB_INC(commits);
     HF_LMDB_ADD(commit_batches, nb);
     HF_LMDB_ADD(commit_ops, nops);
     HF_LMDB_ADD(commit_handlers, nh);
     hf_hist_add(&hf_lmdb_metrics.commit_handlers_hist, nh);
     hf_hist_add(&hf_lmdb_metrics.commit_us_hist, (hf_mono_ns() - t0) / 1000);
-    return 0;
 }
 
 static int
@@ -468,7 +485,9 @@ group(struct lmdb *s, hf_wbatch *head, hf_store_done_fn done, void *arg,
             npending++;
         }
     }
-    if (npending > 0)
+    if (npending > 0 && s->wal)
+        st = hf__wal_group(s, head, &f.step);
+    else if (npending > 0)
         st = commit(s, head, sc, &f);
     if (st != 0) {
         HF_LMDB_INC(commit_failures);
@@ -510,8 +529,23 @@ hf__lmdb_writer(void *p)
         hf_store_done_fn done;
         void *arg;
 
-        while (s->q_head == NULL && !s->closing)
-            pthread_cond_wait(&s->cv, &s->mu);
+        while (s->q_head == NULL && !s->closing) {
+            uint64_t ns = s->wal ? hf__wal_sleep_ns(s) : 0;
+            struct timespec ts;
+            if (ns == 0) {
+                pthread_cond_wait(&s->cv, &s->mu);
+                continue;
+            }
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ns += (uint64_t)ts.tv_nsec;
+            ts.tv_sec += (time_t)(ns / 1000000000u);
+            ts.tv_nsec = (long)(ns % 1000000000u);
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) {
+                pthread_mutex_unlock(&s->mu);
+                hf__wal_tick(s, 0); /* a checkpoint is due by age */
+                pthread_mutex_lock(&s->mu);
+            }
+        }
         if (s->q_head == NULL)
             break; /* closing and drained */
         head = s->q_head;
@@ -520,6 +554,8 @@ hf__lmdb_writer(void *p)
         arg = s->done_arg;
         pthread_mutex_unlock(&s->mu);
         group(s, head, done, arg, &sc);
+        if (s->wal)
+            hf__wal_tick(s, 0);
         if (sc.cap > SCRATCH_KEEP) /* a rare huge group: let it go */
             scratch_free(&sc);
         pthread_mutex_lock(&s->mu);

@@ -20,10 +20,10 @@
 static void
 start(struct th_eng *e)
 {
-    struct hf_lmdb_opts o = {.dir = e->dir,
-                             .nreaders = e->cfg.workers + 2,
-                             .durability = e->store.durability,
-                             .map_size = (size_t)e->store.map_size_mb << 20};
+    struct hf_lmdb_opts o = hf_lmdb_config_opts_of(&e->store);
+
+    o.dir = e->dir;
+    o.nreaders = e->cfg.workers + 2;
     assert_int_equal(hf_lmdb_open(&e->st, &o), 0);
     assert_int_equal(hf_host_open(&e->host,
                                   &(struct hf_host_opts){.cfg = &e->cfg,
@@ -68,6 +68,7 @@ th_new_kinds(void (*tweak)(hf_config *), const struct hf_kind *const *kinds,
     e->cfg.alarm_retry_ms = 20;
     hf_lmdb_config_defaults(&e->store);
     e->store.map_size_mb = 64;
+    e->store.wal_segment_mb = 1; /* small files: tests write little */
     if (tweak)
         tweak(&e->cfg);
     start(e);

@@ -34,6 +34,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/storage.h"
+#include "storage/crc32c.h"
 #include "storage/lmdb.h"
 
 #define WAIT_S 120 /* a test waiting longer than this for done() fails */
@@ -177,16 +178,35 @@ rm_dir(const char *dir)
     rmdir(dir);
 }
 
+/* HF_TEST_NO_WAL=1 runs every test without the write-ahead log (ctest
+ * runs the suite both ways). With it, checkpoints are small and frequent
+ * so that the tests cross many of them. */
+/* Set by a test before fx_open: a memtable bound and no checkpoint by
+ * age (0: the defaults above). */
+static size_t fx_mem_max;
+
 static int
 fx_open(struct fx *f, size_t map_size, int durability)
 {
+    const char *nw = getenv("HF_TEST_NO_WAL");
     struct hf_lmdb_opts o = {
         .dir = f->dir,
         .nreaders = 2,
         .durability = durability,
         .map_size = map_size,
+        .no_wal = nw != NULL && strcmp(nw, "1") == 0,
+        .wal_segment = 1 << 20,
+        .ckpt_bytes = 256 << 10,
+        .ckpt_ms = 20,
     };
-    int rc = hf_lmdb_open(&f->st, &o);
+    int rc;
+
+    if (fx_mem_max) {
+        o.mem_max = fx_mem_max;
+        o.ckpt_bytes = fx_mem_max / 4;
+        o.ckpt_ms = 3600000;
+    }
+    rc = hf_lmdb_open(&f->st, &o);
 
     if (rc == 0) {
         f->open = 1;
@@ -772,6 +792,9 @@ test_map_grows_when_full(void **state)
 
     for (int b = 0; b < NB; b++)
         assert_int_equal(coll_pop(&f->c)->status, 0);
+    /* With the log, the map grows when a checkpoint fills it: soon. */
+    for (int i = 0; i < 1000 && HF_LMDB_GET(map_grows) == g0; i++)
+        usleep(10000);
     assert_true(hf_lmdb_map_size(&f->st) > (1u << 20));
     assert_true(HF_LMDB_GET(map_grows) - g0 > 0);
     assert_int_equal(rl.bad, 0);
@@ -1129,11 +1152,86 @@ test_submit_rejects_out_of_range_worker(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/*
+ * The log's memory bound: while a reader stays begun the checkpointer
+ * cannot drop the memtable it applied, so the active one fills; past
+ * --wal-mem-mb a group waits a second for the checkpointer, then fails
+ * with overloaded (fencing the worker, as any failed commit). Once the
+ * reader ends, writes resume, and every acknowledged one is there.
+ */
+static void
+test_wal_memory_bound_answers_overloaded(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 40, VLEN = 100000 };
+    hf_wbatch *wb = batches(N + 1);
+    static char v[VLEN];
+    char k[16];
+    int st = 0, n;
+    const char *nw = getenv("HF_TEST_NO_WAL");
+
+    if (nw && strcmp(nw, "1") == 0) { /* no log, no memtable */
+        batches_free(wb, N + 1);
+        return;
+    }
+    fx_close(f);
+    rm_dir(f->dir);
+    fx_mem_max = 512 << 10;
+    assert_int_equal(fx_open(f, 64u << 20, HF_DURABLE_SYNC), 0);
+    fx_mem_max = 0;
+    assert_int_equal(f->st.ops->rd_begin(f->st.self, 1), 0);
+    for (n = 0; n < N && st == 0; n++) {
+        label(&wb[n], 0, 0, (uint64_t)n);
+        snprintf(k, sizeof(k), "big%02d", n);
+        memset(v, 'a' + n % 26, sizeof(v));
+        assert_int_equal(hf_wbatch_put(&wb[n], HF_DB_KV, k, strlen(k), v,
+                                       sizeof(v)), 0);
+        st = commit1(f, &wb[n]);
+    }
+    assert_int_equal(st, HF_EOVERLOADED);
+    f->st.ops->rd_end(f->st.self, 1);
+
+    label(&wb[N], 0, 1, (uint64_t)N); /* the worker's next generation */
+    put1(&wb[N], 0, 1, "after", "yes");
+    assert_int_equal(commit1(f, &wb[N]), 0);
+    assert_value(f, "after", "yes");
+    assert_int_equal(f->st.ops->rd_begin(f->st.self, 0), 0);
+    for (int i = 0; i < n - 1; i++) {
+        hf_slice got;
+        snprintf(k, sizeof(k), "big%02d", i);
+        assert_int_equal(f->st.ops->get(f->st.self, 0, HF_DB_KV,
+                                        (hf_slice){k, strlen(k)}, &got),
+                         0);
+        assert_int_equal(got.len, VLEN);
+        assert_int_equal(((const char *)got.data)[VLEN - 1], 'a' + i % 26);
+    }
+    f->st.ops->rd_end(f->st.self, 0);
+    print_message("overloaded after %d acknowledged batches of %d bytes\n",
+                  n - 1, VLEN);
+    batches_free(wb, N + 1);
+}
+
+/* The log's checksum is CRC-32C: RFC 3720's check value, and a CRC
+ * continued over two pieces equals the CRC of the whole. */
+static void
+test_crc32c_is_castagnoli(void **state)
+{
+    static const char msg[] = "123456789";
+    (void)state;
+
+    assert_int_equal(hf_crc32c(0, msg, 9), 0xE3069283u);
+    assert_int_equal(hf_crc32c(hf_crc32c(0, msg, 4), msg + 4, 5),
+                     0xE3069283u);
+    assert_int_equal(hf_crc32c(0, "", 0), 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_put_then_get_after_done),
+        T(test_wal_memory_bound_answers_overloaded),
+        T(test_crc32c_is_castagnoli),
         T(test_get_missing_key_is_not_found),
         T(test_delete_removes_key),
         T(test_databases_are_separate),
