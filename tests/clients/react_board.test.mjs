@@ -224,7 +224,7 @@ async function hooksScenario(react, authed) {
   const port = authed.port;
   await stopServer(authed, 'SIGKILL');
   await until(page, () => window.probe.status === 'reconnecting' && window.probe.stStatus === 'reconnecting');
-  Object.assign(authed, await startServer(port, ['--jwt-secret', SECRET], DATA + '-auth'));
+  Object.assign(authed, await startServer(port, ['--jwt-secret', SECRET, '--jwt-leeway-s', '0'], DATA + '-auth'));
   for (let i = 0; i < 3; i++) await call('incr', { emit: true });
   await until(page, (w) => window.probe.status === 'live' && window.probe.value === w && window.probe.seqs.at(-1) === w, want + 3);
   const p2 = await page.evaluate(() => window.probe);
@@ -256,7 +256,7 @@ try {
     }
   }
   fs.rmSync(DATA + '-auth', { recursive: true, force: true });
-  const authed = await startServer(0, ['--jwt-secret', SECRET], DATA + '-auth');
+  const authed = await startServer(0, ['--jwt-secret', SECRET, '--jwt-leeway-s', '0'], DATA + '-auth');
   try {
     for (const react of [19, 18]) {
       try {

@@ -192,7 +192,7 @@ const SECRET = 'test-secret-for-holdfast-client-0123456789';
 const now = () => Math.floor(Date.now() / 1000);
 
 test('token refresh: renewed ahead of expiry, the subscription never stops', async () => {
-  const s = await server({ args: ['--jwt-secret', SECRET] });
+  const s = await server({ args: ['--jwt-secret', SECRET, '--jwt-leeway-s', '0'] });
   const svc = mintToken(SECRET, { sub: 'svc', role: 'service', exp: now() + 600 });
   let asked = 0;
   const tok = () => mintToken(SECRET, { sub: 'kim', role: 'user', exp: now() + 3 });
@@ -214,7 +214,7 @@ test('token refresh: renewed ahead of expiry, the subscription never stops', asy
 });
 
 test('token refresh: expired under the server: unsubscribed, renewed, resumed with since; a refused call is re-sent once', async () => {
-  const s = await server({ args: ['--jwt-secret', SECRET] });
+  const s = await server({ args: ['--jwt-secret', SECRET, '--jwt-leeway-s', '0'] });
   const svc = mintToken(SECRET, { sub: 'svc', role: 'service', exp: now() + 600 });
   let asked = 0;
   const reasons = [];
@@ -241,7 +241,7 @@ test('token refresh: expired under the server: unsubscribed, renewed, resumed wi
 });
 
 test('token refresh while polling: a refused poll or HTTP call renews the token and goes on', async () => {
-  const s = await server({ args: ['--jwt-secret', SECRET] });
+  const s = await server({ args: ['--jwt-secret', SECRET, '--jwt-leeway-s', '0'] });
   const svc = mintToken(SECRET, { sub: 'svc', role: 'service', exp: now() + 600 });
   const tok = (life) => mintToken(SECRET, { sub: 'poller', role: 'user', exp: now() + life });
   let asked = 0;
@@ -288,7 +288,7 @@ test('publish: a backend publishes on a channel, a subscriber receives in order'
   await until(() => seen.length === 3, 'the batch item');
   assert.deepEqual(seen[2], [many[0].seq, 'posted', { id: 3 }]);
   // with auth on, a user may not publish; a service may
-  const s2 = await server({ args: ['--jwt-secret', SECRET] });
+  const s2 = await server({ args: ['--jwt-secret', SECRET, '--jwt-leeway-s', '0'] });
   const user = client(s2.url, { token: mintToken(SECRET, { sub: 'kim', role: 'user', exp: now() + 600 }) });
   assert.equal((await user.publish('news', 'x', {}).catch((e) => e)).code, 'forbidden');
   const svc = client(s2.url, { token: mintToken(SECRET, { sub: 'api', role: 'service', exp: now() + 600 }) });
