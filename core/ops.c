@@ -147,7 +147,7 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
 {
     struct hf_ctx *c = &w->ctx;
     const struct hf_method *meth;
-    hf_slice stored, ikey = {0};
+    hf_slice stored, ikey = {0}, key = e->key;
     char ikbuf[IDEMKEY_SCOPED];
     int rv, outbox = m->type == M_OUTBOX;
 
@@ -182,6 +182,11 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
         reply_err(w, m->sink, e, rv = HF_EUNAUTH, c->errmsg);
         goto outbox_drop;
     }
+    /* A tokenless public caller only reads, and all of them share one
+     * (empty) subject: a key would only let anyone store replies forever
+     * (IDEM rows are kept). Its keys are ignored. */
+    if (e->role & HF_ROLE_PUBLIC)
+        key.len = 0;
     if (meth->roles != HF_ROLE_ANY &&
         (e->role & (meth->roles | HF_ROLE_ADMIN)) == 0) {
         snprintf(c->errmsg, sizeof(c->errmsg),
@@ -192,15 +197,15 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
     hf__ctx_begin(w, a, caller, e->role);
     c->cname = e->name;
     c->cpic = e->picture;
-    if (e->key.len > HF_IDEMKEY_MAX) {
+    if (key.len > HF_IDEMKEY_MAX) {
         reply_err(w, m->sink, e, HF_EBADREQ, "idempotency key too long");
         return;
     }
-    if (e->key.len > 0 && idem_key(ikbuf, caller, e->key, &ikey) != 0) {
+    if (key.len > 0 && idem_key(ikbuf, caller, key, &ikey) != 0) {
         reply_err(w, m->sink, e, HF_EBADREQ, "idempotency key too long");
         return;
     }
-    if (e->key.len > 0 && idem_lookup(w, a, ikey, &stored)) {
+    if (key.len > 0 && idem_lookup(w, a, ikey, &stored)) {
         HF_INC(idem_hits);
         hf__rec_reply(&hf__cur(w)->held, m->sink, e->conn, e->id, 0,
                       stored.data, stored.len);
@@ -223,7 +228,7 @@ do_call(struct worker *w, struct actor *a, struct msg *m, const hf_env *e,
         rv = HF_EINTERNAL;
     }
     if (rv == 0) {
-        if (e->key.len > 0) {
+        if (key.len > 0) {
             char hdr[9];
             hf_put_be64(hdr, (uint64_t)c->now);
             hdr[8] = 1;

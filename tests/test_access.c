@@ -191,6 +191,37 @@ test_tokenless_board_watches_public_addresses_only(void **state)
     srv_free(&s);
 }
 
+/* A tokenless caller's Idempotency-Key is ignored: every public caller
+ * shares one empty subject, so a kept reply would be anyone's, and each
+ * new key would store a row for good. The second list answers fresh. */
+static void
+test_public_callers_keys_are_ignored(void **state)
+{
+    const char *flags[] = {"--jwt-secret", SECRET, "--public", "store/*",
+                           NULL};
+    struct srv s;
+    hf_buf b = {0};
+    char *svc = mint("front-desk", "service"), hs[1200];
+    (void)state;
+
+    srv_start(&s, flags);
+    assert_int_equal(raw(&s, "POST", "/v1/call/store/k/list",
+                         "Idempotency-Key: tv-1\r\n", NULL, &b),
+                     200);
+    assert_non_null(strstr(b.data, "\"waiting\":0"));
+    snprintf(hs, sizeof(hs), "Authorization: Bearer %s\r\n", svc);
+    assert_int_equal(raw(&s, "POST", "/v1/call/store/k/register", hs,
+                         "{\"name\":\"Ann\",\"party\":2}", &b),
+                     200);
+    assert_int_equal(raw(&s, "POST", "/v1/call/store/k/list",
+                         "Idempotency-Key: tv-1\r\n", NULL, &b),
+                     200);
+    assert_non_null(strstr(b.data, "\"waiting\":1"));
+    hf_buf_free(&b);
+    free(svc);
+    srv_free(&s);
+}
+
 /* Without --public, a caller without a token reaches nothing (as before). */
 static void
 test_without_public_nothing_is_open(void **state)
@@ -381,6 +412,43 @@ test_http_requests_are_rate_limited_per_subject(void **state)
     srv_free(&s);
 }
 
+/* A publish batch pays one token per item, as the same calls would over
+ * WebSocket. The bucket holds 20 and refills one a second: a batch of 15
+ * passes, and the next batches need 15 each with 5 left, so one of four
+ * tries is refused unless each took 10 s. */
+static void
+test_publish_batches_pay_per_item(void **state)
+{
+    const char *flags[] = {"--jwt-secret", SECRET, "--rate", "1",
+                           "--rate-burst", "20", NULL};
+    struct srv s;
+    hf_buf b = {0}, body = {0};
+    char *svc = mint("backend", "service"), hs[1200], v[64];
+    int st = 200, i;
+    (void)state;
+
+    srv_start(&s, flags);
+    snprintf(hs, sizeof(hs), "Authorization: Bearer %s\r\n", svc);
+    hf_buf_append(&body, "[", 1);
+    for (i = 0; i < 15; i++) {
+        char it[96];
+        int n = snprintf(it, sizeof(it),
+                         "%s{\"channel\":\"c%d\",\"type\":\"t\"}",
+                         i ? "," : "", i);
+        hf_buf_append(&body, it, (size_t)n);
+    }
+    hf_buf_append(&body, "]", 2); /* with its NUL: raw() takes a string */
+    assert_int_equal(raw(&s, "POST", "/v1/publish", hs, body.data, &b), 200);
+    for (i = 0; i < 4 && st == 200; i++)
+        st = raw(&s, "POST", "/v1/publish", hs, body.data, &b);
+    assert_int_equal(st, 429);
+    assert_non_null(header(&b, "retry-after:", v, sizeof(v)));
+    hf_buf_free(&b);
+    hf_buf_free(&body);
+    free(svc);
+    srv_free(&s);
+}
+
 int
 main(void)
 {
@@ -390,6 +458,8 @@ main(void)
         cmocka_unit_test(test_cors_preflight_allow_origin_and_websocket_origin),
         cmocka_unit_test(test_cors_any_origin_and_none_configured),
         cmocka_unit_test(test_http_requests_are_rate_limited_per_subject),
+        cmocka_unit_test(test_public_callers_keys_are_ignored),
+        cmocka_unit_test(test_publish_batches_pay_per_item),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

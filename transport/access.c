@@ -49,19 +49,23 @@
 
 int
 gw_bucket_take(double *tokens, uint64_t *last_us, uint64_t now_us, int rate,
-               int burst, int *retry_s)
+               int burst, double cost, int *retry_s)
 {
-    if (now_us > *last_us)
+    if (cost > burst) /* else it could never be paid */
+        cost = burst;
+    /* Only forward: another thread may have stamped a later time. */
+    if (now_us > *last_us) {
         *tokens += (double)(now_us - *last_us) * rate / 1e6;
+        *last_us = now_us;
+    }
     if (*tokens > burst)
         *tokens = burst;
-    *last_us = now_us;
-    if (*tokens >= 1.0) {
-        *tokens -= 1.0;
+    if (*tokens >= cost) {
+        *tokens -= cost;
         return 1;
     }
     if (retry_s != NULL) {
-        double s = (1.0 - *tokens) / rate;
+        double s = (cost - *tokens) / rate;
         *retry_s = s < 1.0 ? 1 : (int)s + (s > (int)s);
     }
     return 0;
@@ -87,8 +91,9 @@ prune_one(hf_hnode *n, void *arg)
     struct prune *pr = arg;
     struct rl_ent *e = hf_htab_entry(n, struct rl_ent, hn);
 
-    if (e->tokens + (double)(pr->now_us - e->last_us) * pr->rate / 1e6 >=
-        pr->burst) {
+    uint64_t dt = pr->now_us > e->last_us ? pr->now_us - e->last_us : 0;
+
+    if (e->tokens + (double)dt * pr->rate / 1e6 >= pr->burst) {
         hf_htab_remove(pr->t, n);
         free(e);
     }
@@ -96,7 +101,7 @@ prune_one(hf_hnode *n, void *arg)
 
 int
 gw_http_rate(hf_gateway *g, struct lws *wsi, const hf_principal *p,
-             int *retry_s)
+             double cost, int *retry_s)
 {
     char key[HF_AUTH_SUB_MAX + 64];
     size_t klen;
@@ -139,7 +144,7 @@ gw_http_rate(hf_gateway *g, struct lws *wsi, const hf_principal *p,
         hf_htab_insert(&g->rl, &e->hn, h);
     }
     ok = gw_bucket_take(&e->tokens, &e->last_us, now, g->cfg.rate,
-                        g->cfg.rate_burst, retry_s);
+                        g->cfg.rate_burst, cost, retry_s);
     pthread_mutex_unlock(&g->rl_mu);
     if (!ok)
         HF_GW_INC(rate_limited);

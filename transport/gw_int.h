@@ -271,14 +271,17 @@ void *gw_acceptor(void *arg);
 
 /* access.c */
 enum { GW_ORIGIN_NONE, GW_ORIGIN_OK, GW_ORIGIN_SAME, GW_ORIGIN_REFUSED };
-/* One token from a bucket refilled at rate a second, holding at most
- * burst: 1, or 0 with *retry_s (may be NULL) the seconds until one. */
+/* cost tokens (at most burst are ever asked) from a bucket refilled at
+ * rate a second, holding at most burst: 1, or 0 with *retry_s (may be
+ * NULL) the seconds until there are enough. */
 int gw_bucket_take(double *tokens, uint64_t *last_us, uint64_t now_us,
-                   int rate, int burst, int *retry_s);
-/* The HTTP bucket of p's subject (of the client's address when p is NULL
- * or has none): 0, or HF_ERATELIMIT with *retry_s. Any gateway thread. */
+                   int rate, int burst, double cost, int *retry_s);
+/* cost tokens from the HTTP bucket of p's subject (of the client's
+ * address when p is NULL or has none): 0, or HF_ERATELIMIT with
+ * *retry_s. A request costs 1; a publish batch one per item. Any gateway
+ * thread. */
 int gw_http_rate(hf_gateway *g, struct lws *wsi, const hf_principal *p,
-                 int *retry_s);
+                 double cost, int *retry_s);
 /* The request's Origin (into origin, n bytes) against --cors-origin:
  * GW_ORIGIN_NONE when there is no Origin or no list; *any for "*". */
 int gw_origin(const hf_gateway *g, struct lws *wsi, char *origin, size_t n,

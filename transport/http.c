@@ -376,7 +376,7 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
     c->h->close_after = post && clen < 0;
     c->h->had_body = c->h->awaiting_body = clen > 0;
     if (strncmp(uri, "/v1/", 4) != 0 &&
-        gw_http_rate(gw->g, wsi, NULL, &c->h->retry_after) != 0) {
+        gw_http_rate(gw->g, wsi, NULL, 1, &c->h->retry_after) != 0) {
         return gw_http_error(c, HF_ERATELIMIT, "slow down");
     }
     if (strcmp(uri, "/healthz") == 0) {
@@ -397,11 +397,11 @@ gw_on_http(struct gw *gw, struct lws *wsi, struct conn **pss, const char *uri)
     }
     if (gw_authenticate(gw, c, wsi, 1, &why) != 0) {
         /* A refused token costs its address a request too. */
-        if (gw_http_rate(gw->g, wsi, NULL, &c->h->retry_after) != 0)
+        if (gw_http_rate(gw->g, wsi, NULL, 1, &c->h->retry_after) != 0)
             return gw_http_error(c, HF_ERATELIMIT, "slow down");
         return gw_http_error(c, HF_EUNAUTH, why);
     }
-    if (gw_http_rate(gw->g, wsi, c->authed ? c->who : NULL,
+    if (gw_http_rate(gw->g, wsi, c->authed ? c->who : NULL, 1,
                      &c->h->retry_after) != 0) {
         return gw_http_error(c, HF_ERATELIMIT, "slow down");
     }

@@ -156,6 +156,15 @@ gw_publish_dispatch(struct gw *gw, struct conn *c)
                           : gw_http_error(c, HF_ETOOLARGE,
                                           "at most 1000 items a request");
     }
+    /* The request paid one token; each further item is another call to
+     * the host, as it would be over WebSocket. */
+    if (pb->n > 1 && gw_http_rate(gw->g, c->wsi, c->authed ? c->who : NULL,
+                                  (double)(pb->n - 1),
+                                  &c->h->retry_after) != 0) {
+        msgpack_zone_destroy(&zone);
+        hf_buf_free(&body);
+        return gw_http_error(c, HF_ERATELIMIT, "slow down");
+    }
     pb->left = pb->n;
     pb->res = hf_xcalloc(pb->n, sizeof(*pb->res));
     for (uint32_t i = 0; i < pb->n; i++) {

@@ -264,7 +264,7 @@ take_token(struct conn *c)
     const hf_gateway_config *cfg = &c->gw->g->cfg;
 
     return gw_bucket_take(&c->tokens, &c->tok_ns, (uint64_t)lws_now_usecs(),
-                          cfg->rate, cfg->rate_burst, NULL);
+                          cfg->rate, cfg->rate_burst, 1, NULL);
 }
 
 static void
