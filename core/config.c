@@ -98,11 +98,12 @@ set(void *base, const struct hf_opt *o, const char *v)
             return HF_EBADREQ;
         return 0;
     case HF_OPT_LIST: {
-        size_t have = strlen(p), add = strlen(v);
+        size_t have, add = strlen(v);
         if (add == 0) { /* the default: an empty list */
             p[0] = '\0';
             return 0;
         }
+        have = strnlen(p, o->size);
         if (have + 1 + add >= o->size)
             return HF_ETOOLARGE;
         if (have > 0)
@@ -126,8 +127,13 @@ void
 hf_opts_defaults(const hf_optset *sets, size_t nsets)
 {
     for (size_t s = 0; s < nsets; s++)
-        for (size_t i = 0; i < sets[s].n; i++)
-            (void)set(sets[s].base, &sets[s].opts[i], sets[s].opts[i].def);
+        for (size_t i = 0; i < sets[s].n; i++) {
+            const struct hf_opt *o = &sets[s].opts[i];
+            /* A list appends: start it empty, whatever the memory held. */
+            if (o->type == HF_OPT_LIST)
+                ((char *)sets[s].base + o->off)[0] = '\0';
+            (void)set(sets[s].base, o, o->def);
+        }
 }
 
 static void
