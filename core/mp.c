@@ -382,19 +382,23 @@ hf_buf_mpwrite(void *data, const char *p, size_t n)
     return hf_buf_append(data, p, n) == 0 ? 0 : -1;
 }
 
-void
+int
 hf_pack_str(msgpack_packer *pk, const void *s, size_t len)
 {
     hf_mp_emit em;
     char *p;
 
-    if (pk->callback == hf_buf_mpwrite &&
-        (p = hf_mp_emit_begin(&em, pk, 5 + len)) != NULL) {
-        hf_mp_emit_end(&em, hf_mp_put_str(p, s, len));
-        return;
+    if (len > UINT32_MAX)
+        return HF_EINTERNAL;
+    if (pk->callback == hf_buf_mpwrite) {
+        if ((p = hf_mp_emit_begin(&em, pk, 5 + len)) == NULL)
+            return HF_EINTERNAL;
+        return hf_mp_emit_end(&em, hf_mp_put_str(p, s, len));
     }
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, s, len);
+    if (msgpack_pack_str(pk, len) != 0 ||
+        msgpack_pack_str_body(pk, s, len) != 0)
+        return HF_EINTERNAL;
+    return 0;
 }
 
 void

@@ -266,8 +266,10 @@ int hf_mp_emit_end(hf_mp_emit *em, char *p);
 /* msgpack_packer write callback for an hf_buf (data = hf_buf *). */
 int hf_buf_mpwrite(void *data, const char *p, size_t n);
 
-/* Packs a msgpack string from a slice / C string. */
-void hf_pack_str(msgpack_packer *pk, const void *s, size_t len);
+/* Packs a msgpack string from a slice / C string. hf_pack_str returns 0,
+ * or HF_EINTERNAL when the packer's write failed (out of memory: the
+ * output is then incomplete) or len does not fit a msgpack string. */
+int hf_pack_str(msgpack_packer *pk, const void *s, size_t len);
 void hf_pack_cstr(msgpack_packer *pk, const char *s);
 
 /* Packs a raw msgpack object, or nil when raw is empty. */

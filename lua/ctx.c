@@ -102,24 +102,39 @@ check_key(lua_State *L, int idx, size_t *len)
     return k;
 }
 
+/* Packs the value at idx into s->buf with the packer's bounds: the nodes
+ * visited are charged to the call's budget (raising its end past it). */
+static int
+pack_buf(lua_State *L, struct lstate *s, int idx, const char *root,
+         char *err, size_t errlen)
+{
+    hf_lua_bounds b = {.max_bytes = HF_LUA_PACK_MAX,
+                       .max_nodes = hf__lua_budget_left(s)};
+    msgpack_packer pk;
+    int rv;
+
+    s->buf.len = 0;
+    msgpack_packer_init(&pk, &s->buf, hf_buf_mpwrite);
+    rv = hf_lua_pack_bounded(L, idx, &pk, root, &b, err, errlen);
+    hf__lua_charge(L, s, b.nodes);
+    return rv;
+}
+
 /* Packs the value at idx into s->buf; a coded error when it cannot,
  * naming it root (or, when key is not NULL, "value for 'key'"). */
 static hf_slice
 pack_arg(lua_State *L, struct lstate *s, int idx, const char *root,
          const char *key)
 {
-    msgpack_packer pk;
     char err[200], name[80];
+    int rv;
 
-    s->buf.len = 0;
-    msgpack_packer_init(&pk, &s->buf, hf_buf_mpwrite);
-    if (hf_lua_pack(L, idx, &pk, root, err, sizeof(err)) != 0) {
-        if (key != NULL) { /* the message is rare: format it only now */
+    if ((rv = pack_buf(L, s, idx, root, err, sizeof(err))) != 0) {
+        if (key != NULL && rv == HF_EBADREQ) { /* rare: format it now */
             snprintf(name, sizeof(name), "value for '%.40s'", key);
-            s->buf.len = 0;
-            hf_lua_pack(L, idx, &pk, name, err, sizeof(err));
+            pack_buf(L, s, idx, name, err, sizeof(err));
         }
-        raise_code(L, HF_EBADREQ, err);
+        raise_code(L, rv, err);
     }
     return (hf_slice){s->buf.data, s->buf.len};
 }
@@ -527,8 +542,8 @@ entry(lua_State *L)
 {
     struct call *k = lua_touserdata(L, 1);
     struct lstate *s = k->s;
-    msgpack_packer pk;
     char err[200];
+    int rv;
 
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, k->fref);
@@ -549,10 +564,8 @@ entry(lua_State *L)
             lua_pushnil(L);
         lua_call(L, 3, 1);
     }
-    s->buf.len = 0;
-    msgpack_packer_init(&pk, &s->buf, hf_buf_mpwrite);
-    if (hf_lua_pack(L, -1, &pk, "result", err, sizeof(err)) != 0)
-        return raise_code(L, HF_EBADREQ, err);
+    if ((rv = pack_buf(L, s, -1, "result", err, sizeof(err))) != 0)
+        return raise_code(L, rv, err);
     return 0;
 }
 

@@ -114,6 +114,12 @@ int hf__lua_load_kind(struct lstate *s, const char *name, const char *text,
 /* Calls the function below nargs arguments on the stack with the budget
  * on: lua_pcall's status, with s->abort telling a budget or memory end. */
 int hf__lua_pcall(struct lstate *s, int nargs, int nres);
+/* Instructions left in the running call's budget (UINT64_MAX when none
+ * runs). */
+uint64_t hf__lua_budget_left(const struct lstate *s);
+/* Charges n instructions of C work to the running call's budget; past
+ * it, ends the call as the hook does (raises; HF_ETIMEOUT). */
+void hf__lua_charge(lua_State *L, struct lstate *s, uint64_t n);
 /* Moves s to snap (taking a reference): a fresh lua_State with every kind
  * of the snapshot loaded. Returns 0 or HF_EINTERNAL (out of memory). */
 int hf__lua_state_load(struct lstate *s, struct lsnap *snap);

@@ -85,6 +85,28 @@ hook(lua_State *L, lua_Debug *ar)
         luaL_error(L, "memory limit exceeded");
 }
 
+uint64_t
+hf__lua_budget_left(const struct lstate *s)
+{
+    if (!s->running)
+        return UINT64_MAX;
+    return s->steps < s->budget ? s->budget - s->steps : 0;
+}
+
+void
+hf__lua_charge(lua_State *L, struct lstate *s, uint64_t n)
+{
+    if (!s->running)
+        return;
+    if (n > hf__lua_budget_left(s)) {
+        s->steps = s->budget + 1;
+        if (s->abort == 0)
+            s->abort = HF_ETIMEOUT;
+        luaL_error(L, "instruction budget exceeded");
+    }
+    s->steps += n;
+}
+
 /* Whether a failed call (status st, error object at the top) ran out of
  * memory: Lua's own LUA_ERRMEM, or the auxiliary library's buffers, which
  * raise a plain "not enough memory" when the allocator refuses. */
@@ -159,6 +181,99 @@ sb_xpcall(lua_State *L)
     lua_pushboolean(L, st == LUA_OK);
     lua_replace(L, 3);
     return lua_gettop(L) - 2;
+}
+
+/* table.move(a1, f, e, t [,a2]): its loop runs in C, where the hook does
+ * not count, so its e - f + 1 steps are charged before it runs. */
+static int
+sb_table_move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+
+    if (e >= f) /* the difference, without overflow; +1 may wrap: cap */
+        hf__lua_charge(L, state_of(L),
+                       (lua_Unsigned)e - (lua_Unsigned)f == LUA_MAXUNSIGNED
+                           ? LUA_MAXUNSIGNED
+                           : (lua_Unsigned)e - (lua_Unsigned)f + 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* The pattern functions backtrack in C, also out of the hook's sight: a
+ * pattern with q repetition items can take about n^(q+1) steps over n
+ * bytes ("(.-)" items nest their retries). So a pattern with q >= 1 such
+ * items over n bytes is refused when n^(q+1) > PATTERN_WORK. Counted
+ * conservatively: every unescaped * + - ? outside a set, and every %b. */
+#define PATTERN_WORK 1000000000.0
+
+static int
+pattern_repeats(const char *p, size_t len)
+{
+    int q = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '%') {
+            if (i + 1 < len && p[i + 1] == 'b')
+                q++;
+            i++;
+        } else if (p[i] == '[') { /* a set: to its closing ] */
+            i++;
+            if (i < len && p[i] == '^')
+                i++;
+            if (i < len && p[i] == ']') /* a leading ] is a member */
+                i++;
+            for (; i < len && p[i] != ']'; i++)
+                if (p[i] == '%')
+                    i++;
+        } else if (p[i] == '*' || p[i] == '+' || p[i] == '-' ||
+                   p[i] == '?') {
+            q++;
+        }
+    }
+    return q;
+}
+
+static int
+sb_pattern(lua_State *L)
+{
+    const char *what = lua_tostring(L, lua_upvalueindex(2));
+    size_t n, pl;
+    const char *pat;
+    double work = 1;
+    int q;
+
+    luaL_checklstring(L, 1, &n);
+    pat = luaL_checklstring(L, 2, &pl);
+    if (strcmp(what, "find") == 0 && lua_toboolean(L, 4))
+        q = 0; /* plain */
+    else
+        q = pattern_repeats(pat, pl);
+    for (int i = 0; q > 0 && i <= q && work <= PATTERN_WORK; i++)
+        work *= (double)n;
+    if (q > 0 && work > PATTERN_WORK)
+        return luaL_error(L,
+                          "string.%s: a pattern with %d repetition items "
+                          "over %I bytes may backtrack n^%d times, past the "
+                          "limit of 1e9 (shorten the subject or the "
+                          "pattern, or use a plain find)",
+                          what, q, (lua_Integer)n, q + 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* Replaces lib[name] (the table at the top) by fn with the old function
+ * and name as its upvalues. */
+static void
+wrap(lua_State *L, const char *name, lua_CFunction fn)
+{
+    lua_getfield(L, -1, name);
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, fn, 2);
+    lua_setfield(L, -2, name);
 }
 
 static int
@@ -252,6 +367,10 @@ setup(lua_State *L)
     luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 0);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
+    wrap(L, "find", sb_pattern);
+    wrap(L, "match", sb_pattern);
+    wrap(L, "gmatch", sb_pattern);
+    wrap(L, "gsub", sb_pattern);
     proxy(L);
     lua_setfield(L, base, "string");
     lua_pushliteral(L, ""); /* protect the strings' metatable */
@@ -260,6 +379,7 @@ setup(lua_State *L)
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 2);
     luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 0);
+    wrap(L, "move", sb_table_move);
     proxy(L);
     lua_setfield(L, base, "table");
     luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 0);
@@ -378,6 +498,15 @@ hf__lua_role_bits(const char *name)
     return 0;
 }
 
+/* Pushes t[name] read raw (the kind's table is data: no metamethod of
+ * the kind runs while it is read); returns its type. */
+static int
+rawfield(lua_State *L, int t, const char *name)
+{
+    lua_pushstring(L, name);
+    return lua_rawget(L, t);
+}
+
 /* The roles of method `name` from the _roles table at index roles (0:
  * none): 0 and *bits, or -1 with err written. */
 static int
@@ -385,7 +514,7 @@ method_roles(lua_State *L, int roles, const char *name, unsigned *bits,
              char *err, size_t errlen)
 {
     *bits = HF_ROLE_ANY;
-    if (roles == 0 || lua_getfield(L, roles, name) == LUA_TNIL) {
+    if (roles == 0 || rawfield(L, roles, name) == LUA_TNIL) {
         lua_pop(L, roles != 0);
         return 0;
     }
@@ -428,13 +557,19 @@ read_kind(struct lstate *s, struct lkd *kd, char *err, size_t errlen)
     int t = lua_gettop(L), roles = 0;
     size_t n = 0;
 
-    if (lua_getfield(L, t, "_roles") == LUA_TTABLE) {
+    if (lua_getmetatable(L, t)) {
+        snprintf(err, errlen,
+                 "the returned table has a metatable (a kind must be a "
+                 "plain table)");
+        return lua_settop(L, t), -1;
+    }
+    if (rawfield(L, t, "_roles") == LUA_TTABLE) {
         roles = lua_gettop(L);
     } else if (!lua_isnil(L, -1)) {
         snprintf(err, errlen, "_roles must be a table");
         return lua_settop(L, t), -1;
     }
-    if (lua_getfield(L, t, "_alarm") != LUA_TNIL && !lua_isfunction(L, -1)) {
+    if (rawfield(L, t, "_alarm") != LUA_TNIL && !lua_isfunction(L, -1)) {
         snprintf(err, errlen, "_alarm must be a function");
         return lua_settop(L, t), -1;
     }
@@ -501,7 +636,7 @@ read_kind(struct lstate *s, struct lkd *kd, char *err, size_t errlen)
         while (lua_next(L, roles) != 0) {
             lua_pop(L, 1);
             if (lua_type(L, -1) != LUA_TSTRING ||
-                lua_getfield(L, t, lua_tostring(L, -1)) != LUA_TFUNCTION) {
+                (lua_pushvalue(L, -1), lua_rawget(L, t)) != LUA_TFUNCTION) {
                 snprintf(err, errlen, "_roles names '%s', not a method",
                          lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
                                                         : "?");
@@ -511,6 +646,26 @@ read_kind(struct lstate *s, struct lkd *kd, char *err, size_t errlen)
         }
     }
     lua_settop(L, t);
+    return 0;
+}
+
+struct readk {
+    struct lstate *s;
+    struct lkd *kd;
+    char *err;
+    size_t errlen;
+    int rv;
+};
+
+/* read_kind, protected (its allocations may raise): the kind table, then
+ * the struct readk. */
+static int
+read_kind_entry(lua_State *L)
+{
+    struct readk *r = lua_touserdata(L, 2);
+
+    lua_settop(L, 1);
+    r->rv = read_kind(r->s, r->kd, r->err, r->errlen);
     return 0;
 }
 
@@ -549,7 +704,22 @@ load_kind(struct lstate *s, const char *name, const char *text, size_t len,
         lua_pop(L, 1);
         return HF_EBADREQ;
     }
-    if (read_kind(s, kd, why, sizeof(why)) != 0) {
+    /* Read with the budget armed and protected: a reading error or
+     * runaway must refuse the file, not abort or hang the thread. */
+    struct readk r = {s, kd, why, sizeof(why), -1};
+    lua_pushcfunction(L, read_kind_entry);
+    lua_pushvalue(L, -2);
+    lua_pushlightuserdata(L, &r);
+    if ((st = hf__lua_pcall(s, 2, 0)) != LUA_OK) {
+        snprintf(why, sizeof(why), "reading the kind table: %s",
+                 s->abort == HF_ETIMEOUT ? "past the instruction budget"
+                 : s->abort == HF_ETOOLARGE || st == LUA_ERRMEM
+                     ? "out of memory (--lua-memory-mb)"
+                 : lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                  : "error");
+        lua_pop(L, 1);
+    }
+    if (st != LUA_OK || r.rv != 0) {
         snprintf(err, errlen, "%s.lua: %s", name, why);
         lua_pop(L, 1);
         return HF_EBADREQ;

@@ -7,6 +7,13 @@
  * asked before every level, since a conversion can run deep inside a
  * handler's own stack use. Tables are read raw: a kind cannot make the
  * converter run its code through __index or __pairs.
+ *
+ * The packer's work is bounded too: a value reached twice (a shared
+ * subtable or string) is written twice, so a small value in Lua can be
+ * huge packed ({x, x} nested 31 deep is 2^31 nodes). Every value visited
+ * counts against b->max_nodes (the caller's instruction budget: HF_ETIMEOUT)
+ * and every byte written against b->max_bytes (HF_ETOOLARGE), before it is
+ * written; a failed write is an error, never a truncated value.
  */
 #include <lauxlib.h>
 #include <math.h>
@@ -17,9 +24,12 @@
 #include "core/mp.h"
 #include "lua/value.h"
 
-/* Where the packer is: one component per open container, for messages. */
+/* Where the packer is: one component per open container, for messages;
+ * and what it has spent against its bounds. */
 struct path {
     const char *root;
+    hf_lua_bounds *b;
+    size_t bytes; /* an upper bound of what was written */
     int depth;
     struct {
         const char *key; /* map key (not NUL-terminated), or NULL */
@@ -29,7 +39,8 @@ struct path {
 };
 
 static int
-fail(const struct path *p, char *err, size_t errlen, const char *what)
+fail_code(const struct path *p, char *err, size_t errlen, const char *what,
+          int code)
 {
     size_t n = (size_t)snprintf(err, errlen, "%s", p->root);
 
@@ -44,7 +55,37 @@ fail(const struct path *p, char *err, size_t errlen, const char *what)
     }
     if (n < errlen)
         snprintf(err + n, errlen - n, ": %s", what);
-    return HF_EBADREQ;
+    return code;
+}
+
+static int
+fail(const struct path *p, char *err, size_t errlen, const char *what)
+{
+    return fail_code(p, err, errlen, what, HF_EBADREQ);
+}
+
+/* Charges one value of up to len bytes packed (plus its header) to the
+ * bounds: 0, or the error. */
+static int
+charge(struct path *p, size_t len, char *err, size_t errlen)
+{
+    if (++p->b->nodes > p->b->max_nodes)
+        return fail_code(p, err, errlen,
+                         "packing ran past the instruction budget",
+                         HF_ETIMEOUT);
+    if (len > p->b->max_bytes || p->bytes + len + 9 > p->b->max_bytes)
+        return fail_code(p, err, errlen, "too large to store (over 64 MiB)",
+                         HF_ETOOLARGE);
+    p->bytes += len + 9; /* 9: the longest header or scalar */
+    return 0;
+}
+
+static int
+wrote(const struct path *p, int rv, char *err, size_t errlen)
+{
+    return rv == 0 ? 0
+                   : fail_code(p, err, errlen, "out of memory packing",
+                               HF_EINTERNAL);
 }
 
 /* What the keys of the table at idx make it: 1 array (keys 1..n, *n
@@ -103,31 +144,31 @@ pack(lua_State *L, int idx, msgpack_packer *pk, struct path *p, char *err,
      size_t errlen)
 {
     char why[96];
-    size_t n, len;
-    const char *s;
+    size_t n, len = 0;
+    const char *s = NULL;
     int rv, shape;
 
+    if (lua_type(L, idx) == LUA_TSTRING)
+        s = lua_tolstring(L, idx, &len);
+    if ((rv = charge(p, len, err, errlen)) != 0)
+        return rv;
     switch (lua_type(L, idx)) {
     case LUA_TNONE: /* an argument not given */
     case LUA_TNIL:
-        msgpack_pack_nil(pk);
-        return 0;
+        return wrote(p, msgpack_pack_nil(pk), err, errlen);
     case LUA_TBOOLEAN:
-        if (lua_toboolean(L, idx))
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
-        return 0;
+        return wrote(p,
+                     lua_toboolean(L, idx) ? msgpack_pack_true(pk)
+                                           : msgpack_pack_false(pk),
+                     err, errlen);
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx))
-            msgpack_pack_int64(pk, (int64_t)lua_tointeger(L, idx));
+            rv = msgpack_pack_int64(pk, (int64_t)lua_tointeger(L, idx));
         else
-            msgpack_pack_double(pk, (double)lua_tonumber(L, idx));
-        return 0;
+            rv = msgpack_pack_double(pk, (double)lua_tonumber(L, idx));
+        return wrote(p, rv, err, errlen);
     case LUA_TSTRING:
-        s = lua_tolstring(L, idx, &len);
-        hf_pack_str(pk, s, len);
-        return 0;
+        return wrote(p, hf_pack_str(pk, s, len), err, errlen);
     case LUA_TTABLE:
         break;
     default:
@@ -145,7 +186,8 @@ pack(lua_State *L, int idx, msgpack_packer *pk, struct path *p, char *err,
         return fail(p, err, errlen, why);
     p->depth++;
     if (shape == 1) {
-        msgpack_pack_array(pk, n);
+        if ((rv = wrote(p, msgpack_pack_array(pk, n), err, errlen)) != 0)
+            return rv;
         for (size_t i = 1; i <= n; i++) {
             p->at[p->depth - 1].key = NULL;
             p->at[p->depth - 1].idx = (lua_Integer)i;
@@ -156,14 +198,16 @@ pack(lua_State *L, int idx, msgpack_packer *pk, struct path *p, char *err,
                 return rv;
         }
     } else {
-        msgpack_pack_map(pk, n);
+        if ((rv = wrote(p, msgpack_pack_map(pk, n), err, errlen)) != 0)
+            return rv;
         lua_pushnil(L);
         while (lua_next(L, idx) != 0) {
             s = lua_tolstring(L, -2, &len); /* a string: no conversion */
             p->at[p->depth - 1].key = s;
             p->at[p->depth - 1].klen = len;
-            hf_pack_str(pk, s, len);
-            if ((rv = pack(L, -1, pk, p, err, errlen)) != 0) {
+            if ((rv = charge(p, len, err, errlen)) != 0 ||
+                (rv = wrote(p, hf_pack_str(pk, s, len), err, errlen)) != 0 ||
+                (rv = pack(L, -1, pk, p, err, errlen)) != 0) {
                 lua_pop(L, 2);
                 return rv;
             }
@@ -175,14 +219,27 @@ pack(lua_State *L, int idx, msgpack_packer *pk, struct path *p, char *err,
 }
 
 int
-hf_lua_pack(lua_State *L, int idx, msgpack_packer *pk, const char *root,
-            char *err, size_t errlen)
+hf_lua_pack_bounded(lua_State *L, int idx, msgpack_packer *pk,
+                    const char *root, hf_lua_bounds *b, char *err,
+                    size_t errlen)
 {
     struct path p; /* at[] is filled as it goes: no need to clear it */
 
     p.root = root;
+    p.b = b;
+    p.bytes = 0;
     p.depth = 0;
+    b->nodes = 0;
     return pack(L, idx, pk, &p, err, errlen);
+}
+
+int
+hf_lua_pack(lua_State *L, int idx, msgpack_packer *pk, const char *root,
+            char *err, size_t errlen)
+{
+    hf_lua_bounds b = {.max_bytes = HF_LUA_PACK_MAX, .max_nodes = UINT64_MAX};
+
+    return hf_lua_pack_bounded(L, idx, pk, root, &b, err, errlen);
 }
 
 /* t[k] = v for the table, key and value on top (pops k and v); a key

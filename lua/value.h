@@ -25,19 +25,38 @@
 
 #include <lua.h>
 #include <msgpack.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 
 /* Containers nested at most this deep, like the wire (HF_MP_DEPTH). */
 #define HF_LUA_DEPTH 32
 
+/* The most bytes one packed value may take: the largest value hf_put
+ * stores. */
+#define HF_LUA_PACK_MAX ((size_t)64 << 20)
+
+/* What one packing may spend. A value reached through several references
+ * is packed (and counted) once per reference. */
+typedef struct hf_lua_bounds {
+    size_t max_bytes;   /* of output */
+    uint64_t max_nodes; /* values visited (keys and values) */
+    uint64_t nodes;     /* out: visited */
+} hf_lua_bounds;
+
 /*
  * Packs the Lua value at idx onto pk. root names the value in messages
- * ("result", "value for 'k'"). Returns 0, or HF_EBADREQ with a message in
- * err (e.g. "result.items[2]: a function cannot be stored"); pk may then
- * hold part of the value, so pack into a scratch buffer. Uses raw access
- * (no metamethods). May raise a Lua memory error (needs stack space).
+ * ("result", "value for 'k'"). Returns 0, or with a message in err:
+ * HF_EBADREQ (e.g. "result.items[2]: a function cannot be stored"),
+ * HF_ETOOLARGE (past b->max_bytes), HF_ETIMEOUT (past b->max_nodes) or
+ * HF_EINTERNAL (a write to pk failed); pk may then hold part of the
+ * value, so pack into a scratch buffer. Uses raw access (no metamethods).
+ * May raise a Lua memory error (needs stack space). hf_lua_pack bounds
+ * the bytes by HF_LUA_PACK_MAX and the nodes not at all.
  */
+int hf_lua_pack_bounded(lua_State *L, int idx, msgpack_packer *pk,
+                        const char *root, hf_lua_bounds *b, char *err,
+                        size_t errlen);
 int hf_lua_pack(lua_State *L, int idx, msgpack_packer *pk, const char *root,
                 char *err, size_t errlen);
 
