@@ -139,16 +139,7 @@ run_fanout(const struct wopts *o, const struct target *t, int durability,
         wb_judge_subs(&fr, sw, sstarted, &ft) != 0)
         goto out;
 
-    res->ops = res->ok_ops = ft.deliveries;
-    res->seconds = (double)((ft.last_ns > tpub ? ft.last_ns : tpub) - t0) / 1e9;
-    res->published = tot.ok;
-    res->publish_per_sec =
-        tpub > t0 ? (double)tot.ok / ((double)(tpub - t0) / 1e9) : 0;
-    res->errors = tot.errors;
-    memcpy(res->errs, tot.errs, sizeof(res->errs));
-    res->lost = ft.lost;
-    res->reordered = ft.reordered;
-    hf_bench_result_fill(res, ft.lat, &pub.s0.m, &pub.s1.m);
+    wb_subs_result(res, &ft, &tot, t0, tpub, &pub.s0, &pub.s1);
 
     /* The verdict. */
     ok = wb_subs_ok(&ft);

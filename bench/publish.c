@@ -476,16 +476,7 @@ run_publish(const struct wopts *o, const struct target *t, int durability,
         rl += pw[i]->rate_limited;
         posts += pw[i]->posts;
     }
-    res->ops = res->ok_ops = ft.deliveries;
-    res->seconds = (double)((ft.last_ns > tpub ? ft.last_ns : tpub) - t0) / 1e9;
-    res->published = tot.ok;
-    res->publish_per_sec =
-        tpub > t0 ? (double)tot.ok / ((double)(tpub - t0) / 1e9) : 0;
-    res->errors = tot.errors;
-    memcpy(res->errs, tot.errs, sizeof(res->errs));
-    res->lost = ft.lost;
-    res->reordered = ft.reordered;
-    hf_bench_result_fill(res, ft.lat, &s0.m, &s1.m);
+    wb_subs_result(res, &ft, &tot, t0, tpub, &s0, &s1);
     res->verified = ok;
     hf_bench_extra(res, "posts", (double)posts);
     hf_bench_extra(res, "post_p50_us",

@@ -498,6 +498,14 @@ int wb_judge_subs(struct frun *r, struct subber **sw, int n,
  * dead, stray and malformed are all zero. */
 int wb_subs_ok(const struct ftotal *ft);
 
+/* Fills res's pub/sub figures: deliveries (ops, the latencies) from ft,
+ * publishes from tot (ok, errors), published/s over t0..tpub (first
+ * publish, last one answered), seconds from t0 to the later of tpub and
+ * the last delivery; commits from the server's counters s0..s1. */
+void wb_subs_result(struct hf_bench_result *res, const struct ftotal *ft,
+                    const struct ctotal *tot, uint64_t t0, uint64_t tpub,
+                    const struct srv *s0, const struct srv *s1);
+
 /* ------------------------------------------------------------------ */
 /* wsrun.c: closed-loop and pub/sub runs                              */
 

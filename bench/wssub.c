@@ -467,3 +467,21 @@ wb_subs_ok(const struct ftotal *ft)
                ft->presence);
     return ok;
 }
+
+void
+wb_subs_result(struct hf_bench_result *res, const struct ftotal *ft,
+               const struct ctotal *tot, uint64_t t0, uint64_t tpub,
+               const struct srv *s0, const struct srv *s1)
+{
+    res->ops = res->ok_ops = ft->deliveries;
+    res->seconds =
+        (double)((ft->last_ns > tpub ? ft->last_ns : tpub) - t0) / 1e9;
+    res->published = tot->ok;
+    res->publish_per_sec =
+        tpub > t0 ? (double)tot->ok / ((double)(tpub - t0) / 1e9) : 0;
+    res->errors = tot->errors;
+    memcpy(res->errs, tot->errs, sizeof(res->errs));
+    res->lost = ft->lost;
+    res->reordered = ft->reordered;
+    hf_bench_result_fill(res, ft->lat, &s0->m, &s1->m);
+}
