@@ -65,7 +65,7 @@ struct pubber {
     struct prun *r;
     CURL *h;
     hf_buf body, resp;
-    struct seen *seen; /* per channel: the seqs acknowledged */
+    struct seen *seen;       /* per channel: the seqs acknowledged */
     struct hf_bench_lat lat; /* request round trips */
     uint64_t posts, ok, errors, errs[HF_ECOUNT_], rate_limited, last_ns;
     long bad_status; /* the first unexpected HTTP status */
@@ -299,11 +299,26 @@ progress(struct prun *pr, struct frun *fr, uint64_t t0, uint64_t now,
     last[2] = now;
 }
 
-/* Lets the publishers run for duration (0: until pr->total items), then
- * gives the subscribers their final seqs and DRAIN_S to reach them. */
+/* Once every publisher has finished: each channel's final seq, the
+ * highest any publisher had acknowledged, for the subscribers to reach. */
 static void
-drive(struct prun *pr, struct frun *fr, int npub, int nsubt, double duration,
-      uint64_t *t0)
+set_finals(struct pubber **pw, int npub, struct prun *pr, struct frun *fr)
+{
+    for (uint32_t c = 0; c < pr->nch; c++) {
+        uint64_t max = 0;
+        for (int i = 0; i < npub; i++)
+            if (pw[i]->seen[c].max > max)
+                max = pw[i]->seen[c].max;
+        atomic_store(&fr->final[c], max);
+    }
+}
+
+/* Lets the publishers pw run for duration (0: until pr->total items),
+ * then gives the subscribers their final seqs and DRAIN_S to reach
+ * them. */
+static void
+drive(struct prun *pr, struct frun *fr, struct pubber **pw, int npub, int nsubt,
+      double duration, uint64_t *t0)
 {
     uint64_t last[3], next, drain_dl = 0;
     int done = 0;
@@ -320,7 +335,10 @@ drive(struct prun *pr, struct frun *fr, int npub, int nsubt, double duration,
             wb_interrupted)
             atomic_store(&pr->stop, 1);
         if (!done && atomic_load(&pr->finished) == npub) {
+            /* The publishers are done writing their seen[]: finished is
+             * counted after their last write. */
             done = 1;
+            set_finals(pw, npub, pr, fr);
             atomic_store(&fr->final_known, 1);
             drain_dl = now + (uint64_t)DRAIN_S * 1000000000u;
         }
@@ -337,12 +355,11 @@ drive(struct prun *pr, struct frun *fr, int npub, int nsubt, double duration,
     hf_bench_progress_end();
 }
 
-/* Sums the publishers into *tot (seen per channel) and sets each
- * channel's final seq; returns 1 when every channel had 1..max
- * acknowledged exactly once. */
+/* Sums the publishers into *tot (seen per channel); returns 1 when every
+ * channel had 1..max acknowledged exactly once and nothing failed. */
 static int
-judge_pubs(struct pubber **pw, int n, struct prun *pr, struct frun *fr,
-           struct ctotal *tot, struct hf_bench_lat *lat, uint64_t *tpub)
+judge_pubs(struct pubber **pw, int n, struct prun *pr, struct ctotal *tot,
+           struct hf_bench_lat *lat, uint64_t *tpub)
 {
     int ok = 1;
     uint32_t shown = 0;
@@ -369,7 +386,6 @@ judge_pubs(struct pubber **pw, int n, struct prun *pr, struct frun *fr,
     }
     for (uint32_t c = 0; c < pr->nch; c++) {
         const struct seen *s = &tot->seen[c];
-        atomic_store(&fr->final[c], s->max);
         if (s->acks != s->max || s->sum != s->max * (s->max + 1) / 2) {
             if (shown++ < SHOW)
                 printf("verify: FAIL (%s: %" PRIu64 " items acknowledged, "
@@ -393,8 +409,7 @@ run_publish(const struct wopts *o, const struct target *t, int durability,
     int nthreads =
         (int)(o->threads < o->subscribers ? o->threads : o->subscribers);
     int npub = (int)o->publishers, pstarted = 0, sstarted = 0, ok;
-    struct frun fr = {
-        .cmd = PUBLISH, .t = t, .nactors = nch, .nsubs = nsubs};
+    struct frun fr = {.cmd = PUBLISH, .t = t, .nactors = nch, .nsubs = nsubs};
     struct prun pr = {.cmd = PUBLISH,
                       .nch = nch,
                       .batch = (uint32_t)o->window,
@@ -437,8 +452,8 @@ run_publish(const struct wopts *o, const struct target *t, int durability,
     printf("%s: %lld subscribers over %d threads, %d HTTP publishers (POST "
            "%s, %lld items each, one request in flight) to %s (%s), %u "
            "channels %spub<i>.%s, ",
-           PUBLISH, o->subscribers, nthreads, npub, PUB_PATH, o->window,
-           t->url, t->msgpack ? "msgpack" : "JSON", nch, PUB_PREFIX, tag);
+           PUBLISH, o->subscribers, nthreads, npub, PUB_PATH, o->window, t->url,
+           t->msgpack ? "msgpack" : "JSON", nch, PUB_PREFIX, tag);
     if (duration > 0)
         printf("%.1f s\n", duration);
     else
@@ -458,7 +473,7 @@ run_publish(const struct wopts *o, const struct target *t, int durability,
         goto out;
     }
     wb_scrape(t, &s0);
-    drive(&pr, &fr, npub, sstarted, duration, &t0);
+    drive(&pr, &fr, pw, npub, sstarted, duration, &t0);
     for (int i = 0; i < pstarted; i++)
         pthread_join(pw[i]->thr, NULL);
     pstarted = 0;
@@ -468,7 +483,7 @@ run_publish(const struct wopts *o, const struct target *t, int durability,
 
     /* The verdict: the channels' seqs, then the subscribers' streams
      * against them. */
-    ok = judge_pubs(pw, npub, &pr, &fr, &tot, plat, &tpub);
+    ok = judge_pubs(pw, npub, &pr, &tot, plat, &tpub);
     if (wb_judge_subs(&fr, sw, nthreads, &ft) != 0)
         goto out;
     ok &= wb_subs_ok(&ft);

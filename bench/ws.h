@@ -435,8 +435,9 @@ struct frun {
     const struct target *t;
     const struct name *names;
     uint32_t nactors, nsubs;
-    struct seqmap *sm; /* per actor: send times by seq; NULL when the
-                          events carry their own (data.meta.ts) */
+    /* Per actor: send times by seq; NULL when the events carry their
+     * own (data.meta.ts). */
+    struct seqmap *sm;
     atomic_uint_least64_t *final; /* per actor: the last seq to expect */
     atomic_int final_known, stop, ready, finished, failed;
     atomic_uint_least64_t connected, subscribed, delivered;
@@ -490,8 +491,7 @@ void wb_subs_free(struct subber **sw, int n);
 
 /* Sums the joined threads into *ft and prints what each subscriber got
  * wrong (against r->final). Returns 0, or -1 when out of memory. */
-int wb_judge_subs(struct frun *r, struct subber **sw, int n,
-                  struct ftotal *ft);
+int wb_judge_subs(struct frun *r, struct subber **sw, int n, struct ftotal *ft);
 
 /* Prints the subscribers' notes (latency samples unmatched, presence) and
  * their stray or unreadable messages. Returns 1 when lost, reordered,
