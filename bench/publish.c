@@ -9,7 +9,9 @@
  * ------------
  * P publisher threads, each one libcurl easy handle: one keep-alive
  * HTTP connection with one request in flight, as a backend that publishes
- * after its own commits. Each request is an array of B items; item j of
+ * after its own commits (libcurl rather than client/wsclient.c's
+ * hf_http_request, which sends "Connection: close": a connection per
+ * request would measure connects). Each request is an array of B items; item j of
  * the run (a counter shared by the publishers) goes to channel j mod C, so
  * every POST spreads over many channels and the channels fill evenly.
  * Every item's data is {"meta":{"ts":T}}, T hf_mono_ns() just before the
