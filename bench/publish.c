@@ -11,8 +11,8 @@
  * HTTP connection with one request in flight, as a backend that publishes
  * after its own commits (libcurl rather than client/wsclient.c's
  * hf_http_request, which sends "Connection: close": a connection per
- * request would measure connects). Each request is an array of B items; item j of
- * the run (a counter shared by the publishers) goes to channel j mod C, so
+ * request would measure connects). Each request is an array of B items; item j
+ * of the run (a counter shared by the publishers) goes to channel j mod C, so
  * every POST spreads over many channels and the channels fill evenly.
  * Every item's data is {"meta":{"ts":T}}, T hf_mono_ns() just before the
  * request is sent: the subscribers (wssub.c) time each event from it.
