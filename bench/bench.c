@@ -64,6 +64,10 @@ static const struct hf_bench_cmd cmds[] = {
      .summary = "events from publishers to many WebSocket subscribers of a "
                 "running server",
      .run = hf_bench_fanout},
+    {.name = "publish",
+     .summary = "POST /v1/publish batches from HTTP publishers to many "
+                "WebSocket subscribers",
+     .run = hf_bench_publish},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))

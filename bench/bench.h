@@ -47,6 +47,7 @@ int hf_bench_engine(int argc, char **argv);
 int hf_bench_calls(int argc, char **argv);
 int hf_bench_connections(int argc, char **argv);
 int hf_bench_fanout(int argc, char **argv);
+int hf_bench_publish(int argc, char **argv);
 int hf_bench_booking(int argc, char **argv);
 int hf_bench_devices(int argc, char **argv);
 int hf_bench_mix(int argc, char **argv);

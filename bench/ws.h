@@ -1,6 +1,7 @@
 /*
  * ws.h - what holdfast-bench's scenarios against a running server share
- * (calls.c, booking.c, mix.c, fanout.c, devices.c, conns.c, nats.c).
+ * (calls.c, booking.c, mix.c, fanout.c, publish.c, devices.c, conns.c,
+ * nats.c).
  * Private to holdfast-bench. The machinery is split by job, one section
  * of this header per file:
  *
@@ -9,6 +10,7 @@
  *   wsread.c    reading the server's messages out of frames;
  *   wscall.c    callers: threads keeping windows of calls in flight;
  *   wsverify.c  reading the actors back and the verdicts;
+ *   wssub.c     subscribers holding their actors to every event;
  *   wsrun.c     closed-loop runs (wb_run) and pub/sub runs (wb_publish);
  *   wsmain.c    the common flags, usage text and main (wb_ws_main).
  *
@@ -406,6 +408,103 @@ void wb_note_limits(const char *cmd, const struct srv *s0, const struct srv *s1,
  * Returns 1 when there were none. */
 int wb_callers_ok(const struct ctotal *tot, struct caller **cl, int n,
                   const char *who);
+
+/* ------------------------------------------------------------------ */
+/* wssub.c: subscribers, each holding one actor to every event        */
+
+enum { SUB_NEW = 0, SUB_ASKED, SUB_ON, SUB_DEAD };
+
+/* One subscriber connection, watching one actor. */
+
+struct sub {
+    hf_ws *ws;
+    uint32_t actor;
+    int state;
+    int err, close_code; /* SUB_DEAD: why */
+    uint64_t start;      /* the seq its sub reply reported */
+    uint64_t last;       /* the highest seq received */
+    uint64_t got, gaps, late;
+    uint64_t bad_want, bad_got; /* the first anomaly, for the report */
+};
+
+/* Shared by the main thread and the subscriber threads: the plain fields
+ * are set before the threads start; final[] is written by the main thread
+ * before it sets final_known. */
+struct frun {
+    const char *cmd;
+    const struct target *t;
+    const struct name *names;
+    uint32_t nactors, nsubs;
+    /* Per actor: send times by seq; NULL when the events carry their
+     * own (data.meta.ts). */
+    struct seqmap *sm;
+    atomic_uint_least64_t *final; /* per actor: the last seq to expect */
+    atomic_int final_known, stop, ready, finished, failed;
+    atomic_uint_least64_t connected, subscribed, delivered;
+};
+
+/* A latency sample whose send time was not known at receipt. */
+struct defer {
+    uint32_t actor;
+    uint64_t seq, ns;
+};
+
+/* Touched only by its own thread until joined. */
+struct subber {
+    pthread_t thr;
+    struct frun *r;
+    uint32_t first, n;
+    struct sub *subs;
+    struct pollfd *pfds;
+    uint32_t *pidx;
+    struct reader rd;
+    struct sub *cur;
+    uint64_t last_ns, settled_ns;
+    struct hf_bench_lat lat;
+    struct defer *dq;
+    size_t ndq, capdq;
+    uint64_t deliveries, reported, unmatched, stray;
+    int sub_err;
+};
+
+/* What the subscribers saw, summed, and the verdict on their streams. */
+struct ftotal {
+    struct hf_bench_lat *lat;
+    uint64_t deliveries, expected, lost, reordered, unmatched, stray, malformed,
+        presence, dead, last_ns;
+};
+
+/* Makes nthreads subscriber threads over r->nsubs connections
+ * (subscriber i watches actor i mod r->nactors), not started; NULL when
+ * out of memory. */
+struct subber **wb_subs_new(struct frun *r, int nthreads);
+
+/* Starts the threads of sw, which connect and subscribe, and waits until
+ * every subscription is held (with a progress line): 0 with *started =
+ * n; or -1 after printing FAIL, every started thread joined, *started 0. */
+int wb_subs_start(struct frun *r, struct subber **sw, int n, int *started);
+
+/* Joins the started threads; with stop, tells them to stop first. */
+void wb_subs_join(struct frun *r, struct subber **sw, int started, int stop);
+
+void wb_subs_free(struct subber **sw, int n);
+
+/* Sums the joined threads into *ft and prints what each subscriber got
+ * wrong (against r->final). Returns 0, or -1 when out of memory. */
+int wb_judge_subs(struct frun *r, struct subber **sw, int n, struct ftotal *ft);
+
+/* Prints the subscribers' notes (latency samples unmatched, presence) and
+ * their stray or unreadable messages. Returns 1 when lost, reordered,
+ * dead, stray and malformed are all zero. */
+int wb_subs_ok(const struct ftotal *ft);
+
+/* Fills res's pub/sub figures: deliveries (ops, the latencies) from ft,
+ * publishes from tot (ok, errors), published/s over t0..tpub (first
+ * publish, last one answered), seconds from t0 to the later of tpub and
+ * the last delivery; commits from the server's counters s0..s1. */
+void wb_subs_result(struct hf_bench_result *res, const struct ftotal *ft,
+                    const struct ctotal *tot, uint64_t t0, uint64_t tpub,
+                    const struct srv *s0, const struct srv *s1);
 
 /* ------------------------------------------------------------------ */
 /* wsrun.c: closed-loop and pub/sub runs                              */

@@ -94,6 +94,12 @@ run fanout 0 verified=true lost=0 reordered=0 -- \
     fanout --url "$URL" --subscribers 20 --publishers 2 --actors 3 --ops 600
 run fanout-msgpack 0 verified=true lost=0 reordered=0 -- \
     fanout --url "$URL" --subscribers 10 --publishers 1 --ops 300 --msgpack
+run publish 0 verified=true lost=0 reordered=0 errors=0 -- \
+    publish --url "$URL" --subscribers 20 --publishers 2 --batch 7 \
+    --channels 5 --ops 700
+run publish-msgpack 0 verified=true lost=0 reordered=0 errors=0 -- \
+    publish --url "$URL" --subscribers 6 --publishers 3 --batch 20 \
+    --channels 3 --ops 500 --msgpack
 run devices 0 verified=true lost=0 reordered=0 errors=0 -- \
     devices --url "$URL" --devices 8 --dashboards 3 --rate 0 --ops 800
 run devices-msgpack 0 verified=true lost=0 reordered=0 -- \
