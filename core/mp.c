@@ -336,7 +336,17 @@ int
 hf_unpack_next(const void *buf, size_t len, size_t *off, msgpack_zone *zone,
                msgpack_object *obj)
 {
-    msgpack_unpack_return r = msgpack_unpack(buf, len, off, zone, obj);
+    msgpack_unpack_return r;
+
+    /* msgpack-c allocates a container's count x 24 bytes before it reads
+     * one element, so a 5-byte header from a damaged record asked for
+     * 100 GB (fuzz_stored). Checked first, every count is bounded by the
+     * bytes that follow. One level deeper than msgpack-c's own stack, so
+     * nothing it would read is refused here. */
+    if (*off > len || hf_mp_check((const char *)buf + *off, len - *off,
+                                  HF_MP_DEPTH + 1, NULL) == 0)
+        return HF_EBADREQ;
+    r = msgpack_unpack(buf, len, off, zone, obj);
     return (r == MSGPACK_UNPACK_SUCCESS || r == MSGPACK_UNPACK_EXTRA_BYTES)
                ? 0
                : HF_EBADREQ;
