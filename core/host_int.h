@@ -113,7 +113,7 @@ struct hf_ctx {
     hf_buf result;   /* staged reply result */
     int has_result;
     char errmsg[256];
-    hf_buf tw;       /* writes: struct twrec[ntw] (ctx.c) */
+    hf_buf tw;       /* writes: struct twrec[ntw] */
     uint32_t ntw;
     struct ablk *arena; /* staged keys and values; blocks never move */
     hf_buf tev;      /* events: u32 len, stored log value */
@@ -123,6 +123,22 @@ struct hf_ctx {
     hf_buf tout;     /* held output records, appended to the batch */
     hf_buf tmp;
 };
+
+/* A staged write (ctx.c stages, commit.c commits). Keys and values live
+ * in the context's arena, whose blocks never move, so a value returned by hf_get stays valid while the
+ * handler writes other keys or scans with hf_list. */
+struct twrec {
+    int dbi, tomb;
+    const char *k, *v;
+    size_t kl, vl;
+};
+
+static inline struct twrec *
+tw_at(const struct hf_ctx *c, uint32_t i)
+{
+    return (struct twrec *)c->tw.data + i;
+}
+
 
 struct out {
     hf_sink *sink; /* a reference */

@@ -603,7 +603,7 @@ CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wshadow -Wstrict-pr
 if [ "${HF_WS_TEST_SANITIZE:-1}" != 0 ]; then
     CFLAGS="$CFLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 fi
-SRCS="$ROOT/client/wsclient.c $ROOT/client/wstls.c $ROOT/core/buf.c $ROOT/core/err.c $ROOT/core/mpjson.c $ROOT/core/env.c $ROOT/core/mp.c $ROOT/core/oom.c $ROOT/core/log.c"
+SRCS="$ROOT/client/wsclient.c $ROOT/client/wsio.c $ROOT/client/wshttp.c $ROOT/client/wstls.c $ROOT/core/buf.c $ROOT/core/err.c $ROOT/core/mpjson.c $ROOT/core/env.c $ROOT/core/mp.c $ROOT/core/oom.c $ROOT/core/log.c"
 LIBS="$(pkg-config --libs jansson msgpack libssl libcrypto) -lpthread"
 # shellcheck disable=SC2086
 gcc $CFLAGS -o "$TMP/check" "$TMP/check.c" $SRCS $LIBS || { echo "FAIL: cannot build the check program" >&2; exit 1; }
