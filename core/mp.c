@@ -336,20 +336,19 @@ int
 hf_unpack_next(const void *buf, size_t len, size_t *off, msgpack_zone *zone,
                msgpack_object *obj)
 {
-    msgpack_unpack_return r;
+    const unsigned char *p, *end = (const unsigned char *)buf + len;
 
-    /* msgpack-c allocates a container's count x 24 bytes before it reads
-     * one element, so a 5-byte header from a damaged record asked for
-     * 100 GB (fuzz_stored). Checked first, every count is bounded by the
-     * bytes that follow. One level deeper than msgpack-c's own stack, so
-     * nothing it would read is refused here. */
-    if (*off > len || hf_mp_check((const char *)buf + *off, len - *off,
-                                  HF_MP_DEPTH + 1, NULL) == 0)
+    /* hf_mp_read_obj, not msgpack_unpack: msgpack-c allocates a
+     * container's count x 24 bytes before it reads one element, so a
+     * 5-byte header from a damaged record asked for 256 GB (fuzz_stored);
+     * ours bounds every count by the bytes that follow, in one pass. */
+    if (*off >= len)
         return HF_EBADREQ;
-    r = msgpack_unpack(buf, len, off, zone, obj);
-    return (r == MSGPACK_UNPACK_SUCCESS || r == MSGPACK_UNPACK_EXTRA_BYTES)
-               ? 0
-               : HF_EBADREQ;
+    p = (const unsigned char *)buf + *off;
+    if (hf_mp_read_obj(&p, end, 0, zone, obj) != 0)
+        return HF_EBADREQ;
+    *off = (size_t)(p - (const unsigned char *)buf);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */

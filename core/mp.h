@@ -118,11 +118,10 @@ size_t hf_mp_check(const void *data, size_t len, int max_depth, int *why);
 int hf_mp_read_obj(const unsigned char **pp, const unsigned char *end,
                    unsigned depth, msgpack_zone *z, msgpack_object *o);
 
-/* Unpacks the next object of a batch at *off into zone, with msgpack-c,
- * after hf_mp_check has found it whole (so no count asks for more memory
- * than the bytes could fill). msgpack-c calls a success with bytes left
- * over "extra bytes"; this treats it as the success it is. Returns 0, or
- * HF_EBADREQ (malformed, truncated or too deep). */
+/* Reads the next object of a batch at *off into zone (hf_mp_read_obj:
+ * strings point into buf, containers bounded by the bytes left and by
+ * HF_MP_DEPTH) and moves *off past it. Returns 0, or HF_EBADREQ
+ * (malformed, truncated or too deep). */
 int hf_unpack_next(const void *buf, size_t len, size_t *off,
                    msgpack_zone *zone, msgpack_object *obj);
 
