@@ -9,18 +9,29 @@
  * move or go away before the table is freed, so a slice handed to a
  * reader stays valid for as long as the store promises (rd_end).
  *
+ * Memory: every node and value lives until the table is freed, so they
+ * are cut from chunks of their own (mt_alloc), mapped with mmap and
+ * unmapped together in hf_memtab_free. malloc would spread a table's
+ * hundreds of thousands of small blocks across the writer thread's arena
+ * between longer-lived blocks, and a freed table would then not go back
+ * to the system: the server's RSS crept up with each checkpoint that
+ * freed a table into holes the next could not quite reuse.
+ *
  * Order: database first, then the key as LMDB's default comparison
  * orders it (memcmp on the common length, then the shorter first).
  * Backward steps search from the head for the last key below the current
  * one (O(log n) each): reverse scans are short (history, recent items).
  */
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/oom.h"
 #include "storage/memtab.h"
 
 #define MAXH 20 /* 4^20 keys before the list degrades */
+#define CHUNK ((size_t)256 << 10) /* a chunk's size; larger blocks: own */
 
 struct mt_val {
     struct mt_val *old; /* the value this one replaced; freed with it */
@@ -37,8 +48,15 @@ struct mt_node {
     struct mt_node *next[]; /* [h], then the key's bytes */
 };
 
+struct mt_chunk {
+    struct mt_chunk *next; /* the chunk mapped before this one */
+    size_t size, used;     /* mapped bytes, bytes handed out */
+    alignas(max_align_t) unsigned char data[];
+};
+
 struct hf_memtab {
-    struct mt_node *head; /* a node of height MAXH with no key */
+    struct mt_chunk *chunks; /* newest first; blocks are cut from it */
+    struct mt_node *head;    /* a node of height MAXH with no key */
     int h;                /* highest level in use */
     uint64_t rnd;         /* xorshift state for node heights */
     size_t bytes, count;
@@ -64,6 +82,37 @@ cmp(const struct mt_node *n, int dbi, const void *k, size_t kl)
     return (n->klen > kl) - (n->klen < kl);
 }
 
+/* n bytes, aligned for any type, from the table's chunks. */
+static void *
+mt_alloc(hf_memtab *m, size_t n)
+{
+    const size_t al = alignof(max_align_t);
+    struct mt_chunk *c = m->chunks;
+    size_t size;
+
+    n = (n + al - 1) & ~(al - 1);
+    if (c == NULL || c->size - c->used < n) {
+        size = sizeof(*c) + n;
+        if (size < CHUNK)
+            size = CHUNK;
+        c = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (c == MAP_FAILED)
+            hf_oom();
+        c->size = size - sizeof(*c);
+        c->used = 0;
+        if (m->chunks && size > CHUNK) { /* keep cutting from the last */
+            c->next = m->chunks->next;
+            m->chunks->next = c;
+        } else {
+            c->next = m->chunks;
+            m->chunks = c;
+        }
+    }
+    c->used += n;
+    return c->data + c->used - n;
+}
+
 hf_memtab *
 hf_memtab_new(void)
 {
@@ -76,27 +125,16 @@ hf_memtab_new(void)
     return m;
 }
 
-static void
-free_vals(struct mt_val *v)
-{
-    while (v) {
-        struct mt_val *o = v->old;
-        free(v);
-        v = o;
-    }
-}
-
 void
 hf_memtab_free(hf_memtab *m)
 {
-    struct mt_node *n, *next;
+    struct mt_chunk *c, *next;
 
     if (m == NULL)
         return;
-    for (n = m->head->next[0]; n; n = next) {
-        next = n->next[0];
-        free_vals(n->v);
-        free(n);
+    for (c = m->chunks; c; c = next) {
+        next = c->next;
+        munmap(c, sizeof(*c) + c->size);
     }
     free(m->head);
     free(m);
@@ -141,7 +179,7 @@ hf_memtab_put(hf_memtab *m, uint64_t lsn, int dbi, const void *k, size_t kl,
               const void *v, size_t vl, int del)
 {
     struct mt_node *prev[MAXH], *n;
-    struct mt_val *nv = hf_xmalloc(sizeof(*nv) + vl);
+    struct mt_val *nv = mt_alloc(m, sizeof(*nv) + vl);
     int h;
 
     nv->lsn = lsn;
@@ -162,7 +200,7 @@ hf_memtab_put(hf_memtab *m, uint64_t lsn, int dbi, const void *k, size_t kl,
         prev[l] = m->head;
     if (h > m->h)
         m->h = h;
-    n = hf_xmalloc(sizeof(*n) + (size_t)h * sizeof(n) + kl);
+    n = mt_alloc(m, sizeof(*n) + (size_t)h * sizeof(n) + kl);
     n->v = nv;
     n->klen = (uint32_t)kl;
     n->dbi = (uint8_t)dbi;

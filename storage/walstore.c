@@ -182,8 +182,8 @@ hf__wal_group(struct lmdb *s, hf_wbatch *head, const char **step)
     HF_LMDB_ADD(wal_records, nb);
     HF_LMDB_ADD(wal_bytes, s->walbuf.len);
     hf_hist_add(&hf_lmdb_metrics.wal_group_hist, nb);
-    if (s->walbuf.cap > (64u << 20)) /* a rare huge group: let it go */
-        hf_buf_free(&s->walbuf);
+    if (s->walbuf.cap > (1u << 20)) /* a rare large group: let it go, */
+        hf_buf_free(&s->walbuf);      /* not keep its pages for ever */
     return 0;
 }
 
