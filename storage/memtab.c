@@ -17,6 +17,12 @@
  * to the system: the server's RSS crept up with each checkpoint that
  * freed a table into holes the next could not quite reuse.
  *
+ * Point lookups (every get, and every put to find the key it replaces)
+ * go through a hash index of the nodes (core/htab.h) instead of the list:
+ * the list's O(log n) search, a memcmp per level, was the largest item
+ * of a durable write's profile. Only a key new to the table pays the
+ * list's search, to be linked in order.
+ *
  * Order: database first, then the key as LMDB's default comparison
  * orders it (memcmp on the common length, then the shorter first).
  * Backward steps search from the head for the last key below the current
@@ -27,6 +33,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "core/addr.h"
+#include "core/htab.h"
 #include "core/oom.h"
 #include "storage/memtab.h"
 
@@ -42,6 +50,7 @@ struct mt_val {
 };
 
 struct mt_node {
+    hf_hnode hn; /* in the table's index, by mt_hash */
     struct mt_val *v;
     uint32_t klen;
     uint8_t dbi, h;
@@ -57,6 +66,7 @@ struct mt_chunk {
 struct hf_memtab {
     struct mt_chunk *chunks; /* newest first; blocks are cut from it */
     struct mt_node *head;    /* a node of height MAXH with no key */
+    hf_htab idx;             /* every node, by mt_hash */
     int h;                /* highest level in use */
     uint64_t rnd;         /* xorshift state for node heights */
     size_t bytes, count;
@@ -113,6 +123,25 @@ mt_alloc(hf_memtab *m, size_t n)
     return c->data + c->used - n;
 }
 
+static uint64_t
+mt_hash(int dbi, const void *k, size_t kl)
+{
+    return hf_addr_hash(k, kl) ^ (uint64_t)dbi * 0x9E3779B97F4A7C15ull;
+}
+
+/* The node of (dbi, k) with hash h, or NULL. */
+static struct mt_node *
+lookup(const hf_memtab *m, uint64_t h, int dbi, const void *k, size_t kl)
+{
+    for (hf_hnode *x = hf_htab_find(&m->idx, h); x; x = hf_htab_next(x)) {
+        struct mt_node *n = hf_htab_entry(x, struct mt_node, hn);
+        if (n->dbi == dbi && n->klen == kl &&
+            (kl == 0 || memcmp(nkey(n), k, kl) == 0))
+            return n;
+    }
+    return NULL;
+}
+
 hf_memtab *
 hf_memtab_new(void)
 {
@@ -136,6 +165,7 @@ hf_memtab_free(hf_memtab *m)
         next = c->next;
         munmap(c, sizeof(*c) + c->size);
     }
+    hf_htab_fini(&m->idx);
     free(m->head);
     free(m);
 }
@@ -180,6 +210,7 @@ hf_memtab_put(hf_memtab *m, uint64_t lsn, int dbi, const void *k, size_t kl,
 {
     struct mt_node *prev[MAXH], *n;
     struct mt_val *nv = mt_alloc(m, sizeof(*nv) + vl);
+    uint64_t hash = mt_hash(dbi, k, kl);
     int h;
 
     nv->lsn = lsn;
@@ -188,12 +219,12 @@ hf_memtab_put(hf_memtab *m, uint64_t lsn, int dbi, const void *k, size_t kl,
     if (vl)
         memcpy(nv->data, v, vl);
     m->bytes += sizeof(*nv) + vl;
-    n = find_ge(m, dbi, k, kl, prev);
-    if (n && cmp(n, dbi, k, kl) == 0) {
+    if ((n = lookup(m, hash, dbi, k, kl)) != NULL) {
         nv->old = n->v;
         n->v = nv;
         return;
     }
+    find_ge(m, dbi, k, kl, prev);
     nv->old = NULL;
     h = rand_height(m);
     for (int l = m->h; l < h; l++)
@@ -210,6 +241,7 @@ hf_memtab_put(hf_memtab *m, uint64_t lsn, int dbi, const void *k, size_t kl,
         n->next[l] = prev[l]->next[l];
         prev[l]->next[l] = n;
     }
+    hf_htab_insert(&m->idx, &n->hn, hash);
     m->bytes += sizeof(*n) + (size_t)h * sizeof(n) + kl;
     m->count++;
 }
@@ -241,11 +273,11 @@ int
 hf_memtab_get(const hf_memtab *m, uint64_t snap, int dbi, hf_slice key,
               hf_slice *val, int *del)
 {
-    const struct mt_node *n = find_ge(m, dbi, key.data, key.len, NULL);
+    const struct mt_node *n =
+        lookup(m, mt_hash(dbi, key.data, key.len), dbi, key.data, key.len);
     const struct mt_val *v;
 
-    if (n == NULL || cmp(n, dbi, key.data, key.len) != 0 ||
-        (v = as_of(n, snap)) == NULL)
+    if (n == NULL || (v = as_of(n, snap)) == NULL)
         return 0;
     val->data = v->data;
     val->len = v->len;
@@ -259,13 +291,13 @@ in_db(const struct mt_node *n, int dbi)
     return n && n->dbi == dbi ? n : NULL;
 }
 
-/* The last node of it's database below (dbi, k) (k.len 0: the last). */
+/* The last node of it's database below (dbi, k); with k NULL, its last. */
 static const struct mt_node *
 last_below(const hf_memtab_it *it, const void *k, size_t kl)
 {
     struct mt_node *prev[MAXH];
 
-    if (kl == 0) /* the last key of dbi: the last one below dbi + 1 */
+    if (k == NULL) /* the last key of dbi: the last one below dbi + 1 */
         find_ge(it->m, it->dbi + 1, "", 0, prev);
     else
         find_ge(it->m, it->dbi, k, kl, prev);
@@ -291,7 +323,7 @@ hf_memtab_seek_lt(hf_memtab_it *it, const hf_memtab *m, uint64_t snap,
     it->m = m;
     it->dbi = dbi;
     it->snap = snap;
-    it->node = last_below(it, k.data, k.len);
+    it->node = last_below(it, k.len ? k.data : NULL, k.len);
     while (it->node && as_of(it->node, snap) == NULL)
         it->node = last_below(it, nkey(it->node), it->node->klen);
 }
