@@ -1,5 +1,8 @@
 /* oom.c - see oom.h. */
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "core/log.h"
 #include "core/oom.h"
@@ -35,4 +38,12 @@ hf_xrealloc(void *p, size_t n)
     if ((p = realloc(p, n ? n : 1)) == NULL)
         hf_oom();
     return p;
+}
+
+void
+hf_mem_release(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }

@@ -50,6 +50,7 @@
 
 #define WAIT_MEM_NS 1000000000ull /* how long a writer waits for memory */
 #define RETRY_MS 200              /* between failed checkpoints */
+#define RELEASE_NS 10000000000ull /* heap given back at most this often */
 
 static const char APPLIED[] = "applied";
 
@@ -322,6 +323,7 @@ static void *
 ckpt_main(void *p)
 {
     struct lmdb *s = p;
+    uint64_t released = hf_mono_ns();
 
     pthread_mutex_lock(&s->ck_mu);
     for (;;) {
@@ -344,6 +346,10 @@ ckpt_main(void *p)
             atomic_store(&hf_lmdb_metrics.ckpt_end_ns, hf_mono_ns());
             hf_wal_retire(s->wal, lsn);
             drop_frozen(s);
+            if (hf_mono_ns() - released >= RELEASE_NS) {
+                hf_mem_release(); /* what the checkpoint's burst freed */
+                released = hf_mono_ns();
+            }
         } else {
             HF_LMDB_INC(ckpt_failures);
         }
