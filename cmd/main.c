@@ -38,9 +38,6 @@
 #include "transport/nlink.h"
 #include "transport/webhook.h"
 
-/* Where gateways and the host meet over nng within this process. */
-#define NNG_BASE "inproc://holdfast"
-
 #define NSETS 5
 
 /* Every layer's options, over the structs serve fills in. */
@@ -170,8 +167,8 @@ serve(int argc, char **argv)
         hf_lua_close(lua);
         return 1;
     }
-    if ((rv = hf_nhost_open(&link, host, NNG_BASE, gc->gateways)) != 0 ||
-        (rv = hf_gateway_start(&gw, gc, NNG_BASE)) != 0) {
+    if ((rv = hf_nhost_open(&link, host, NULL, gc->gateways)) != 0 ||
+        (rv = hf_gateway_start(&gw, gc, NULL, link)) != 0) {
         hf_error("main", "cannot start the gateway: %s", hf_err_name(rv));
         hf_nhost_stop_recv(link);
         hf_host_close(host);

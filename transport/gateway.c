@@ -614,7 +614,8 @@ open_auth(hf_gateway *g)
 }
 
 static int
-gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
+gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base,
+        hf_nhost *direct)
 {
     struct lws_context_creation_info info;
     char url[256];
@@ -646,14 +647,18 @@ gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
         return HF_EINTERNAL;
     }
     gw->vh = lws_get_vhost_by_name(gw->ctx, "holdfast");
-    snprintf(url, sizeof(url), "%s-gw%d", base, idx);
-    if (hf_nrecv_open(&gw->recv, url, gw_from_host, gw) != 0)
-        return HF_EINTERNAL;
-    gw->recv_open = 1;
-    snprintf(url, sizeof(url), "%s-host", base);
-    if (hf_nsend_open(&gw->send, url, idx) != 0)
-        return HF_EINTERNAL;
-    gw->send_open = 1;
+    if ((gw->direct = direct) != NULL) {
+        hf_nhost_attach(direct, idx, gw_from_host, gw);
+    } else {
+        snprintf(url, sizeof(url), "%s-gw%d", base, idx);
+        if (hf_nrecv_open(&gw->recv, url, gw_from_host, gw) != 0)
+            return HF_EINTERNAL;
+        gw->recv_open = 1;
+        snprintf(url, sizeof(url), "%s-host", base);
+        if (hf_nsend_open(&gw->send, url, idx) != 0)
+            return HF_EINTERNAL;
+        gw->send_open = 1;
+    }
     if (pthread_create(&gw->thr, NULL, gw_main, gw) != 0)
         return HF_EINTERNAL;
     gw->started = 1;
@@ -662,7 +667,7 @@ gw_open(hf_gateway *g, struct gw *gw, int idx, const char *base)
 
 int
 hf_gateway_start(hf_gateway **out, const hf_gateway_config *cfg,
-                 const char *base)
+                 const char *base, hf_nhost *direct)
 {
     hf_gateway *g = hf_xcalloc(1, sizeof(*g));
     int rv;
@@ -690,7 +695,7 @@ hf_gateway_start(hf_gateway **out, const hf_gateway_config *cfg,
     g->nw = cfg->gateways;
     g->gws = hf_xcalloc((size_t)g->nw, sizeof(*g->gws));
     for (int i = 0; i < g->nw; i++)
-        if ((rv = gw_open(g, &g->gws[i], i, base)) != 0)
+        if ((rv = gw_open(g, &g->gws[i], i, base, direct)) != 0)
             goto fail;
     if (pthread_create(&g->acc, NULL, gw_acceptor, g) != 0) {
         rv = HF_EINTERNAL;
@@ -798,6 +803,8 @@ hf_gateway_stop(hf_gateway *g)
         if (gw->recv_open)
             hf_nrecv_close(&gw->recv);
         gw->recv_open = 0;
+        if (gw->direct)
+            hf_nhost_detach(gw->direct, i);
         if (gw->started) {
             set_flag(gw, &gw->exiting);
             pthread_join(gw->thr, NULL);

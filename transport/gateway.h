@@ -6,9 +6,10 @@
  * accepted sockets round-robin to the gateway threads (Debian's
  * libwebsockets is built without SMP support, so several contexts cannot
  * share one listener by themselves). Each gateway thread turns client
- * frames into envelopes and sends them to the host over nng in batches;
- * replies and events come back over nng and are written to the
- * connections, several messages per frame under load.
+ * frames into envelopes and hands them to the host in batches (directly
+ * in one process, over nng otherwise); replies and events come back the
+ * same way and are written to the connections, several messages per
+ * frame under load.
  *
  * Thread-safety: start, drain and stop are called from one thread (main).
  */
@@ -18,6 +19,7 @@
 #include "core/config.h"
 
 typedef struct hf_gateway hf_gateway;
+struct hf_nhost; /* transport/nlink.h */
 
 /* The gateway's options (core/config.h tells how options work). */
 typedef struct hf_gateway_config {
@@ -62,11 +64,13 @@ void hf_gateway_config_finish(hf_gateway_config *cfg);
 
 /* Binds cfg->listen (falling back to loopback when auth is off and the
  * address is not a loopback one: the server says so), starts the threads
- * and connects to the host's nng endpoint at "<nng_base>-host".
- * Returns 0, HF_EUNAVAIL (cannot bind), HF_EBADREQ (a key file or an
- * option is unusable: logged with the reason) or HF_EINTERNAL. */
+ * and connects to the host: through direct when it is not NULL (a host
+ * in this process, opened with base NULL: transport/nlink.h), else to
+ * its nng endpoint at "<nng_base>-host". Returns 0, HF_EUNAVAIL (cannot
+ * bind), HF_EBADREQ (a key file or an option is unusable: logged with
+ * the reason) or HF_EINTERNAL. */
 int hf_gateway_start(hf_gateway **out, const hf_gateway_config *cfg,
-                     const char *nng_base);
+                     const char *nng_base, struct hf_nhost *direct);
 
 /* Re-reads the --jwt-key and --jwks files (SIGHUP), from the thread
  * that started the gateway. A file that does not load leaves the keys in

@@ -169,6 +169,7 @@ struct gw {
     hf_nsend send;
     hf_nrecv recv;
     int send_open, recv_open;
+    hf_nhost *direct; /* the host in this process, or NULL: nng */
     unsigned char *wbuf;
     size_t wcap;
     msgpack_zone zone;

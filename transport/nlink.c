@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/oom.h"
 #include "transport/nlink.h"
 
 /* Starts sending s->pend. Called with s->mu held and !s->busy. */
@@ -156,13 +157,20 @@ hf_nrecv_close(hf_nrecv *r)
 
 struct gwsink {
     hf_sink sink; /* first */
-    hf_nsend send;
+    hf_nsend send; /* over nng, unless direct */
+    int direct;
+    pthread_mutex_t mu;
+    void (*fn)(void *arg, nng_msg *m); /* mu: the direct link's gateway */
+    void *arg;                         /* mu */
 };
 
 struct hf_nhost {
     hf_host *host;
     hf_nrecv recv;
     int recv_open;
+    int direct;            /* no sockets: hf_nhost_submit and attach */
+    pthread_rwlock_t drw;  /* direct: submits (read) against stop (write) */
+    int accepting;         /* drw: the host still takes batches */
     int n;
     struct gwsink *sinks;
 };
@@ -171,7 +179,53 @@ static void
 sink_deliver(hf_sink *s, hf_buf *out)
 {
     struct gwsink *gs = (struct gwsink *)s;
-    hf_nsend_append(&gs->send, out->data, out->len);
+    nng_msg *m;
+
+    if (!gs->direct) {
+        hf_nsend_append(&gs->send, out->data, out->len);
+        return;
+    }
+    pthread_mutex_lock(&gs->mu);
+    if (gs->fn == NULL) {
+        /* dropped: the gateway is gone */
+    } else if (nng_msg_alloc(&m, 0) != 0 ||
+               nng_msg_append(m, out->data, out->len) != 0) {
+        hf_oom();
+    } else {
+        gs->fn(gs->arg, m);
+    }
+    pthread_mutex_unlock(&gs->mu);
+}
+
+void
+hf_nhost_attach(hf_nhost *n, int g, void (*fn)(void *arg, nng_msg *m),
+                void *arg)
+{
+    pthread_mutex_lock(&n->sinks[g].mu);
+    n->sinks[g].fn = fn;
+    n->sinks[g].arg = arg;
+    pthread_mutex_unlock(&n->sinks[g].mu);
+}
+
+void
+hf_nhost_detach(hf_nhost *n, int g)
+{
+    hf_nhost_attach(n, g, NULL, NULL);
+}
+
+int
+hf_nhost_submit(hf_nhost *n, int g, const void *data, size_t len)
+{
+    int rv = 0;
+
+    pthread_rwlock_rdlock(&n->drw);
+    if (n->accepting &&
+        hf_host_submit(n->host, &n->sinks[g].sink, data, len) != 0) {
+        hf_warn("nlink", "gateway %d sent a malformed batch", g);
+        rv = HF_EBADREQ;
+    }
+    pthread_rwlock_unlock(&n->drw);
+    return rv;
 }
 
 static void
@@ -202,17 +256,26 @@ hf_nhost_open(hf_nhost **out, hf_host *host, const char *base, int ngw)
     }
     n->host = host;
     n->n = ngw;
+    n->direct = base == NULL;
+    n->accepting = 1;
+    pthread_rwlock_init(&n->drw, NULL);
     for (int i = 0; i < ngw; i++) {
         /* The host holds its own references; ours is dropped at close. */
         hf_sink_init(&n->sinks[i].sink, sink_deliver, NULL);
+        pthread_mutex_init(&n->sinks[i].mu, NULL);
+        n->sinks[i].direct = n->direct;
+    }
+    for (int i = 0; !n->direct && i < ngw; i++) {
         snprintf(url, sizeof(url), "%s-gw%d", base, i);
         if (hf_nsend_open(&n->sinks[i].send, url, -1) != 0)
             goto fail;
     }
-    snprintf(url, sizeof(url), "%s-host", base);
-    if (hf_nrecv_open(&n->recv, url, from_gateway, n) != 0)
-        goto fail;
-    n->recv_open = 1;
+    if (!n->direct) {
+        snprintf(url, sizeof(url), "%s-host", base);
+        if (hf_nrecv_open(&n->recv, url, from_gateway, n) != 0)
+            goto fail;
+        n->recv_open = 1;
+    }
     *out = n;
     return 0;
 fail:
@@ -223,10 +286,15 @@ fail:
 void
 hf_nhost_stop_recv(hf_nhost *n)
 {
-    if (n != NULL && n->recv_open) {
+    if (n == NULL)
+        return;
+    if (n->recv_open) {
         hf_nrecv_close(&n->recv);
         n->recv_open = 0;
     }
+    pthread_rwlock_wrlock(&n->drw); /* waits out a submit in progress */
+    n->accepting = 0;
+    pthread_rwlock_unlock(&n->drw);
 }
 
 void
@@ -235,9 +303,12 @@ hf_nhost_close(hf_nhost *n)
     if (n == NULL)
         return;
     hf_nhost_stop_recv(n);
-    for (int i = 0; n->sinks && i < n->n; i++)
+    for (int i = 0; n->sinks && i < n->n; i++) {
         if (n->sinks[i].send.aio)
             hf_nsend_close(&n->sinks[i].send);
+        pthread_mutex_destroy(&n->sinks[i].mu);
+    }
+    pthread_rwlock_destroy(&n->drw);
     free(n->sinks);
     free(n);
 }

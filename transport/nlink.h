@@ -7,7 +7,10 @@
  * flight and sends everything accumulated the moment it completes. That is
  * natural batching: no timer, no waiting when idle.
  *
- * Topology (one node; the URLs may as well be tcp:// for a cluster):
+ * In one process the direct link (hf_nhost_open with base NULL) replaces
+ * the sockets: no nng thread on the path (DESIGN §2.3).
+ *
+ * Topology over nng (the URLs may as well be tcp:// for a cluster):
  *   gateway g --push--> host pull "<base>-host"   body: u32 g, envelopes
  *   host --push per gateway--> gateway g pull "<base>-gw<g>"
  *
@@ -60,8 +63,24 @@ void hf_nrecv_close(hf_nrecv *r);
  * the sink that sends outputs back to that gateway. */
 typedef struct hf_nhost hf_nhost;
 
+/* base NULL: the gateways are in this process and use the direct calls
+ * below instead of sockets (one server: no nng hop, DESIGN §2). */
 int hf_nhost_open(hf_nhost **out, hf_host *host, const char *base,
                   int ngateways);
+
+/* The direct link. Gateway g's batches go to the host through
+ * hf_nhost_submit (from the gateway's thread: the host copies what it
+ * keeps; errors about the batch may be delivered back at once, on the
+ * caller's thread). The host's outputs for gateway g go to fn(arg, m),
+ * as from its receive socket, once attached; after detach they are
+ * dropped, as a closed socket would drop them. fn runs on the host's
+ * worker threads and must not block (queue and wake). */
+void hf_nhost_attach(hf_nhost *n, int g, void (*fn)(void *arg, nng_msg *m),
+                     void *arg);
+void hf_nhost_detach(hf_nhost *n, int g);
+/* 0 when handed to the host or dropped because it stopped receiving;
+ * HF_EBADREQ for a malformed batch (logged). */
+int hf_nhost_submit(hf_nhost *n, int g, const void *data, size_t len);
 /* Stops receiving. Call before hf_host_close. */
 void hf_nhost_stop_recv(hf_nhost *n);
 /* Frees everything; call after hf_host_close (the host holds references

@@ -44,7 +44,9 @@ gw_send_req(struct gw *gw)
 {
     if (gw->req.len == 0)
         return;
-    if (hf_nsend_append(&gw->send, gw->req.data, gw->req.len) != 0)
+    if (gw->direct) /* a malformed batch is logged there */
+        (void)hf_nhost_submit(gw->direct, gw->idx, gw->req.data, gw->req.len);
+    else if (hf_nsend_append(&gw->send, gw->req.data, gw->req.len) != 0)
         hf_warn("gateway", "gateway %d: cannot reach the host", gw->idx);
     gw->req.len = 0;
 }

@@ -177,7 +177,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
                                 }) != 0)
         die("the host");
     if (hf_nhost_open(&srv.link, srv.host, NNG_BASE, gc->gateways) != 0 ||
-        hf_gateway_start(&srv.gw, gc, NNG_BASE) != 0)
+        hf_gateway_start(&srv.gw, gc, NNG_BASE, NULL) != 0)
         die("the gateway");
     srv.port = hf_gateway_port(srv.gw);
     srv.show = getenv("HF_FUZZ_HTTP_SHOW") != NULL;
