@@ -112,6 +112,26 @@ check_value(const struct mop *want, hf_slice v, int del)
     }
 }
 
+/* When key i has a version at the iterator's snapshot, checks that the
+ * iterator is on it with that version, and returns 1 (step on); else 0. */
+static int
+check_cur(const hf_memtab_it *it, int i, int nops)
+{
+    const struct mop *w = model_get(i, nops, it->snap);
+    hf_slice k, v;
+    int del;
+
+    if (w == NULL)
+        return 0;
+    assert_non_null(it->node);
+    hf_memtab_cur(it, &k, &v, &del);
+    assert_int_equal(k.len, keys[i].len);
+    if (k.len)
+        assert_memory_equal(k.data, keys[i].k, k.len);
+    check_value(w, v, del);
+    return 1;
+}
+
 /* Every point read and both walks of both databases as of snap. */
 static void
 check_at(const hf_memtab *m, int nops, uint64_t snap)
@@ -140,35 +160,14 @@ check_at(const hf_memtab *m, int nops, uint64_t snap)
         /* Forward from the start, then backward from the end: each key
          * with a version at snap, in order, tombstones included. */
         hf_memtab_seek_ge(&it, m, snap, dbi, (hf_slice){"", 0});
-        for (int i = 0; i < NKEYS; i++) {
-            const struct mop *w = model_get(i, nops, snap);
-            hf_slice k, v;
-            int del;
-            if (keys[i].dbi != dbi || w == NULL)
-                continue;
-            assert_non_null(it.node);
-            hf_memtab_cur(&it, &k, &v, &del);
-            assert_int_equal(k.len, keys[i].len);
-            if (k.len)
-                assert_memory_equal(k.data, keys[i].k, k.len);
-            check_value(w, v, del);
-            hf_memtab_next(&it);
-        }
+        for (int i = 0; i < NKEYS; i++)
+            if (keys[i].dbi == dbi && check_cur(&it, i, nops))
+                hf_memtab_next(&it);
         assert_null(it.node);
         hf_memtab_seek_lt(&it, m, snap, dbi, (hf_slice){"", 0});
-        for (int i = NKEYS - 1; i >= 0; i--) {
-            const struct mop *w = model_get(i, nops, snap);
-            hf_slice k, v;
-            int del;
-            if (keys[i].dbi != dbi || w == NULL)
-                continue;
-            assert_non_null(it.node);
-            hf_memtab_cur(&it, &k, &v, &del);
-            assert_int_equal(k.len, keys[i].len);
-            if (k.len)
-                assert_memory_equal(k.data, keys[i].k, k.len);
-            hf_memtab_prev(&it);
-        }
+        for (int i = NKEYS - 1; i >= 0; i--)
+            if (keys[i].dbi == dbi && check_cur(&it, i, nops))
+                hf_memtab_prev(&it);
         assert_null(it.node);
         /* A seek into the middle lands on the model's next key. */
         if (first >= 0) {
