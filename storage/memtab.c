@@ -38,7 +38,7 @@
 #include "core/oom.h"
 #include "storage/memtab.h"
 
-#define MAXH 20 /* 4^20 keys before the list degrades */
+#define MAXH  20                  /* 4^20 keys before the list degrades */
 #define CHUNK ((size_t)256 << 10) /* a chunk's size; larger blocks: own */
 
 struct mt_val {
@@ -67,8 +67,8 @@ struct hf_memtab {
     struct mt_chunk *chunks; /* newest first; blocks are cut from it */
     struct mt_node *head;    /* a node of height MAXH with no key */
     hf_htab idx;             /* every node, by mt_hash */
-    int h;                /* highest level in use */
-    uint64_t rnd;         /* xorshift state for node heights */
+    int h;                   /* highest level in use */
+    uint64_t rnd;            /* xorshift state for node heights */
     size_t bytes, count;
 };
 
@@ -305,8 +305,8 @@ last_below(const hf_memtab_it *it, const void *k, size_t kl)
 }
 
 void
-hf_memtab_seek_ge(hf_memtab_it *it, const hf_memtab *m, uint64_t snap,
-                  int dbi, hf_slice k)
+hf_memtab_seek_ge(hf_memtab_it *it, const hf_memtab *m, uint64_t snap, int dbi,
+                  hf_slice k)
 {
     it->m = m;
     it->dbi = dbi;
@@ -317,8 +317,8 @@ hf_memtab_seek_ge(hf_memtab_it *it, const hf_memtab *m, uint64_t snap,
 }
 
 void
-hf_memtab_seek_lt(hf_memtab_it *it, const hf_memtab *m, uint64_t snap,
-                  int dbi, hf_slice k)
+hf_memtab_seek_lt(hf_memtab_it *it, const hf_memtab *m, uint64_t snap, int dbi,
+                  hf_slice k)
 {
     it->m = m;
     it->dbi = dbi;
@@ -340,8 +340,8 @@ void
 hf_memtab_prev(hf_memtab_it *it)
 {
     do
-        it->node = it->node ? last_below(it, nkey(it->node), it->node->klen)
-                            : NULL;
+        it->node =
+            it->node ? last_below(it, nkey(it->node), it->node->klen) : NULL;
     while (it->node && as_of(it->node, it->snap) == NULL);
 }
 

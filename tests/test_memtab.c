@@ -144,9 +144,9 @@ check_at(const hf_memtab *m, int nops, uint64_t snap)
             const struct mop *w = model_get(i, nops, snap);
             hf_slice v;
             int del;
-            int found = hf_memtab_get(m, snap, keys[i].dbi,
-                                      (hf_slice){keys[i].k, keys[i].len},
-                                      &v, &del);
+            int found =
+                hf_memtab_get(m, snap, keys[i].dbi,
+                              (hf_slice){keys[i].k, keys[i].len}, &v, &del);
             if (keys[i].dbi != dbi)
                 continue;
             assert_int_equal(found, w != NULL);
@@ -240,8 +240,7 @@ test_memtab_free_accepts_null_and_empty(void **state)
     int del;
 
     (void)state;
-    assert_int_equal(hf_memtab_get(m, 10, 0, (hf_slice){"a", 1}, &v, &del),
-                     0);
+    assert_int_equal(hf_memtab_get(m, 10, 0, (hf_slice){"a", 1}, &v, &del), 0);
     assert_int_equal(hf_memtab_count(m), 0);
     hf_memtab_free(m);
     hf_memtab_free(NULL);
