@@ -188,10 +188,10 @@ sink_deliver(hf_sink *s, hf_buf *out)
     pthread_mutex_lock(&gs->mu);
     if (gs->fn == NULL) {
         /* dropped: the gateway is gone */
-    } else if (nng_msg_alloc(&m, 0) != 0 ||
-               nng_msg_append(m, out->data, out->len) != 0) {
+    } else if (nng_msg_alloc(&m, out->len) != 0) {
         hf_oom();
     } else {
+        memcpy(nng_msg_body(m), out->data, out->len); /* one allocation */
         gs->fn(gs->arg, m);
     }
     pthread_mutex_unlock(&gs->mu);
